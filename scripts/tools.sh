@@ -1,0 +1,68 @@
+# Sourced by scripts/dev, scripts/test and scripts/bench: installs the project's pinned
+# Python tools into virtualenvs outside the work tree (so a fresh clone reuses them)
+# and starts/stops the local AWS emulators.
+# shellcheck shell=bash
+
+HATCHED_TOOLS="${HATCHED_TOOLS:-$HOME/.cache/hatched-tools}"
+MINISTACK_VERSION=1.5.33
+MOTO_VERSION=5.2.5
+CFN_LINT_VERSION=1.58.0
+SAM_CLI_VERSION=1.170.0
+CARGO_LAMBDA_VERSION=1.9.2
+PYJWT_VERSION=2.15.1
+CRYPTOGRAPHY_VERSION=50.0.2
+export SAM_CLI_TELEMETRY=0
+
+# make_venv NAME PACKAGE... — create (once) a venv whose stamp records its pinned packages.
+make_venv() {
+  local name="$1"; shift
+  local dir="$HATCHED_TOOLS/$name" want="$*"
+  if [ -f "$dir/.stamp" ] && [ "$(cat "$dir/.stamp")" = "$want" ]; then return 0; fi
+  echo "installing $name: $want" >&2
+  rm -rf "$dir"
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install --quiet --disable-pip-version-check "$@" >&2
+  echo "$want" > "$dir/.stamp"
+}
+
+install_emulators() {
+  make_venv ministack "ministack==$MINISTACK_VERSION"
+  make_venv moto "moto[dynamodb,secretsmanager,server]==$MOTO_VERSION" "flask==3.1.3" "flask-cors==6.0.1"
+}
+
+install_jwt_checker() {
+  make_venv pyjwt "pyjwt==$PYJWT_VERSION" "cryptography==$CRYPTOGRAPHY_VERSION"
+}
+
+install_sam_tools() {
+  make_venv sam "aws-sam-cli==$SAM_CLI_VERSION" "cfn-lint==$CFN_LINT_VERSION" "cargo-lambda==$CARGO_LAMBDA_VERSION"
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# start_emulator KIND PORT LOGFILE — starts ministack or moto on 127.0.0.1:PORT, sets EMULATOR_PID.
+start_emulator() {
+  local kind="$1" port="$2" log="$3"
+  case "$kind" in
+    ministack) GATEWAY_PORT="$port" BIND_HOST=127.0.0.1 "$HATCHED_TOOLS/ministack/bin/ministack" >"$log" 2>&1 & ;;
+    moto) "$HATCHED_TOOLS/moto/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 & ;;
+    *) echo "unknown emulator '$kind' (ministack|moto)" >&2; return 1 ;;
+  esac
+  EMULATOR_PID=$!
+  for _ in $(seq 1 100); do
+    if curl -s -o /dev/null "http://127.0.0.1:$port/"; then return 0; fi
+    if ! kill -0 "$EMULATOR_PID" 2>/dev/null; then echo "$kind exited; log:" >&2; cat "$log" >&2; return 1; fi
+    sleep 0.2
+  done
+  echo "$kind did not start on port $port" >&2; return 1
+}
+
+# Points the AWS SDK (Rust and Python) at the local emulator with dummy credentials.
+aws_local_env() {
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$1"
+  export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+  unset AWS_PROFILE AWS_SESSION_TOKEN
+}

@@ -1,0 +1,68 @@
+//! Whole-second UTC times: stored as numbers (comparable in DynamoDB conditions),
+//! shown as RFC 3339 with a `Z`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UnixTime(i64);
+
+impl UnixTime {
+    pub fn from_secs(secs: i64) -> UnixTime {
+        UnixTime(secs)
+    }
+
+    pub fn now() -> UnixTime {
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        UnixTime(secs as i64)
+    }
+
+    pub fn secs(self) -> i64 {
+        self.0
+    }
+
+    pub fn plus_secs(self, secs: i64) -> UnixTime {
+        UnixTime(self.0.saturating_add(secs))
+    }
+
+    /// `2026-11-25T12:00:00Z`
+    pub fn rfc3339(self) -> String {
+        let t = UNIX_EPOCH + Duration::from_secs(self.0.max(0) as u64);
+        humantime::format_rfc3339_seconds(t).to_string()
+    }
+}
+
+/// Serializes as an RFC 3339 string (for API bodies).
+pub mod rfc3339 {
+    use super::UnixTime;
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(t: &UnixTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.rfc3339())
+    }
+
+    pub mod option {
+        use super::UnixTime;
+        use serde::Serializer;
+
+        pub fn serialize<S: Serializer>(t: &Option<UnixTime>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&t.rfc3339()),
+                None => s.serialize_none(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_whole_seconds_with_z() {
+        assert_eq!(UnixTime::from_secs(0).rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(UnixTime::from_secs(1_795_000_000).rfc3339(), "2026-11-18T11:06:40Z");
+    }
+}

@@ -1,0 +1,223 @@
+//! The one error type of the API: every variant maps to an API.md status and code here,
+//! and nowhere else.
+
+use serde_json::{Value, json};
+
+use crate::domain::{InvalidId, KeyFormatError, KeyRejection, Scope};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("scopes required")]
+    ScopesRequired,
+    #[error("invalid scope {0}")]
+    InvalidScope(String),
+    #[error("scopes not allowed")]
+    ScopesNotAllowed,
+    #[error("invalid ttl")]
+    InvalidTtl { min: u32, max: u32 },
+    #[error("missing key")]
+    MissingKey,
+    #[error("invalid key format: {0}")]
+    InvalidKeyFormat(KeyFormatError),
+    #[error("invalid key")]
+    InvalidKey,
+    #[error("key revoked")]
+    KeyRevoked,
+    #[error("key expired")]
+    KeyExpired,
+    #[error("insufficient balance")]
+    InsufficientBalance { token_key: String, required: i64, available: i64 },
+    #[error("publishable key used on a secret-only endpoint")]
+    PublishableKeyScope,
+    #[error("insufficient scope")]
+    InsufficientScope(Scope),
+    #[error("origin not allowed")]
+    OriginNotAllowed,
+    #[error("invalid user signature")]
+    InvalidUserSignature,
+    #[error("buddy not found")]
+    BuddyNotFound,
+    #[error("gate not found")]
+    GateNotFound,
+    #[error("session not found")]
+    SessionNotFound,
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
+    /// A dependency (DynamoDB, Secrets Manager) is unreachable or throttling after retries.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected answer. The cause is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        use ApiError::*;
+        match self {
+            InvalidRequest(_) | ScopesRequired | InvalidScope(_) | ScopesNotAllowed | InvalidTtl { .. } => 400,
+            MissingKey | InvalidKeyFormat(_) | InvalidKey | KeyRevoked | KeyExpired => 401,
+            InsufficientBalance { .. } => 402,
+            PublishableKeyScope | InsufficientScope(_) | OriginNotAllowed | InvalidUserSignature => 403,
+            BuddyNotFound | GateNotFound | SessionNotFound | NotFound => 404,
+            MethodNotAllowed => 405,
+            PayloadTooLarge => 413,
+            UnsupportedMediaType => 415,
+            RateLimited { .. } => 429,
+            Internal(_) => 500,
+            Unavailable(_) => 503,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            InvalidRequest(_) => "invalid_request",
+            ScopesRequired => "scopes_required",
+            InvalidScope(_) => "invalid_scope",
+            ScopesNotAllowed => "scopes_not_allowed",
+            InvalidTtl { .. } => "invalid_ttl",
+            MissingKey => "missing_key",
+            InvalidKeyFormat(_) => "invalid_key_format",
+            InvalidKey => "invalid_key",
+            KeyRevoked => "key_revoked",
+            KeyExpired => "key_expired",
+            InsufficientBalance { .. } => "insufficient_balance",
+            PublishableKeyScope => "publishable_key_scope",
+            InsufficientScope(_) => "insufficient_scope",
+            OriginNotAllowed => "origin_not_allowed",
+            InvalidUserSignature => "invalid_user_signature",
+            BuddyNotFound => "buddy_not_found",
+            GateNotFound => "gate_not_found",
+            SessionNotFound => "session_not_found",
+            NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            PayloadTooLarge => "payload_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
+            RateLimited { .. } => "rate_limited",
+            Unavailable(_) => "service_unavailable",
+            Internal(_) => "internal_error",
+        }
+    }
+
+    /// One human sentence, safe to send: it never carries internals or the presented key.
+    pub fn message(&self) -> String {
+        use ApiError::*;
+        match self {
+            InvalidRequest(why) => format!("The request is invalid: {why}."),
+            ScopesRequired => "A widget session needs a non-empty scopes list.".into(),
+            InvalidScope(scope) => format!("The scope {scope:?} is not one this endpoint allows."),
+            ScopesNotAllowed => "Embed tokens are read-only and take no scopes field.".into(),
+            InvalidTtl { min, max } => format!("ttl_seconds must be between {min} and {max}."),
+            MissingKey => "An Authorization: Bearer <key> header is required.".into(),
+            InvalidKeyFormat(_) => "The API key is not in a valid format.".into(),
+            InvalidKey => "The API key is not recognised.".into(),
+            KeyRevoked => "The API key has been revoked.".into(),
+            KeyExpired => "The API key has expired.".into(),
+            InsufficientBalance { .. } => "The balance cannot pay for this unlock.".into(),
+            PublishableKeyScope => "Publishable keys cannot use this endpoint; use a secret key from your server.".into(),
+            InsufficientScope(scope) => format!("The API key lacks the {scope} scope."),
+            OriginNotAllowed => "The request origin is not allowed for this key.".into(),
+            InvalidUserSignature => "The signed user id is missing, wrong or too old.".into(),
+            BuddyNotFound => "No such buddy.".into(),
+            GateNotFound => "No such gate.".into(),
+            SessionNotFound => "No such widget session.".into(),
+            NotFound => "No such route.".into(),
+            MethodNotAllowed => "This route does not accept that method.".into(),
+            PayloadTooLarge => "The request body is larger than 16 KiB.".into(),
+            UnsupportedMediaType => "The request body must be application/json.".into(),
+            RateLimited { .. } => "Too many requests; retry after the time in Retry-After.".into(),
+            Unavailable(_) => "The service is temporarily unavailable; retry shortly.".into(),
+            Internal(_) => "An internal error occurred.".into(),
+        }
+    }
+
+    pub fn details(&self) -> Option<Value> {
+        use ApiError::*;
+        match self {
+            InvalidScope(scope) => Some(json!({ "scope": scope })),
+            InvalidTtl { min, max } => Some(json!({ "min": min, "max": max })),
+            InsufficientBalance { token_key, required, available } => {
+                Some(json!({ "token_key": token_key, "required": required, "available": available }))
+            }
+            InsufficientScope(scope) => Some(json!({ "required": scope.as_str() })),
+            _ => None,
+        }
+    }
+
+    /// Seconds for `Retry-After`, where the status has one.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::Unavailable(_) => Some(1),
+            _ => None,
+        }
+    }
+
+    /// The `{"error": {...}}` body of API.md.
+    pub fn body(&self, request_id: &str) -> Value {
+        let mut error = json!({ "code": self.code(), "message": self.message(), "request_id": request_id });
+        if let Some(details) = self.details() {
+            error["details"] = details;
+        }
+        json!({ "error": error })
+    }
+}
+
+impl From<InvalidId> for ApiError {
+    fn from(e: InvalidId) -> ApiError {
+        ApiError::InvalidRequest(e.to_string())
+    }
+}
+
+impl From<KeyFormatError> for ApiError {
+    fn from(e: KeyFormatError) -> ApiError {
+        ApiError::InvalidKeyFormat(e)
+    }
+}
+
+impl From<KeyRejection> for ApiError {
+    fn from(r: KeyRejection) -> ApiError {
+        match r {
+            KeyRejection::Revoked => ApiError::KeyRevoked,
+            KeyRejection::Expired => ApiError::KeyExpired,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_shape_and_details() {
+        let e = ApiError::InvalidTtl { min: 60, max: 3600 };
+        let body = e.body("req-1");
+        assert_eq!(body["error"]["code"], "invalid_ttl");
+        assert_eq!(body["error"]["request_id"], "req-1");
+        assert_eq!(body["error"]["details"], json!({"min": 60, "max": 3600}));
+        assert_eq!(e.status(), 400);
+    }
+
+    #[test]
+    fn internal_errors_say_nothing_more() {
+        let e = ApiError::Internal("dynamodb: ValidationException at table hatched".into());
+        let text = e.body("r").to_string();
+        assert!(!text.contains("dynamodb"));
+        assert!(!text.contains("hatched"));
+        assert_eq!(e.status(), 500);
+        let u = ApiError::Unavailable("connect refused 127.0.0.1:4566".into());
+        assert!(!u.body("r").to_string().contains("127.0.0.1"));
+        assert_eq!((u.status(), u.retry_after()), (503, Some(1)));
+    }
+}

@@ -1,0 +1,260 @@
+//! HTTP glue shared by every function: request context, body parsing per API.md,
+//! credentials from `Authorization`, and responses with the common headers.
+
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::domain::ApiKey;
+use crate::error::ApiError;
+use crate::ratelimit::RateLimitStatus;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Marks a request whose `isBase64Encoded` body could not be decoded (set by
+/// [`crate::lambda::into_request`]; `lambda_http` itself would panic on it).
+#[derive(Debug, Clone, Copy)]
+pub struct UndecodableBody;
+
+/// What every handler knows about the call besides its body.
+#[derive(Debug, Clone)]
+pub struct RequestCtx {
+    pub request_id: String,
+    pub source_ip: String,
+    pub origin: Option<String>,
+}
+
+impl RequestCtx {
+    pub fn of(req: &Request) -> RequestCtx {
+        let (request_id, source_ip) = match req.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(ctx)) => (ctx.request_id.clone(), Some(ctx.http.source_ip.clone())),
+            _ => (None, None),
+        };
+        RequestCtx {
+            request_id: request_id
+                .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+                .unwrap_or_else(fresh_request_id),
+            source_ip: source_ip.flatten().unwrap_or_else(|| "unknown".to_owned()),
+            origin: header_text(req, header::ORIGIN.as_str()).map(str::to_owned),
+        }
+    }
+}
+
+fn fresh_request_id() -> String {
+    format!("req_{}", crate::domain::key::random_base62(24))
+}
+
+fn header_text<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The key from `Authorization: Bearer <key>` (scheme case-insensitive).
+pub fn bearer_key(req: &Request) -> Result<ApiKey, ApiError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Err(ApiError::MissingKey);
+    };
+    let text = value.to_str().map_err(|_| ApiError::InvalidKeyFormat(crate::domain::KeyFormatError::Charset))?;
+    let (scheme, key) = text.split_once(' ').unwrap_or((text, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::InvalidKeyFormat(crate::domain::KeyFormatError::UnknownPrefix));
+    }
+    Ok(ApiKey::parse(key)?)
+}
+
+/// The raw body bytes, after the size and base64 checks every route shares.
+fn body_bytes(req: &Request) -> Result<&[u8], ApiError> {
+    if req.extensions().get::<UndecodableBody>().is_some() {
+        return Err(ApiError::InvalidRequest("the body is marked base64 but is not valid base64".into()));
+    }
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    Ok(bytes)
+}
+
+/// A JSON object body: 413 over 16 KiB, 415 for another media type, 400 for anything
+/// that does not deserialize into `T` (request types deny unknown fields).
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let bytes = body_bytes(req)?;
+    let media_type = header_text(req, header::CONTENT_TYPE.as_str())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    if media_type.as_deref() != Some("application/json") {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidRequest(describe_json_error(&e)))
+}
+
+/// Routes without a body (GET, DELETE, unlock) accept an empty one and ignore its type,
+/// but still refuse oversize or undecodable bodies.
+pub fn no_body(req: &Request) -> Result<(), ApiError> {
+    body_bytes(req).map(|_| ())
+}
+
+/// serde's messages can quote the offending value (which may be a key or token):
+/// keep only the category, a field name if it is a plain identifier, and the position.
+fn describe_json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let at = format!("line {}, column {}", e.line(), e.column());
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => format!("the body is not valid JSON ({at})"),
+        Category::Data => {
+            let text = e.to_string();
+            let field = text
+                .split('`')
+                .nth(1)
+                .filter(|f| !f.is_empty() && f.len() <= 32 && f.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            for (needle, what) in [("unknown field", "unknown field"), ("missing field", "missing field"), ("duplicate field", "duplicate field")] {
+                if text.starts_with(needle) {
+                    return match field {
+                        Some(f) => format!("{what} `{f}`"),
+                        None => what.to_owned(),
+                    };
+                }
+            }
+            if text.contains(" does not match ") {
+                return format!("an identifier does not match its pattern ({at})");
+            }
+            format!("a field has the wrong type or value ({at})")
+        }
+    }
+}
+
+/// Response headers every answer carries, plus rate-limit headers for keyed calls.
+pub struct Reply<'a> {
+    ctx: &'a RequestCtx,
+    rate: Option<&'a RateLimitStatus>,
+}
+
+impl<'a> Reply<'a> {
+    pub fn new(ctx: &'a RequestCtx) -> Reply<'a> {
+        Reply { ctx, rate: None }
+    }
+
+    pub fn with_rate(mut self, rate: Option<&'a RateLimitStatus>) -> Reply<'a> {
+        self.rate = rate;
+        self
+    }
+
+    pub fn json<T: Serialize>(&self, status: u16, body: &T) -> Response<Body> {
+        match serde_json::to_string(body) {
+            Ok(text) => self.raw(status, text, "no-store"),
+            Err(e) => self.error(&ApiError::Internal(format!("serializing response: {e}"))),
+        }
+    }
+
+    pub fn json_cacheable<T: Serialize>(&self, body: &T, cache_control: &str) -> Response<Body> {
+        match serde_json::to_string(body) {
+            Ok(text) => self.raw(200, text, cache_control),
+            Err(e) => self.error(&ApiError::Internal(format!("serializing response: {e}"))),
+        }
+    }
+
+    pub fn error(&self, err: &ApiError) -> Response<Body> {
+        if err.status() >= 500 {
+            tracing::error!(request_id = %self.ctx.request_id, code = err.code(), cause = %err, "request failed");
+        }
+        let mut resp = self.raw(err.status(), err.body(&self.ctx.request_id).to_string(), "no-store");
+        if let Some(secs) = err.retry_after() {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+
+    pub fn result<T: Serialize>(&self, status: u16, result: Result<T, ApiError>) -> Response<Body> {
+        match result {
+            Ok(body) => self.json(status, &body),
+            Err(e) => self.error(&e),
+        }
+    }
+
+    fn raw(&self, status: u16, body: String, cache_control: &str) -> Response<Body> {
+        let mut resp = Response::new(Body::Text(body));
+        *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = resp.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_str(cache_control).unwrap_or(HeaderValue::from_static("no-store")));
+        if let Ok(id) = HeaderValue::from_str(&self.ctx.request_id) {
+            headers.insert("x-request-id", id);
+        }
+        if let Some(rate) = self.rate {
+            headers.insert("ratelimit-limit", HeaderValue::from(rate.limit));
+            headers.insert("ratelimit-remaining", HeaderValue::from(rate.remaining));
+            headers.insert("ratelimit-reset", HeaderValue::from(rate.reset_in_secs));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::http;
+
+    fn request(content_type: Option<&str>, body: &str) -> Request {
+        let mut b = http::Request::builder().method("POST").uri("/x");
+        if let Some(ct) = content_type {
+            b = b.header("content-type", ct);
+        }
+        b.body(Body::Text(body.to_owned())).unwrap()
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Probe {
+        key: String,
+    }
+
+    #[test]
+    fn media_type_and_charset() {
+        assert!(json_body::<Probe>(&request(Some("application/json"), r#"{"key":"a"}"#)).is_ok());
+        assert!(json_body::<Probe>(&request(Some("Application/JSON; charset=utf-8"), r#"{"key":"a"}"#)).is_ok());
+        let e = json_body::<Probe>(&request(Some("text/plain"), r#"{"key":"a"}"#)).unwrap_err();
+        assert_eq!(e.code(), "unsupported_media_type");
+        let e = json_body::<Probe>(&request(None, r#"{"key":"a"}"#)).unwrap_err();
+        assert_eq!(e.code(), "unsupported_media_type");
+    }
+
+    #[test]
+    fn size_limit_is_16_kib() {
+        let at = format!(r#"{{"key":"{}"}}"#, "a".repeat(MAX_BODY_BYTES - 10));
+        assert_eq!(at.len(), MAX_BODY_BYTES);
+        assert!(json_body::<Probe>(&request(Some("application/json"), &at)).is_ok());
+        let over = format!(r#"{{"key":"{}"}}"#, "a".repeat(MAX_BODY_BYTES - 9));
+        assert_eq!(json_body::<Probe>(&request(Some("application/json"), &over)).unwrap_err().code(), "payload_too_large");
+    }
+
+    #[test]
+    fn json_errors_never_echo_values() {
+        let secret = "hatch_live_abcdefghijklmnopqrstuvwxyzABCDEF1mVgZW";
+        for body in [format!(r#"{{"key":1,"x":"{secret}"}}"#), format!(r#"{{"key":["{secret}"]}}"#), format!(r#"{{"{secret}":1}}"#)] {
+            let e = json_body::<Probe>(&request(Some("application/json"), &body)).unwrap_err();
+            assert_eq!(e.code(), "invalid_request");
+            assert!(!e.message().contains(secret), "{}", e.message());
+        }
+        let e = json_body::<Probe>(&request(Some("application/json"), r#"{"key":"a","key":"b"}"#)).unwrap_err();
+        assert_eq!(e.message(), "The request is invalid: duplicate field `key`.");
+        let e = json_body::<Probe>(&request(Some("application/json"), r#"{"key":"a","extra":1}"#)).unwrap_err();
+        assert_eq!(e.message(), "The request is invalid: unknown field `extra`.");
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        let key = ApiKey::generate(crate::domain::KeyKind::SecretLive);
+        for scheme in ["Bearer", "bearer", "BEARER"] {
+            let req = http::Request::builder()
+                .header("authorization", format!("{scheme} {}", key.expose()))
+                .body(Body::Empty)
+                .unwrap();
+            assert_eq!(bearer_key(&req).unwrap(), key);
+        }
+        let basic = http::Request::builder().header("authorization", "Basic abc").body(Body::Empty).unwrap();
+        assert_eq!(bearer_key(&basic).unwrap_err().code(), "invalid_key_format");
+        let none = http::Request::builder().body(Body::Empty).unwrap();
+        assert_eq!(bearer_key(&none).unwrap_err().code(), "missing_key");
+    }
+}

@@ -1,0 +1,22 @@
+//! Hatched auth edge: the crate every function shares.
+//!
+//! Layers: [`domain`] (pure rules: keys, ids, scopes, origins, time) knows nothing of
+//! HTTP or DynamoDB; [`store`] is the only code that speaks DynamoDB; [`http`] and
+//! [`error`] turn requests and domain outcomes into the API.md wire format; [`app`] holds
+//! the per-cold-start state; [`lambda`] adapts API Gateway events.
+
+pub mod app;
+pub mod auth;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod lambda;
+pub mod ratelimit;
+pub mod routes;
+pub mod store;
+pub mod telemetry;
+
+pub use app::{App, Clock};
+pub use auth::{Access, Caller, Rejected};
+pub use error::ApiError;
+pub use http::{Reply, RequestCtx};

@@ -1,0 +1,78 @@
+//! Fixed one-minute windows. The store increments a counter atomically (DynamoDB `ADD`
+//! returns the new value), so concurrent callers each see a distinct count: exactly
+//! `limit` of them are admitted per window.
+
+use crate::domain::UnixTime;
+
+pub const WINDOW_SECS: i64 = 60;
+
+/// Who a window counts: a key (by hash) or an anonymous source IP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject<'a> {
+    Key(&'a crate::domain::KeyHash),
+    Ip(&'a str),
+}
+
+impl Subject<'_> {
+    pub fn window_id(&self, now: UnixTime) -> String {
+        let start = window_start(now);
+        match self {
+            Subject::Key(hash) => format!("RL#K#{}#{}", hash.as_str(), start.secs()),
+            // IPs are not validated ids: hash them so arbitrary text never shapes a key.
+            Subject::Ip(ip) => format!("RL#IP#{}#{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(ip.as_bytes())), start.secs()),
+        }
+    }
+}
+
+pub fn window_start(now: UnixTime) -> UnixTime {
+    UnixTime::from_secs(now.secs() - now.secs().rem_euclid(WINDOW_SECS))
+}
+
+/// The outcome of counting one request in its window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitStatus {
+    pub limit: u32,
+    pub remaining: u32,
+    pub reset_at: UnixTime,
+    pub reset_in_secs: u64,
+    pub allowed: bool,
+}
+
+impl RateLimitStatus {
+    /// `count` is this request's position in the window (1-based, after the increment).
+    pub fn decide(limit: u32, count: u64, now: UnixTime) -> RateLimitStatus {
+        let reset_at = window_start(now).plus_secs(WINDOW_SECS);
+        RateLimitStatus {
+            limit,
+            remaining: (limit as u64).saturating_sub(count) as u32,
+            reset_at,
+            reset_in_secs: (reset_at.secs() - now.secs()).max(1) as u64,
+            allowed: count <= limit as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exactly_limit_requests_pass() {
+        let now = UnixTime::from_secs(120 + 15);
+        let statuses: Vec<_> = (1..=61).map(|n| RateLimitStatus::decide(60, n, now)).collect();
+        assert_eq!(statuses.iter().filter(|s| s.allowed).count(), 60);
+        assert_eq!(statuses[59].remaining, 0);
+        assert_eq!(statuses[0].remaining, 59);
+        assert!(!statuses[60].allowed);
+        assert_eq!(statuses[60].reset_at, UnixTime::from_secs(180));
+        assert_eq!(statuses[60].reset_in_secs, 45);
+    }
+
+    #[test]
+    fn windows_are_per_minute() {
+        let ip = Subject::Ip("10.0.0.1");
+        assert_eq!(ip.window_id(UnixTime::from_secs(60)), ip.window_id(UnixTime::from_secs(119)));
+        assert_ne!(ip.window_id(UnixTime::from_secs(119)), ip.window_id(UnixTime::from_secs(120)));
+        assert!(!ip.window_id(UnixTime::from_secs(0)).contains("10.0.0.1"));
+    }
+}

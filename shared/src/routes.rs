@@ -1,0 +1,78 @@
+//! The route table: one entry per Lambda function. template.yaml and the local API are
+//! checked against it by tests, so the three never drift apart.
+
+/// A route of the HTTP API and the function that serves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    /// API Gateway path template, `{name}` for a parameter.
+    pub path: &'static str,
+    /// Function crate under `functions/`.
+    pub function: &'static str,
+}
+
+pub const ROUTES: &[Route] = &[
+    Route { method: "POST", path: "/api/v1/keys/validate", function: "validate-key" },
+];
+
+/// Matches a concrete path against a template, returning the parameters by name.
+pub fn match_path(template: &str, path: &str) -> Option<Vec<(String, String)>> {
+    let mut params = Vec::new();
+    let mut t_parts = template.split('/');
+    let mut p_parts = path.split('/');
+    loop {
+        match (t_parts.next(), p_parts.next()) {
+            (None, None) => return Some(params),
+            (Some(t), Some(p)) if t.starts_with('{') && t.ends_with('}') => {
+                if p.is_empty() {
+                    return None;
+                }
+                params.push((t[1..t.len() - 1].to_owned(), p.to_owned()));
+            }
+            (Some(t), Some(p)) if t == p => {}
+            _ => return None,
+        }
+    }
+}
+
+/// What the router should do with a method and path.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resolution {
+    Found(Route, Vec<(String, String)>),
+    MethodNotAllowed,
+    NotFound,
+}
+
+pub fn resolve(method: &str, path: &str) -> Resolution {
+    let mut path_known = false;
+    for route in ROUTES {
+        if let Some(params) = match_path(route.path, path) {
+            if route.method.eq_ignore_ascii_case(method) {
+                return Resolution::Found(*route, params);
+            }
+            path_known = true;
+        }
+    }
+    if path_known { Resolution::MethodNotAllowed } else { Resolution::NotFound }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_known_unknown_and_wrong_method() {
+        assert!(matches!(resolve("POST", "/api/v1/keys/validate"), Resolution::Found(r, _) if r.function == "validate-key"));
+        assert_eq!(resolve("GET", "/api/v1/keys/validate"), Resolution::MethodNotAllowed);
+        assert_eq!(resolve("POST", "/api/v1/keys/validate/x"), Resolution::NotFound);
+        assert_eq!(resolve("GET", "/"), Resolution::NotFound);
+    }
+
+    #[test]
+    fn path_parameters() {
+        let params = match_path("/a/{x}/b/{y}", "/a/1/b/two").unwrap();
+        assert_eq!(params.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>(), ["1", "two"]);
+        assert!(match_path("/a/{x}", "/a/").is_none());
+        assert!(match_path("/a/{x}", "/a/1/2").is_none());
+    }
+}

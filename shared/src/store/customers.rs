@@ -1,0 +1,93 @@
+//! Customers (`CUS#<id>` / `CUSTOMER`) and buddies (`BDY#<cus>#<env>#<buddy>` / `BUDDY`).
+
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError, classify, from_item, is_condition_failure, s, to_item};
+use crate::domain::{BuddyId, CustomerId, Environment, TokenKey, UnixTime};
+
+/// A customer and its two token keys: primary (spendable) and progression (never spendable).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Customer {
+    pub customer_id: CustomerId,
+    pub primary_token: TokenKey,
+    pub progression_token: TokenKey,
+    pub created_at: UnixTime,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CustomerItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    customer: Customer,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BuddyItem {
+    pk: String,
+    sk: String,
+    customer_id: CustomerId,
+    environment: Environment,
+    buddy_id: BuddyId,
+    created_at: UnixTime,
+}
+
+pub(crate) fn customer_pk(customer: &CustomerId) -> String {
+    format!("CUS#{}", customer.as_str())
+}
+
+/// Partition of everything a buddy owns in one environment.
+pub(crate) fn buddy_pk(customer: &CustomerId, env: Environment, buddy: &BuddyId) -> String {
+    format!("BDY#{}#{}#{}", customer.as_str(), env.as_str(), buddy.as_str())
+}
+
+impl Store {
+    /// Creates the customer; `AlreadyExists` if the id is taken.
+    pub async fn create_customer(&self, customer: &Customer) -> Result<(), StoreError> {
+        let item = to_item(&CustomerItem { pk: customer_pk(&customer.customer_id), sk: "CUSTOMER".into(), customer: customer.clone() })?;
+        self.put_new("create_customer", item).await
+    }
+
+    pub async fn get_customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(customer_pk(id)))
+            .key("sk", s("CUSTOMER"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("get_customer", e))?;
+        out.item.map(|item| from_item::<CustomerItem>(item).map(|c| c.customer)).transpose()
+    }
+
+    /// Creates the buddy; `AlreadyExists` if it is there.
+    pub async fn create_buddy(&self, customer: &CustomerId, env: Environment, buddy: &BuddyId, now: UnixTime) -> Result<(), StoreError> {
+        let item = to_item(&BuddyItem {
+            pk: buddy_pk(customer, env, buddy),
+            sk: "BUDDY".into(),
+            customer_id: customer.clone(),
+            environment: env,
+            buddy_id: buddy.clone(),
+            created_at: now,
+        })?;
+        self.put_new("create_buddy", item).await
+    }
+
+    pub(crate) async fn put_new(&self, op: &'static str, item: super::Item) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Err(StoreError::AlreadyExists),
+            Err(e) => Err(classify(op, e)),
+        }
+    }
+}
