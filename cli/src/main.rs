@@ -1,1 +1,36 @@
-fn main(){}
+use clap::Parser;
+use hatchctl::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    hatched::telemetry::init();
+    let app = hatched::App::from_config(&hatched::app::aws_config().await, &cli.table);
+    let result = match cli.command {
+        Command::Serve(args) => serve(app, args.port).await.map(|()| None),
+        command => hatchctl::execute(&app, command).await.map(Some),
+    };
+    match result {
+        Ok(Some(out)) if cli.json => println!("{}", out.json),
+        Ok(Some(out)) => println!("{}", out.text),
+        Ok(None) => {}
+        Err(e) => {
+            if cli.json {
+                eprintln!("{}", serde_json::json!({ "error": format!("{e:#}") }));
+            } else {
+                eprintln!("hatchctl: {e:#}");
+            }
+            return std::process::ExitCode::FAILURE;
+        }
+    }
+    std::process::ExitCode::SUCCESS
+}
+
+async fn serve(app: hatched::App, port: u16) -> anyhow::Result<()> {
+    let listener = hatchctl::serve::bind(port).await?;
+    eprintln!("local API on http://{}", listener.local_addr()?);
+    tokio::select! {
+        r = hatchctl::serve::serve(app, listener) => r,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}

@@ -127,11 +127,18 @@ fn describe_json_error(e: &serde_json::Error) -> String {
 pub struct Reply<'a> {
     ctx: &'a RequestCtx,
     rate: Option<&'a RateLimitStatus>,
+    retry_after: Option<u64>,
 }
 
 impl<'a> Reply<'a> {
     pub fn new(ctx: &'a RequestCtx) -> Reply<'a> {
-        Reply { ctx, rate: None }
+        Reply { ctx, rate: None, retry_after: None }
+    }
+
+    /// Adds `Retry-After` to a successful answer that reports a limit (validate's 200).
+    pub fn with_retry_after(mut self, secs: Option<u64>) -> Reply<'a> {
+        self.retry_after = secs;
+        self
     }
 
     pub fn with_rate(mut self, rate: Option<&'a RateLimitStatus>) -> Reply<'a> {
@@ -179,6 +186,9 @@ impl<'a> Reply<'a> {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_str(cache_control).unwrap_or(HeaderValue::from_static("no-store")));
         if let Ok(id) = HeaderValue::from_str(&self.ctx.request_id) {
             headers.insert("x-request-id", id);
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if let Some(rate) = self.rate {
             headers.insert("ratelimit-limit", HeaderValue::from(rate.limit));

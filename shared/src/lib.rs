@@ -20,3 +20,4 @@ pub use app::{App, Clock};
 pub use auth::{Access, Caller, Rejected};
 pub use error::ApiError;
 pub use http::{Reply, RequestCtx};
+pub use lambda_http;

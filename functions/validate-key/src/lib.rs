@@ -1,1 +1,131 @@
-pub fn x(){}
+//! POST /api/v1/keys/validate — is this key usable, and what may it do?
+//! Key problems are answers (200, `valid: false`), not errors; a bad request body is a 400.
+
+use hatched::auth::Rejected;
+use hatched::domain::key::display_prefix_of;
+use hatched::domain::time::rfc3339;
+use hatched::domain::{ApiKey, KeyPrefix, KeyRecord, Scope, UnixTime};
+use hatched::http::json_body;
+use hatched::lambda_http::{Body, Request, Response};
+use hatched::ratelimit::RateLimitStatus;
+use hatched::{ApiError, App, Reply, RequestCtx};
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ValidateRequest {
+    key: String,
+    #[serde(default)]
+    origin: Option<String>,
+    #[serde(default)]
+    required_scopes: Vec<String>,
+}
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    let ctx = RequestCtx::of(&req);
+    let (body, required) = match json_body::<ValidateRequest>(&req).and_then(|b| parse_scopes(&b.required_scopes).map(|s| (b, s))) {
+        Ok(parsed) => parsed,
+        Err(e) => return Reply::new(&ctx).error(&e),
+    };
+    let (prefix, verdict) = match ApiKey::parse(&body.key) {
+        Ok(key) => (Some(key.prefix()), app.check_key(&key, &ctx, body.origin.as_deref()).await),
+        Err(format) => (display_prefix_of(&body.key), malformed(app, &ctx, format.into()).await),
+    };
+    let verdict = verdict.and_then(|caller| match required.iter().find(|s| !caller.record.has_scope(**s)) {
+        Some(missing) => Err(Rejected { error: ApiError::InsufficientScope(*missing), rate: Some(caller.rate) }),
+        None => Ok(caller),
+    });
+    let outcome = verdict.as_ref().map_or_else(|r| r.error.code(), |_| "valid");
+    tracing::info!(request_id = %ctx.request_id, prefix = prefix.as_ref().map(KeyPrefix::as_str), outcome, "key validated");
+    match verdict {
+        Ok(caller) => Reply::new(&ctx).with_rate(Some(&caller.rate)).json(200, &Valid::new(&caller.record, &caller.rate)),
+        Err(Rejected { error, rate }) if is_verdict(&error) => Reply::new(&ctx)
+            .with_rate(rate.as_ref())
+            .with_retry_after(error.retry_after())
+            .json(200, &Invalid { valid: false, code: error.code(), prefix }),
+        Err(Rejected { error, .. }) => Reply::new(&ctx).error(&error),
+    }
+}
+
+/// A malformed key costs no database read; it counts against the caller's IP instead.
+async fn malformed(app: &App, ctx: &RequestCtx, error: ApiError) -> Result<hatched::Caller, Rejected> {
+    let ip = app.count_anonymous(ctx).await?;
+    let error = if ip.allowed { error } else { ApiError::RateLimited { retry_after_secs: ip.reset_in_secs } };
+    Err(error.into())
+}
+
+fn parse_scopes(texts: &[String]) -> Result<Vec<Scope>, ApiError> {
+    texts.iter().map(|t| Scope::parse(t).ok_or_else(|| ApiError::InvalidScope(t.clone()))).collect()
+}
+
+/// Outcomes reported in a 200 body rather than as an error status.
+fn is_verdict(error: &ApiError) -> bool {
+    matches!(
+        error,
+        ApiError::InvalidKeyFormat(_)
+            | ApiError::InvalidKey
+            | ApiError::KeyRevoked
+            | ApiError::KeyExpired
+            | ApiError::OriginNotAllowed
+            | ApiError::InsufficientScope(_)
+            | ApiError::RateLimited { .. }
+    )
+}
+
+#[derive(Serialize)]
+struct Invalid {
+    valid: bool,
+    code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prefix: Option<KeyPrefix>,
+}
+
+#[derive(Serialize)]
+struct Valid<'a> {
+    valid: bool,
+    key: KeyView<'a>,
+    rate_limit: RateView,
+}
+
+#[derive(Serialize)]
+struct KeyView<'a> {
+    prefix: &'a KeyPrefix,
+    #[serde(rename = "type")]
+    key_type: &'static str,
+    environment: &'static str,
+    customer_id: &'a str,
+    tier: &'static str,
+    scopes: Vec<&'static str>,
+    label: Option<&'a str>,
+    #[serde(with = "rfc3339")]
+    created_at: UnixTime,
+    #[serde(with = "rfc3339::option")]
+    expires_at: Option<UnixTime>,
+}
+
+#[derive(Serialize)]
+struct RateView {
+    limit: u32,
+    remaining: u32,
+    reset_at: String,
+}
+
+impl<'a> Valid<'a> {
+    fn new(record: &'a KeyRecord, rate: &RateLimitStatus) -> Valid<'a> {
+        Valid {
+            valid: true,
+            key: KeyView {
+                prefix: &record.prefix,
+                key_type: record.key_type.as_str(),
+                environment: record.environment.as_str(),
+                customer_id: record.customer_id.as_str(),
+                tier: record.tier.as_str(),
+                scopes: record.scopes.iter().map(|s| s.as_str()).collect(),
+                label: record.label.as_deref(),
+                created_at: record.created_at,
+                expires_at: record.expires_at,
+            },
+            rate_limit: RateView { limit: rate.limit, remaining: rate.remaining, reset_at: rate.reset_at.rfc3339() },
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! `hatchctl`: the operator CLI and the local API. Every command returns an [`Output`]
+//! with a JSON form (`--json`) and a human form; tests call [`run_args`] directly.
+
+pub mod keys;
+pub mod serve;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use hatched::App;
+use hatched::domain::{BuddyId, CustomerId, Environment, TokenKey};
+use hatched::store::{Customer, StoreError};
+use serde_json::{Value, json};
+
+#[derive(Parser, Debug)]
+#[command(name = "hatchctl", version, about = "Operate the Hatched auth edge: table, customers, keys, buddies, local API")]
+pub struct Cli {
+    /// DynamoDB table name.
+    #[arg(long, env = "HATCHED_TABLE", global = true, default_value = "hatched")]
+    pub table: String,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// The DynamoDB table.
+    #[command(subcommand)]
+    Table(TableCommand),
+    /// Customers and their token keys.
+    #[command(subcommand)]
+    Customers(CustomersCommand),
+    /// API keys: issue, revoke, rotate, list.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Buddies (token mints need one).
+    #[command(subcommand)]
+    Buddies(BuddiesCommand),
+    /// Run every route of template.yaml on 127.0.0.1 against the configured stack.
+    Serve(serve::ServeArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TableCommand {
+    /// Create the table (keys, GSI, TTL) if it does not exist.
+    Create,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CustomersCommand {
+    /// Create a customer with its primary (spendable) and progression token keys.
+    Create(CustomerArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CustomerArgs {
+    #[arg(long)]
+    pub customer: CustomerId,
+    #[arg(long)]
+    pub primary_token: TokenKey,
+    #[arg(long)]
+    pub progression_token: TokenKey,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BuddiesCommand {
+    /// Create a buddy in one environment of a customer.
+    Create(BuddyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BuddyArgs {
+    #[arg(long)]
+    pub customer: CustomerId,
+    #[arg(long)]
+    pub env: Environment,
+    #[arg(long)]
+    pub buddy: BuddyId,
+}
+
+/// What a command printed, in both forms.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub json: Value,
+    pub text: String,
+}
+
+impl Output {
+    pub fn new(json: Value, text: impl Into<String>) -> Output {
+        Output { json, text: text.into() }
+    }
+}
+
+/// Runs one parsed command. `serve` is handled by the binary (it never returns).
+pub async fn execute(app: &App, command: Command) -> Result<Output> {
+    match command {
+        Command::Table(TableCommand::Create) => {
+            let outcome = app.store.create_table().await?;
+            let created = outcome == hatched::store::TableSpec::Created;
+            let text = if created { "table created" } else { "table already exists" };
+            Ok(Output::new(json!({ "table": app.store.table(), "created": created }), format!("{}: {text}", app.store.table())))
+        }
+        Command::Customers(CustomersCommand::Create(args)) => create_customer(app, args).await,
+        Command::Keys(cmd) => keys::execute(app, cmd).await,
+        Command::Buddies(BuddiesCommand::Create(args)) => create_buddy(app, args).await,
+        Command::Serve(_) => bail!("serve runs from the hatchctl binary"),
+    }
+}
+
+async fn create_customer(app: &App, args: CustomerArgs) -> Result<Output> {
+    if args.primary_token == args.progression_token {
+        bail!("the primary and progression token keys must differ");
+    }
+    let customer = Customer {
+        customer_id: args.customer,
+        primary_token: args.primary_token,
+        progression_token: args.progression_token,
+        created_at: app.clock.now(),
+    };
+    match app.store.create_customer(&customer).await {
+        Ok(()) => {}
+        Err(StoreError::AlreadyExists) => {
+            let existing = app.store.get_customer(&customer.customer_id).await?.context("customer vanished")?;
+            if existing.primary_token != customer.primary_token || existing.progression_token != customer.progression_token {
+                bail!("customer {} already exists with other token keys", customer.customer_id);
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Output::new(
+        json!({ "customer_id": customer.customer_id, "primary_token": customer.primary_token, "progression_token": customer.progression_token }),
+        format!("customer {} (primary {}, progression {})", customer.customer_id, customer.primary_token, customer.progression_token),
+    ))
+}
+
+async fn create_buddy(app: &App, args: BuddyArgs) -> Result<Output> {
+    require_customer(app, &args.customer).await?;
+    let created = match app.store.create_buddy(&args.customer, args.env, &args.buddy, app.clock.now()).await {
+        Ok(()) => true,
+        Err(StoreError::AlreadyExists) => false,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Output::new(
+        json!({ "customer_id": args.customer, "environment": args.env, "buddy_id": args.buddy, "created": created }),
+        format!("buddy {} ({}, {}){}", args.buddy, args.customer, args.env, if created { "" } else { " already existed" }),
+    ))
+}
+
+pub(crate) async fn require_customer(app: &App, id: &CustomerId) -> Result<Customer> {
+    app.store.get_customer(id).await?.with_context(|| format!("no customer {id}: create it with `hatchctl customers create`"))
+}
+
+/// Parses and runs a command line (without the program name), as tests do.
+pub async fn run_args(app: &App, args: &[&str]) -> Result<Output> {
+    let cli = Cli::try_parse_from(std::iter::once("hatchctl").chain(args.iter().copied()))?;
+    execute(app, cli.command).await
+}
