@@ -12,7 +12,11 @@ use hatched::store::{Customer, StoreError};
 use serde_json::{Value, json};
 
 #[derive(Parser, Debug)]
-#[command(name = "hatchctl", version, about = "Operate the Hatched auth edge: table, customers, keys, buddies, local API")]
+#[command(
+    name = "hatchctl",
+    version,
+    about = "Operate the Hatched auth edge: table, customers, keys, buddies, local API"
+)]
 pub struct Cli {
     /// DynamoDB table name.
     #[arg(long, env = "HATCHED_TABLE", global = true, default_value = "hatched")]
@@ -89,7 +93,10 @@ pub struct Output {
 
 impl Output {
     pub fn new(json: Value, text: impl Into<String>) -> Output {
-        Output { json, text: text.into() }
+        Output {
+            json,
+            text: text.into(),
+        }
     }
 }
 
@@ -99,8 +106,15 @@ pub async fn execute(app: &App, command: Command) -> Result<Output> {
         Command::Table(TableCommand::Create) => {
             let outcome = app.store.create_table().await?;
             let created = outcome == hatched::store::TableSpec::Created;
-            let text = if created { "table created" } else { "table already exists" };
-            Ok(Output::new(json!({ "table": app.store.table(), "created": created }), format!("{}: {text}", app.store.table())))
+            let text = if created {
+                "table created"
+            } else {
+                "table already exists"
+            };
+            Ok(Output::new(
+                json!({ "table": app.store.table(), "created": created }),
+                format!("{}: {text}", app.store.table()),
+            ))
         }
         Command::Customers(CustomersCommand::Create(args)) => create_customer(app, args).await,
         Command::Keys(cmd) => keys::execute(app, cmd).await,
@@ -122,34 +136,59 @@ async fn create_customer(app: &App, args: CustomerArgs) -> Result<Output> {
     match app.store.create_customer(&customer).await {
         Ok(()) => {}
         Err(StoreError::AlreadyExists) => {
-            let existing = app.store.get_customer(&customer.customer_id).await?.context("customer vanished")?;
-            if existing.primary_token != customer.primary_token || existing.progression_token != customer.progression_token {
-                bail!("customer {} already exists with other token keys", customer.customer_id);
+            let existing = app
+                .store
+                .get_customer(&customer.customer_id)
+                .await?
+                .context("customer vanished")?;
+            if existing.primary_token != customer.primary_token
+                || existing.progression_token != customer.progression_token
+            {
+                bail!(
+                    "customer {} already exists with other token keys",
+                    customer.customer_id
+                );
             }
         }
         Err(e) => return Err(e.into()),
     }
     Ok(Output::new(
         json!({ "customer_id": customer.customer_id, "primary_token": customer.primary_token, "progression_token": customer.progression_token }),
-        format!("customer {} (primary {}, progression {})", customer.customer_id, customer.primary_token, customer.progression_token),
+        format!(
+            "customer {} (primary {}, progression {})",
+            customer.customer_id, customer.primary_token, customer.progression_token
+        ),
     ))
 }
 
 async fn create_buddy(app: &App, args: BuddyArgs) -> Result<Output> {
     require_customer(app, &args.customer).await?;
-    let created = match app.store.create_buddy(&args.customer, args.env, &args.buddy, app.clock.now()).await {
+    let created = match app
+        .store
+        .create_buddy(&args.customer, args.env, &args.buddy, app.clock.now())
+        .await
+    {
         Ok(()) => true,
         Err(StoreError::AlreadyExists) => false,
         Err(e) => return Err(e.into()),
     };
     Ok(Output::new(
         json!({ "customer_id": args.customer, "environment": args.env, "buddy_id": args.buddy, "created": created }),
-        format!("buddy {} ({}, {}){}", args.buddy, args.customer, args.env, if created { "" } else { " already existed" }),
+        format!(
+            "buddy {} ({}, {}){}",
+            args.buddy,
+            args.customer,
+            args.env,
+            if created { "" } else { " already existed" }
+        ),
     ))
 }
 
 pub(crate) async fn require_customer(app: &App, id: &CustomerId) -> Result<Customer> {
-    app.store.get_customer(id).await?.with_context(|| format!("no customer {id}: create it with `hatchctl customers create`"))
+    app.store
+        .get_customer(id)
+        .await?
+        .with_context(|| format!("no customer {id}: create it with `hatchctl customers create`"))
 }
 
 /// Parses and runs a command line (without the program name), as tests do.

@@ -30,12 +30,16 @@ pub struct RequestCtx {
 impl RequestCtx {
     pub fn of(req: &Request) -> RequestCtx {
         let (request_id, source_ip) = match req.request_context_ref() {
-            Some(RequestContext::ApiGatewayV2(ctx)) => (ctx.request_id.clone(), Some(ctx.http.source_ip.clone())),
+            Some(RequestContext::ApiGatewayV2(ctx)) => {
+                (ctx.request_id.clone(), Some(ctx.http.source_ip.clone()))
+            }
             _ => (None, None),
         };
         RequestCtx {
             request_id: request_id
-                .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+                .filter(|id| {
+                    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
+                })
                 .unwrap_or_else(fresh_request_id),
             source_ip: source_ip.flatten().unwrap_or_else(|| "unknown".to_owned()),
             origin: header_text(req, header::ORIGIN.as_str()).map(str::to_owned),
@@ -56,10 +60,14 @@ pub fn bearer_key(req: &Request) -> Result<ApiKey, ApiError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Err(ApiError::MissingKey);
     };
-    let text = value.to_str().map_err(|_| ApiError::InvalidKeyFormat(crate::domain::KeyFormatError::Charset))?;
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::InvalidKeyFormat(crate::domain::KeyFormatError::Charset))?;
     let (scheme, key) = text.split_once(' ').unwrap_or((text, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(ApiError::InvalidKeyFormat(crate::domain::KeyFormatError::UnknownPrefix));
+        return Err(ApiError::InvalidKeyFormat(
+            crate::domain::KeyFormatError::UnknownPrefix,
+        ));
     }
     Ok(ApiKey::parse(key)?)
 }
@@ -67,7 +75,9 @@ pub fn bearer_key(req: &Request) -> Result<ApiKey, ApiError> {
 /// The raw body bytes, after the size and base64 checks every route shares.
 fn body_bytes(req: &Request) -> Result<&[u8], ApiError> {
     if req.extensions().get::<UndecodableBody>().is_some() {
-        return Err(ApiError::InvalidRequest("the body is marked base64 but is not valid base64".into()));
+        return Err(ApiError::InvalidRequest(
+            "the body is marked base64 but is not valid base64".into(),
+        ));
     }
     let bytes: &[u8] = req.body().as_ref();
     if bytes.len() > MAX_BODY_BYTES {
@@ -80,8 +90,13 @@ fn body_bytes(req: &Request) -> Result<&[u8], ApiError> {
 /// that does not deserialize into `T` (request types deny unknown fields).
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let bytes = body_bytes(req)?;
-    let media_type = header_text(req, header::CONTENT_TYPE.as_str())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let media_type = header_text(req, header::CONTENT_TYPE.as_str()).map(|v| {
+        v.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
     if media_type.as_deref() != Some("application/json") {
         return Err(ApiError::UnsupportedMediaType);
     }
@@ -100,14 +115,21 @@ fn describe_json_error(e: &serde_json::Error) -> String {
     use serde_json::error::Category;
     let at = format!("line {}, column {}", e.line(), e.column());
     match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io => format!("the body is not valid JSON ({at})"),
+        Category::Syntax | Category::Eof | Category::Io => {
+            format!("the body is not valid JSON ({at})")
+        }
         Category::Data => {
             let text = e.to_string();
-            let field = text
-                .split('`')
-                .nth(1)
-                .filter(|f| !f.is_empty() && f.len() <= 32 && f.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
-            for (needle, what) in [("unknown field", "unknown field"), ("missing field", "missing field"), ("duplicate field", "duplicate field")] {
+            let field = text.split('`').nth(1).filter(|f| {
+                !f.is_empty()
+                    && f.len() <= 32
+                    && f.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            });
+            for (needle, what) in [
+                ("unknown field", "unknown field"),
+                ("missing field", "missing field"),
+                ("duplicate field", "duplicate field"),
+            ] {
                 if text.starts_with(needle) {
                     return match field {
                         Some(f) => format!("{what} `{f}`"),
@@ -132,7 +154,11 @@ pub struct Reply<'a> {
 
 impl<'a> Reply<'a> {
     pub fn new(ctx: &'a RequestCtx) -> Reply<'a> {
-        Reply { ctx, rate: None, retry_after: None }
+        Reply {
+            ctx,
+            rate: None,
+            retry_after: None,
+        }
     }
 
     /// Adds `Retry-After` to a successful answer that reports a limit (validate's 200).
@@ -164,9 +190,14 @@ impl<'a> Reply<'a> {
         if err.status() >= 500 {
             tracing::error!(request_id = %self.ctx.request_id, code = err.code(), cause = %err, "request failed");
         }
-        let mut resp = self.raw(err.status(), err.body(&self.ctx.request_id).to_string(), "no-store");
+        let mut resp = self.raw(
+            err.status(),
+            err.body(&self.ctx.request_id).to_string(),
+            "no-store",
+        );
         if let Some(secs) = err.retry_after() {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }
@@ -180,10 +211,17 @@ impl<'a> Reply<'a> {
 
     fn raw(&self, status: u16, body: String, cache_control: &str) -> Response<Body> {
         let mut resp = Response::new(Body::Text(body));
-        *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        *resp.status_mut() =
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let headers = resp.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_str(cache_control).unwrap_or(HeaderValue::from_static("no-store")));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_str(cache_control).unwrap_or(HeaderValue::from_static("no-store")),
+        );
         if let Ok(id) = HeaderValue::from_str(&self.ctx.request_id) {
             headers.insert("x-request-id", id);
         }
@@ -222,7 +260,13 @@ mod tests {
     #[test]
     fn media_type_and_charset() {
         assert!(json_body::<Probe>(&request(Some("application/json"), r#"{"key":"a"}"#)).is_ok());
-        assert!(json_body::<Probe>(&request(Some("Application/JSON; charset=utf-8"), r#"{"key":"a"}"#)).is_ok());
+        assert!(
+            json_body::<Probe>(&request(
+                Some("Application/JSON; charset=utf-8"),
+                r#"{"key":"a"}"#
+            ))
+            .is_ok()
+        );
         let e = json_body::<Probe>(&request(Some("text/plain"), r#"{"key":"a"}"#)).unwrap_err();
         assert_eq!(e.code(), "unsupported_media_type");
         let e = json_body::<Probe>(&request(None, r#"{"key":"a"}"#)).unwrap_err();
@@ -235,21 +279,44 @@ mod tests {
         assert_eq!(at.len(), MAX_BODY_BYTES);
         assert!(json_body::<Probe>(&request(Some("application/json"), &at)).is_ok());
         let over = format!(r#"{{"key":"{}"}}"#, "a".repeat(MAX_BODY_BYTES - 9));
-        assert_eq!(json_body::<Probe>(&request(Some("application/json"), &over)).unwrap_err().code(), "payload_too_large");
+        assert_eq!(
+            json_body::<Probe>(&request(Some("application/json"), &over))
+                .unwrap_err()
+                .code(),
+            "payload_too_large"
+        );
     }
 
     #[test]
     fn json_errors_never_echo_values() {
         let secret = "hatch_live_abcdefghijklmnopqrstuvwxyzABCDEF1mVgZW";
-        for body in [format!(r#"{{"key":1,"x":"{secret}"}}"#), format!(r#"{{"key":["{secret}"]}}"#), format!(r#"{{"{secret}":1}}"#)] {
+        for body in [
+            format!(r#"{{"key":1,"x":"{secret}"}}"#),
+            format!(r#"{{"key":["{secret}"]}}"#),
+            format!(r#"{{"{secret}":1}}"#),
+        ] {
             let e = json_body::<Probe>(&request(Some("application/json"), &body)).unwrap_err();
             assert_eq!(e.code(), "invalid_request");
             assert!(!e.message().contains(secret), "{}", e.message());
         }
-        let e = json_body::<Probe>(&request(Some("application/json"), r#"{"key":"a","key":"b"}"#)).unwrap_err();
-        assert_eq!(e.message(), "The request is invalid: duplicate field `key`.");
-        let e = json_body::<Probe>(&request(Some("application/json"), r#"{"key":"a","extra":1}"#)).unwrap_err();
-        assert_eq!(e.message(), "The request is invalid: unknown field `extra`.");
+        let e = json_body::<Probe>(&request(
+            Some("application/json"),
+            r#"{"key":"a","key":"b"}"#,
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.message(),
+            "The request is invalid: duplicate field `key`."
+        );
+        let e = json_body::<Probe>(&request(
+            Some("application/json"),
+            r#"{"key":"a","extra":1}"#,
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.message(),
+            "The request is invalid: unknown field `extra`."
+        );
     }
 
     #[test]
@@ -262,7 +329,10 @@ mod tests {
                 .unwrap();
             assert_eq!(bearer_key(&req).unwrap(), key);
         }
-        let basic = http::Request::builder().header("authorization", "Basic abc").body(Body::Empty).unwrap();
+        let basic = http::Request::builder()
+            .header("authorization", "Basic abc")
+            .body(Body::Empty)
+            .unwrap();
         assert_eq!(bearer_key(&basic).unwrap_err().code(), "invalid_key_format");
         let none = http::Request::builder().body(Body::Empty).unwrap();
         assert_eq!(bearer_key(&none).unwrap_err().code(), "missing_key");

@@ -11,9 +11,11 @@ pub struct Route {
     pub function: &'static str,
 }
 
-pub const ROUTES: &[Route] = &[
-    Route { method: "POST", path: "/api/v1/keys/validate", function: "validate-key" },
-];
+pub const ROUTES: &[Route] = &[Route {
+    method: "POST",
+    path: "/api/v1/keys/validate",
+    function: "validate-key",
+}];
 
 /// Matches a concrete path against a template, returning the parameters by name.
 pub fn match_path(template: &str, path: &str) -> Option<Vec<(String, String)>> {
@@ -53,7 +55,11 @@ pub fn resolve(method: &str, path: &str) -> Resolution {
             path_known = true;
         }
     }
-    if path_known { Resolution::MethodNotAllowed } else { Resolution::NotFound }
+    if path_known {
+        Resolution::MethodNotAllowed
+    } else {
+        Resolution::NotFound
+    }
 }
 
 #[cfg(test)]
@@ -62,16 +68,27 @@ mod tests {
 
     #[test]
     fn resolves_known_unknown_and_wrong_method() {
-        assert!(matches!(resolve("POST", "/api/v1/keys/validate"), Resolution::Found(r, _) if r.function == "validate-key"));
-        assert_eq!(resolve("GET", "/api/v1/keys/validate"), Resolution::MethodNotAllowed);
-        assert_eq!(resolve("POST", "/api/v1/keys/validate/x"), Resolution::NotFound);
+        assert!(
+            matches!(resolve("POST", "/api/v1/keys/validate"), Resolution::Found(r, _) if r.function == "validate-key")
+        );
+        assert_eq!(
+            resolve("GET", "/api/v1/keys/validate"),
+            Resolution::MethodNotAllowed
+        );
+        assert_eq!(
+            resolve("POST", "/api/v1/keys/validate/x"),
+            Resolution::NotFound
+        );
         assert_eq!(resolve("GET", "/"), Resolution::NotFound);
     }
 
     #[test]
     fn path_parameters() {
         let params = match_path("/a/{x}/b/{y}", "/a/1/b/two").unwrap();
-        assert_eq!(params.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>(), ["1", "two"]);
+        assert_eq!(
+            params.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>(),
+            ["1", "two"]
+        );
         assert!(match_path("/a/{x}", "/a/").is_none());
         assert!(match_path("/a/{x}", "/a/1/2").is_none());
     }

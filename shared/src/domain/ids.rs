@@ -77,7 +77,8 @@ id_type!(
 
 fn user_chars(s: &str) -> bool {
     (1..=128).contains(&s.len())
-        && s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'@' | b'-'))
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'@' | b'-'))
 }
 
 id_type!(

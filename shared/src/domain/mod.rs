@@ -87,11 +87,19 @@ pub enum ScopeGrantError {
 }
 
 /// The scopes a new key gets: the requested ones, or its type's defaults.
-pub fn grant_scopes(key_type: KeyType, requested: Option<&[String]>) -> Result<BTreeSet<Scope>, ScopeGrantError> {
+pub fn grant_scopes(
+    key_type: KeyType,
+    requested: Option<&[String]>,
+) -> Result<BTreeSet<Scope>, ScopeGrantError> {
     let Some(requested) = requested else {
         return Ok(match key_type {
             KeyType::Secret => Scope::ALL.iter().copied().collect(),
-            KeyType::Publishable => [Scope::ReadBuddies, Scope::ReadOperations, Scope::EmbedTokensCreate].into(),
+            KeyType::Publishable => [
+                Scope::ReadBuddies,
+                Scope::ReadOperations,
+                Scope::EmbedTokensCreate,
+            ]
+            .into(),
         });
     };
     let mut granted = BTreeSet::new();
@@ -166,7 +174,11 @@ impl KeyRecord {
         if self.key_type == KeyType::Secret || self.allowed_origins.is_empty() {
             return true;
         }
-        origin.is_some_and(|o| self.allowed_origins.iter().any(|pattern| origin::matches(pattern, o)))
+        origin.is_some_and(|o| {
+            self.allowed_origins
+                .iter()
+                .any(|pattern| origin::matches(pattern, o))
+        })
     }
 
     pub fn last_used_is_stale(&self, now: UnixTime) -> bool {
@@ -194,11 +206,16 @@ mod tests {
         let asked = vec!["widget_sessions:write".to_owned()];
         assert_eq!(
             grant_scopes(KeyType::Publishable, Some(&asked)),
-            Err(ScopeGrantError::NotForPublishable(Scope::WidgetSessionsWrite))
+            Err(ScopeGrantError::NotForPublishable(
+                Scope::WidgetSessionsWrite
+            ))
         );
         assert!(grant_scopes(KeyType::Secret, Some(&asked)).is_ok());
         let unknown = vec!["admin".to_owned()];
-        assert!(matches!(grant_scopes(KeyType::Secret, Some(&unknown)), Err(ScopeGrantError::Unknown(_))));
+        assert!(matches!(
+            grant_scopes(KeyType::Secret, Some(&unknown)),
+            Err(ScopeGrantError::Unknown(_))
+        ));
     }
 
     fn record() -> KeyRecord {
@@ -229,9 +246,15 @@ mod tests {
         assert_eq!(r.usable_at(UnixTime::from_secs(2000)), Ok(()));
         r.expires_at = Some(UnixTime::from_secs(2000));
         assert_eq!(r.usable_at(UnixTime::from_secs(1999)), Ok(()));
-        assert_eq!(r.usable_at(UnixTime::from_secs(2000)), Err(KeyRejection::Expired));
+        assert_eq!(
+            r.usable_at(UnixTime::from_secs(2000)),
+            Err(KeyRejection::Expired)
+        );
         r.revoked_at = Some(UnixTime::from_secs(1500));
-        assert_eq!(r.usable_at(UnixTime::from_secs(1999)), Err(KeyRejection::Revoked));
+        assert_eq!(
+            r.usable_at(UnixTime::from_secs(1999)),
+            Err(KeyRejection::Revoked)
+        );
     }
 
     #[test]

@@ -38,13 +38,22 @@ pub(crate) fn customer_pk(customer: &CustomerId) -> String {
 
 /// Partition of everything a buddy owns in one environment.
 pub(crate) fn buddy_pk(customer: &CustomerId, env: Environment, buddy: &BuddyId) -> String {
-    format!("BDY#{}#{}#{}", customer.as_str(), env.as_str(), buddy.as_str())
+    format!(
+        "BDY#{}#{}#{}",
+        customer.as_str(),
+        env.as_str(),
+        buddy.as_str()
+    )
 }
 
 impl Store {
     /// Creates the customer; `AlreadyExists` if the id is taken.
     pub async fn create_customer(&self, customer: &Customer) -> Result<(), StoreError> {
-        let item = to_item(&CustomerItem { pk: customer_pk(&customer.customer_id), sk: "CUSTOMER".into(), customer: customer.clone() })?;
+        let item = to_item(&CustomerItem {
+            pk: customer_pk(&customer.customer_id),
+            sk: "CUSTOMER".into(),
+            customer: customer.clone(),
+        })?;
         self.put_new("create_customer", item).await
     }
 
@@ -59,11 +68,19 @@ impl Store {
             .send()
             .await
             .map_err(|e| classify("get_customer", e))?;
-        out.item.map(|item| from_item::<CustomerItem>(item).map(|c| c.customer)).transpose()
+        out.item
+            .map(|item| from_item::<CustomerItem>(item).map(|c| c.customer))
+            .transpose()
     }
 
     /// Creates the buddy; `AlreadyExists` if it is there.
-    pub async fn create_buddy(&self, customer: &CustomerId, env: Environment, buddy: &BuddyId, now: UnixTime) -> Result<(), StoreError> {
+    pub async fn create_buddy(
+        &self,
+        customer: &CustomerId,
+        env: Environment,
+        buddy: &BuddyId,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
         let item = to_item(&BuddyItem {
             pk: buddy_pk(customer, env, buddy),
             sk: "BUDDY".into(),
@@ -75,7 +92,11 @@ impl Store {
         self.put_new("create_buddy", item).await
     }
 
-    pub(crate) async fn put_new(&self, op: &'static str, item: super::Item) -> Result<(), StoreError> {
+    pub(crate) async fn put_new(
+        &self,
+        op: &'static str,
+        item: super::Item,
+    ) -> Result<(), StoreError> {
         let result = self
             .client
             .put_item()

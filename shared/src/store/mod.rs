@@ -72,7 +72,12 @@ where
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             StoreError::Unavailable { op, cause }
         }
-        SdkError::ServiceError(se) if se.err().code().is_some_and(|c| RETRYABLE_CODES.contains(&c)) => {
+        SdkError::ServiceError(se)
+            if se
+                .err()
+                .code()
+                .is_some_and(|c| RETRYABLE_CODES.contains(&c)) =>
+        {
             StoreError::Unavailable { op, cause }
         }
         _ => StoreError::Internal { op, cause },
@@ -92,16 +97,25 @@ pub(crate) fn n(value: i64) -> AttributeValue {
 }
 
 pub(crate) fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, StoreError> {
-    serde_dynamo::to_item(value).map_err(|e| StoreError::Internal { op: "to_item", cause: e.to_string() })
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Internal {
+        op: "to_item",
+        cause: e.to_string(),
+    })
 }
 
 pub(crate) fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
-    serde_dynamo::from_item(item).map_err(|e| StoreError::Internal { op: "from_item", cause: e.to_string() })
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Internal {
+        op: "from_item",
+        cause: e.to_string(),
+    })
 }
 
 impl Store {
     pub fn new(client: Client, table: impl Into<String>) -> Store {
-        Store { client, table: table.into() }
+        Store {
+            client,
+            table: table.into(),
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -114,7 +128,11 @@ impl Store {
 
     /// Counts one request in its rate window and returns the window's new count.
     /// `ADD` is atomic, so concurrent requests get distinct counts.
-    pub async fn count_request(&self, window_id: &str, expires: UnixTime) -> Result<u64, StoreError> {
+    pub async fn count_request(
+        &self,
+        window_id: &str,
+        expires: UnixTime,
+    ) -> Result<u64, StoreError> {
         let out = self
             .client
             .update_item()
@@ -134,6 +152,9 @@ impl Store {
             .and_then(|a| a.get("count"))
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse().ok())
-            .ok_or(StoreError::Internal { op: "count_request", cause: "no count returned".into() })
+            .ok_or(StoreError::Internal {
+                op: "count_request",
+                cause: "no count returned".into(),
+            })
     }
 }

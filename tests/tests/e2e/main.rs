@@ -1,1 +1,8 @@
+//! End-to-end tests against the DynamoDB-compatible server `scripts/test` starts.
+//! One binary, so the SDK and the emulator connection are shared; each test has its own table.
 
+mod events;
+mod keys;
+mod local_api;
+mod routes;
+mod validate;

@@ -1,0 +1,18 @@
+//! `$default` route: anything no other route matched. Answers 405 for a known path with
+//! the wrong method and 404 otherwise, in the API.md error body (API Gateway's own
+//! `{"message":"Not Found"}` would break clients that parse our errors).
+
+use hatched::lambda_http::{Body, Request, RequestExt, Response};
+use hatched::routes::{Resolution, resolve};
+use hatched::{ApiError, App, Reply, RequestCtx};
+
+pub async fn handle(_app: &App, req: Request) -> Response<Body> {
+    let ctx = RequestCtx::of(&req);
+    let path = req.raw_http_path().to_owned();
+    let error = match resolve(req.method().as_str(), &path) {
+        Resolution::MethodNotAllowed => ApiError::MethodNotAllowed,
+        // A matched route never reaches this function behind API Gateway.
+        Resolution::Found(..) | Resolution::NotFound => ApiError::NotFound,
+    };
+    Reply::new(&ctx).error(&error)
+}

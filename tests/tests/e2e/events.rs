@@ -1,0 +1,83 @@
+//! The sample events in events/ double as fixtures: each is fed to its handler and must
+//! give the answer its name promises.
+
+use hatched::lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use hatched_tests::{Answer, TestApp};
+use serde_json::json;
+
+/// The syntactically valid but unissued key the fixtures carry.
+const FIXTURE_KEY: &str = "hatch_live_abcdefghijklmnopqrstuvwxyzABCDEF1mVgZW";
+
+fn fixture(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/../events/{path}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+async fn validate_fixture(t: &TestApp, name: &str, key: &str) -> Answer {
+    let text = fixture(&format!("validate-key/{name}")).replace(FIXTURE_KEY, key);
+    let req = hatched::lambda_http::request::from_str(&text)
+        .expect("fixture parses as an API Gateway event");
+    assert_eq!(req.method(), "POST");
+    assert_eq!(req.uri().path(), "/api/v1/keys/validate");
+    validate_key::handle(&t.app, req).await.into()
+}
+
+#[tokio::test]
+async fn validate_key_fixtures() {
+    let t = TestApp::new().await.with_customer().await;
+    assert_eq!(
+        validate_fixture(&t, "valid.json", FIXTURE_KEY).await.body["code"],
+        "invalid_key"
+    );
+    let (key, _) = t.issue("secret", "live", &[]).await;
+    let a = validate_fixture(&t, "valid.json", &key).await;
+    assert_eq!((a.status, a.body["valid"].clone()), (200, json!(true)));
+    assert_eq!(
+        a.header("x-request-id"),
+        Some("JKJaXmPLvHcESHA="),
+        "API Gateway's request id is echoed"
+    );
+    let cases = [
+        ("malformed-key.json", 200, "invalid_key_format"),
+        ("bad-json.json", 400, "invalid_request"),
+        ("unknown-field.json", 400, "invalid_request"),
+        ("unknown-scope.json", 400, "invalid_scope"),
+        ("wrong-content-type.json", 415, "unsupported_media_type"),
+        ("oversize.json", 413, "payload_too_large"),
+    ];
+    for (name, status, code) in cases {
+        let a = validate_fixture(&t, name, &key).await;
+        let got = if status == 200 {
+            a.body["code"].as_str().unwrap_or("")
+        } else {
+            a.code()
+        };
+        assert_eq!((a.status, got), (status, code), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn base64_bodies_decode_and_broken_base64_is_a_400() {
+    let t = TestApp::new().await.with_customer().await;
+    // The base64 fixture's key is inside the encoded body: issue a key and re-encode.
+    let (key, _) = t.issue("secret", "live", &[]).await;
+    let mut event: serde_json::Value =
+        serde_json::from_str(&fixture("validate-key/valid-base64.json")).unwrap();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let body = String::from_utf8(b64.decode(event["body"].as_str().unwrap()).unwrap())
+        .unwrap()
+        .replace(FIXTURE_KEY, &key);
+    event["body"] = json!(b64.encode(body));
+    let req = hatched::lambda_http::request::from_str(&event.to_string()).unwrap();
+    let a: Answer = validate_key::handle(&t.app, req).await.into();
+    assert_eq!(a.body["valid"], true);
+
+    // lambda_http panics on undecodable base64; our adapter turns it into a 400.
+    let broken: ApiGatewayV2httpRequest =
+        serde_json::from_str(&fixture("validate-key/broken-base64.json")).unwrap();
+    let a: Answer = validate_key::handle(&t.app, hatched::lambda::into_request(broken))
+        .await
+        .into();
+    assert_eq!((a.status, a.code()), (400, "invalid_request"));
+}

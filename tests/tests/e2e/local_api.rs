@@ -1,0 +1,75 @@
+//! The local API over real HTTP: same handlers, API Gateway-shaped events.
+
+use hatched_tests::TestApp;
+use serde_json::{Value, json};
+
+async fn start(t: &TestApp) -> String {
+    let listener = hatchctl::serve::bind(0).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(hatchctl::serve::serve(t.app.clone(), listener));
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn serves_validate_404_405_and_common_headers() {
+    let t = TestApp::new().await.with_customer().await;
+    let (key, _) = t.issue("secret", "test", &[]).await;
+    let base = start(&t).await;
+    let http = reqwest::Client::new();
+
+    let ok = http
+        .post(format!("{base}/api/v1/keys/validate"))
+        .json(&json!({ "key": key }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["cache-control"], "no-store");
+    assert!(ok.headers().contains_key("x-request-id"));
+    let body: Value = ok.json().await.unwrap();
+    assert_eq!(body["key"]["environment"], "test");
+
+    for (method, path, status, code) in [
+        ("GET", "/api/v1/keys/validate", 405, "method_not_allowed"),
+        ("DELETE", "/api/v1/keys/validate", 405, "method_not_allowed"),
+        ("GET", "/", 404, "not_found"),
+        ("POST", "/api/v1/keys/validate/extra", 404, "not_found"),
+        ("POST", "/api/v2/keys/validate", 404, "not_found"),
+    ] {
+        let resp = http
+            .request(method.parse().unwrap(), format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{method} {path}");
+        let rid = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code);
+        assert_eq!(body["error"]["request_id"], rid.as_str());
+    }
+}
+
+#[tokio::test]
+async fn invalid_utf8_and_huge_bodies_are_client_errors() {
+    let t = TestApp::new().await;
+    let base = start(&t).await;
+    let http = reqwest::Client::new();
+    let url = format!("{base}/api/v1/keys/validate");
+    let resp = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(vec![b'{', 0xff, 0xfe, b'}'])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 64 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+}
