@@ -7,8 +7,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use hatched::App;
 use hatched::domain::key::random_base62;
 use hatched::domain::{
-    ApiKey, CustomerId, Environment, KeyKind, KeyPrefix, KeyRecord, KeyType, Tier, grant_scopes,
-    origin,
+    ApiKey, CustomerId, Environment, KeyKind, KeyPrefix, KeyRecord, KeyType, Tier, grant_scopes, origin,
 };
 use hatched::store::StoreError;
 use serde_json::{Value, json};
@@ -93,16 +92,10 @@ async fn issue(app: &App, args: IssueArgs) -> Result<Output> {
         TypeArg::Secret => KeyType::Secret,
         TypeArg::Publishable => KeyType::Publishable,
     };
-    if key_type == KeyType::Secret
-        && (!args.allowed_origins.is_empty() || args.require_signed_user_id)
-    {
+    if key_type == KeyType::Secret && (!args.allowed_origins.is_empty() || args.require_signed_user_id) {
         bail!("--allowed-origins and --require-signed-user-id apply to publishable keys only");
     }
-    if let Some(bad) = args
-        .allowed_origins
-        .iter()
-        .find(|o| !origin::is_valid_pattern(o))
-    {
+    if let Some(bad) = args.allowed_origins.iter().find(|o| !origin::is_valid_pattern(o)) {
         bail!("{bad:?} is not an origin (expected https://host[:port] or https://*.domain)");
     }
     let scopes = grant_scopes(key_type, args.scopes.as_deref())?;
@@ -179,37 +172,22 @@ fn issued_output(key: &ApiKey, record: &KeyRecord, hmac_secret: Option<&str>) ->
     );
     if let Some(secret) = hmac_secret {
         json["hmac_secret"] = Value::from(secret);
-        text.push_str(&format!(
-            "\n  hmac secret (signed user ids): {secret}\nThe HMAC secret is shown only now."
-        ));
+        text.push_str(&format!("\n  hmac secret (signed user ids): {secret}\nThe HMAC secret is shown only now."));
     }
     Output::new(json, text)
 }
 
 async fn find(app: &App, prefix: &str) -> Result<KeyRecord> {
-    let parsed = KeyPrefix::parse(prefix)
-        .with_context(|| format!("{prefix:?} is not a key prefix (e.g. hatch_live_Ab12Cd)"))?;
-    let hash = app
-        .store
-        .key_hash_by_prefix(&parsed)
-        .await?
-        .with_context(|| format!("no key with prefix {prefix}"))?;
-    app.store
-        .get_key(&hash)
-        .await?
-        .with_context(|| format!("no key with prefix {prefix}"))
+    let parsed =
+        KeyPrefix::parse(prefix).with_context(|| format!("{prefix:?} is not a key prefix (e.g. hatch_live_Ab12Cd)"))?;
+    let hash = app.store.key_hash_by_prefix(&parsed).await?.with_context(|| format!("no key with prefix {prefix}"))?;
+    app.store.get_key(&hash).await?.with_context(|| format!("no key with prefix {prefix}"))
 }
 
 async fn revoke(app: &App, prefix: &str) -> Result<Output> {
     let record = find(app, prefix).await?;
-    let revoked = app
-        .store
-        .revoke_key(&record.key_hash, app.clock.now())
-        .await?;
-    let at = revoked
-        .revoked_at
-        .context("revocation not recorded")?
-        .rfc3339();
+    let revoked = app.store.revoke_key(&record.key_hash, app.clock.now()).await?;
+    let at = revoked.revoked_at.context("revocation not recorded")?.rfc3339();
     Ok(Output::new(
         json!({ "prefix": revoked.prefix, "revoked_at": at }),
         format!("{} revoked at {at}", revoked.prefix),
@@ -245,11 +223,7 @@ async fn rotate(app: &App, prefix: &str, grace_hours: u32) -> Result<Output> {
     let mut out = issued_output(&key, &record, None);
     out.json["old_prefix"] = Value::from(old.prefix.as_str());
     out.json["old_expires_at"] = Value::from(expires.rfc3339());
-    out.text.push_str(&format!(
-        "\n{} stays valid until {}.",
-        old.prefix,
-        expires.rfc3339()
-    ));
+    out.text.push_str(&format!("\n{} stays valid until {}.", old.prefix, expires.rfc3339()));
     Ok(out)
 }
 
@@ -285,8 +259,5 @@ async fn list(app: &App, customer: &CustomerId) -> Result<Output> {
             k.label.as_deref().unwrap_or("-")
         ));
     }
-    Ok(Output::new(
-        json!({ "customer_id": customer, "keys": rows }),
-        text.trim_end().to_owned(),
-    ))
+    Ok(Output::new(json!({ "customer_id": customer, "keys": rows }), text.trim_end().to_owned()))
 }

@@ -21,6 +21,9 @@ pub struct Cli {
     /// DynamoDB table name.
     #[arg(long, env = "HATCHED_TABLE", global = true, default_value = "hatched")]
     pub table: String,
+    /// Secrets Manager secret (name or ARN) holding the signing-key material.
+    #[arg(long, env = "HATCHED_SIGNING_SECRET", global = true, default_value = "hatched-signing-key")]
+    pub signing_secret: String,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -42,6 +45,9 @@ pub enum Command {
     /// Buddies (token mints need one).
     #[command(subcommand)]
     Buddies(BuddiesCommand),
+    /// The Ed25519 signing key in Secrets Manager.
+    #[command(subcommand)]
+    SigningKey(SigningKeyCommand),
     /// Run every route of template.yaml on 127.0.0.1 against the configured stack.
     Serve(serve::ServeArgs),
 }
@@ -50,6 +56,16 @@ pub enum Command {
 pub enum TableCommand {
     /// Create the table (keys, GSI, TTL) if it does not exist.
     Create,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SigningKeyCommand {
+    /// Create the secret with a random value if it does not exist.
+    Create,
+    /// Put a new random version: it signs from now on; the old one still verifies.
+    Rotate,
+    /// Show the kids of the current and previous keys.
+    Show,
 }
 
 #[derive(Subcommand, Debug)]
@@ -93,10 +109,7 @@ pub struct Output {
 
 impl Output {
     pub fn new(json: Value, text: impl Into<String>) -> Output {
-        Output {
-            json,
-            text: text.into(),
-        }
+        Output { json, text: text.into() }
     }
 }
 
@@ -106,11 +119,7 @@ pub async fn execute(app: &App, command: Command) -> Result<Output> {
         Command::Table(TableCommand::Create) => {
             let outcome = app.store.create_table().await?;
             let created = outcome == hatched::store::TableSpec::Created;
-            let text = if created {
-                "table created"
-            } else {
-                "table already exists"
-            };
+            let text = if created { "table created" } else { "table already exists" };
             Ok(Output::new(
                 json!({ "table": app.store.table(), "created": created }),
                 format!("{}: {text}", app.store.table()),
@@ -119,6 +128,7 @@ pub async fn execute(app: &App, command: Command) -> Result<Output> {
         Command::Customers(CustomersCommand::Create(args)) => create_customer(app, args).await,
         Command::Keys(cmd) => keys::execute(app, cmd).await,
         Command::Buddies(BuddiesCommand::Create(args)) => create_buddy(app, args).await,
+        Command::SigningKey(cmd) => signing_key(app, cmd).await,
         Command::Serve(_) => bail!("serve runs from the hatchctl binary"),
     }
 }
@@ -136,18 +146,11 @@ async fn create_customer(app: &App, args: CustomerArgs) -> Result<Output> {
     match app.store.create_customer(&customer).await {
         Ok(()) => {}
         Err(StoreError::AlreadyExists) => {
-            let existing = app
-                .store
-                .get_customer(&customer.customer_id)
-                .await?
-                .context("customer vanished")?;
+            let existing = app.store.get_customer(&customer.customer_id).await?.context("customer vanished")?;
             if existing.primary_token != customer.primary_token
                 || existing.progression_token != customer.progression_token
             {
-                bail!(
-                    "customer {} already exists with other token keys",
-                    customer.customer_id
-                );
+                bail!("customer {} already exists with other token keys", customer.customer_id);
             }
         }
         Err(e) => return Err(e.into()),
@@ -163,11 +166,7 @@ async fn create_customer(app: &App, args: CustomerArgs) -> Result<Output> {
 
 async fn create_buddy(app: &App, args: BuddyArgs) -> Result<Output> {
     require_customer(app, &args.customer).await?;
-    let created = match app
-        .store
-        .create_buddy(&args.customer, args.env, &args.buddy, app.clock.now())
-        .await
-    {
+    let created = match app.store.create_buddy(&args.customer, args.env, &args.buddy, app.clock.now()).await {
         Ok(()) => true,
         Err(StoreError::AlreadyExists) => false,
         Err(e) => return Err(e.into()),
@@ -182,6 +181,32 @@ async fn create_buddy(app: &App, args: BuddyArgs) -> Result<Output> {
             if created { "" } else { " already existed" }
         ),
     ))
+}
+
+async fn signing_key(app: &App, cmd: SigningKeyCommand) -> Result<Output> {
+    let ring = match cmd {
+        SigningKeyCommand::Create => {
+            let created = app.signer.create_secret().await.map_err(api_error)?;
+            let ring = app.signer.ring().await.map_err(api_error)?;
+            let text = if created { "signing secret created" } else { "signing secret already exists" };
+            return Ok(Output::new(
+                json!({ "created": created, "kid": ring.current.kid() }),
+                format!("{text}; current kid {}", ring.current.kid()),
+            ));
+        }
+        SigningKeyCommand::Rotate => app.signer.rotate().await.map_err(api_error)?,
+        SigningKeyCommand::Show => app.signer.ring().await.map_err(api_error)?,
+    };
+    let previous = ring.previous.as_ref().map(|k| k.kid().to_owned());
+    Ok(Output::new(
+        json!({ "kid": ring.current.kid(), "previous_kid": previous }),
+        format!("current kid {} (previous {})", ring.current.kid(), previous.as_deref().unwrap_or("none")),
+    ))
+}
+
+/// The API error's internal cause is what an operator needs to see.
+fn api_error(e: hatched::ApiError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
 }
 
 pub(crate) async fn require_customer(app: &App, id: &CustomerId) -> Result<Customer> {

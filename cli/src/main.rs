@@ -5,7 +5,12 @@ use hatchctl::{Cli, Command};
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     hatched::telemetry::init();
-    let app = hatched::App::from_config(&hatched::app::aws_config().await, &cli.table);
+    let settings = hatched::app::Settings {
+        table: cli.table.clone(),
+        signing_secret: Some(cli.signing_secret.clone()),
+        issuer: std::env::var(hatched::app::ISSUER_ENV).unwrap_or_else(|_| hatched::app::DEFAULT_ISSUER.to_owned()),
+    };
+    let app = hatched::App::from_config(&hatched::app::aws_config().await, settings);
     let result = match cli.command {
         Command::Serve(args) => serve(app, args.port).await.map(|()| None),
         command => hatchctl::execute(&app, command).await.map(Some),

@@ -32,13 +32,15 @@ pub struct ServeArgs {
 const GATEWAY_BODY_LIMIT: usize = 10 * 1024 * 1024;
 
 /// Calls the handler of the function that serves a route.
-pub async fn dispatch(
-    app: &App,
-    function: &str,
-    req: lambda_http::Request,
-) -> Option<lambda_http::Response<Body>> {
+pub async fn dispatch(app: &App, function: &str, req: lambda_http::Request) -> Option<lambda_http::Response<Body>> {
     Some(match function {
         "validate-key" => validate_key::handle(app, req).await,
+        "create-widget-session" => create_widget_session::handle(app, req).await,
+        "revoke-widget-session" => revoke_widget_session::handle(app, req).await,
+        "create-embed-token" => create_embed_token::handle(app, req).await,
+        "introspect-token" => introspect_token::handle(app, req).await,
+        "jwks" => jwks::handle(app, req).await,
+        "fallback" => fallback::handle(app, req).await,
         _ => return None,
     })
 }
@@ -58,46 +60,27 @@ pub async fn serve(app: App, listener: TcpListener) -> Result<()> {
                 let app = app.clone();
                 async move { Ok::<_, std::convert::Infallible>(answer(&app, req, peer).await) }
             });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });
     }
 }
 
-async fn answer(
-    app: &App,
-    req: hyper::Request<Incoming>,
-    peer: SocketAddr,
-) -> hyper::Response<Full<Bytes>> {
+async fn answer(app: &App, req: hyper::Request<Incoming>, peer: SocketAddr) -> hyper::Response<Full<Bytes>> {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    let bytes = Limited::new(body, GATEWAY_BODY_LIMIT)
-        .collect()
-        .await
-        .map(|c| c.to_bytes());
+    let bytes = Limited::new(body, GATEWAY_BODY_LIMIT).collect().await.map(|c| c.to_bytes());
     let resolution = routes::resolve(parts.method.as_str(), parts.uri.path());
-    let event = gateway_event(
-        &parts,
-        bytes.as_deref().unwrap_or_default(),
-        peer,
-        &resolution,
-    );
+    let event = gateway_event(&parts, bytes.as_deref().unwrap_or_default(), peer, &resolution);
     let request = hatched::lambda::into_request(event);
     let ctx = RequestCtx::of(&request);
     let response = match (&resolution, bytes.is_ok()) {
         (_, false) => Reply::new(&ctx).error(&ApiError::PayloadTooLarge),
         (Resolution::Found(route, _), true) => match dispatch(app, route.function, request).await {
             Some(resp) => resp,
-            None => Reply::new(&ctx).error(&ApiError::Internal(format!(
-                "no handler for {}",
-                route.function
-            ))),
+            None => Reply::new(&ctx).error(&ApiError::Internal(format!("no handler for {}", route.function))),
         },
         // What API Gateway sends to the `$default` route.
-        (Resolution::MethodNotAllowed | Resolution::NotFound, true) => {
-            fallback::handle(app, request).await
-        }
+        (Resolution::MethodNotAllowed | Resolution::NotFound, true) => fallback::handle(app, request).await,
     };
     tracing::info!(method = %parts.method, path = parts.uri.path(), status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "local api");
     to_hyper(response)
@@ -113,18 +96,12 @@ fn gateway_event(
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in &parts.headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        headers
-            .entry(name.as_str().to_owned())
-            .and_modify(|v| *v = format!("{v},{value}"))
-            .or_insert(value);
+        headers.entry(name.as_str().to_owned()).and_modify(|v| *v = format!("{v},{value}")).or_insert(value);
     }
     let (route_key, params) = match resolution {
         Resolution::Found(route, params) => (
             format!("{} {}", route.method, route.path),
-            params
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
-                .collect::<Map<_, _>>(),
+            params.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect::<Map<_, _>>(),
         ),
         _ => ("$default".to_owned(), Map::new()),
     };
@@ -133,9 +110,7 @@ fn gateway_event(
         Ok(text) => (text.to_owned(), false),
         Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), true),
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let event = json!({
         "version": "2.0",
         "routeKey": route_key,

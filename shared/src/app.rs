@@ -9,10 +9,16 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::domain::UnixTime;
+use crate::signing::Signer;
 use crate::store::Store;
 
 /// Environment variable naming the DynamoDB table.
 pub const TABLE_ENV: &str = "HATCHED_TABLE";
+/// Environment variable naming the Secrets Manager secret (name or ARN) of the signing key.
+pub const SIGNING_SECRET_ENV: &str = "HATCHED_SIGNING_SECRET";
+/// Environment variable overriding the `iss` of minted tokens.
+pub const ISSUER_ENV: &str = "HATCHED_ISSUER";
+pub const DEFAULT_ISSUER: &str = "hatched-auth-edge";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -42,6 +48,27 @@ impl Clock {
 pub struct App {
     pub store: Store,
     pub clock: Clock,
+    /// Signing keys, fetched on first use (functions that never sign never fetch).
+    pub signer: Arc<Signer>,
+    pub issuer: String,
+}
+
+/// Where an [`App`]'s resources live.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub table: String,
+    pub signing_secret: Option<String>,
+    pub issuer: String,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Settings, ConfigError> {
+        Ok(Settings {
+            table: std::env::var(TABLE_ENV).map_err(|_| ConfigError::Missing(TABLE_ENV))?,
+            signing_secret: std::env::var(SIGNING_SECRET_ENV).ok().filter(|s| !s.is_empty()),
+            issuer: std::env::var(ISSUER_ENV).unwrap_or_else(|_| DEFAULT_ISSUER.to_owned()),
+        })
+    }
 }
 
 /// SDK configuration from the standard environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, …)
@@ -61,19 +88,27 @@ pub async fn aws_config() -> SdkConfig {
 }
 
 impl App {
-    pub fn new(store: Store, clock: Clock) -> App {
-        App { store, clock }
-    }
-
-    /// The production wiring: table from `HATCHED_TABLE`, clients from the environment.
+    /// The production wiring: settings from the environment, clients from the SDK defaults.
     pub async fn from_env() -> Result<App, ConfigError> {
-        let table = std::env::var(TABLE_ENV).map_err(|_| ConfigError::Missing(TABLE_ENV))?;
-        let config = aws_config().await;
-        Ok(App::from_config(&config, table))
+        let settings = Settings::from_env()?;
+        Ok(App::from_config(&aws_config().await, settings))
     }
 
-    pub fn from_config(config: &SdkConfig, table: impl Into<String>) -> App {
-        let store = Store::new(aws_sdk_dynamodb::Client::new(config), table);
-        App::new(store, Clock::default())
+    pub fn from_config(config: &SdkConfig, settings: Settings) -> App {
+        App::with_clients(aws_sdk_dynamodb::Client::new(config), aws_sdk_secretsmanager::Client::new(config), settings)
+    }
+
+    pub fn with_clients(
+        dynamo: aws_sdk_dynamodb::Client,
+        secrets: aws_sdk_secretsmanager::Client,
+        settings: Settings,
+    ) -> App {
+        let clock = Clock::default();
+        App {
+            store: Store::new(dynamo, settings.table),
+            signer: Arc::new(Signer::new(secrets, settings.signing_secret, clock.clone())),
+            clock,
+            issuer: settings.issuer,
+        }
     }
 }

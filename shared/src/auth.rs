@@ -2,9 +2,7 @@
 //! rate-window count running concurrently, then the record's verdicts in a fixed order.
 
 use crate::app::App;
-use crate::domain::{
-    ANONYMOUS_PER_MINUTE, ApiKey, KeyRecord, KeyType, LAST_USED_RESOLUTION_SECS, Scope, UnixTime,
-};
+use crate::domain::{ANONYMOUS_PER_MINUTE, ApiKey, KeyRecord, KeyType, LAST_USED_RESOLUTION_SECS, Scope, UnixTime};
 use crate::error::ApiError;
 use crate::http::{RequestCtx, bearer_key};
 use crate::ratelimit::{RateLimitStatus, Subject, WINDOW_SECS};
@@ -47,11 +45,7 @@ impl Access {
             }
             Access::SecretOnly(scope) | Access::Scoped(scope) => scope,
         };
-        if record.has_scope(scope) {
-            Ok(())
-        } else {
-            Err(ApiError::InsufficientScope(scope))
-        }
+        if record.has_scope(scope) { Ok(()) } else { Err(ApiError::InsufficientScope(scope)) }
     }
 }
 
@@ -65,72 +59,42 @@ impl App {
     pub async fn count_anonymous(&self, ctx: &RequestCtx) -> Result<RateLimitStatus, ApiError> {
         let now = self.clock.now();
         let window = Subject::Ip(&ctx.source_ip).window_id(now);
-        let count = self
-            .store
-            .count_request(&window, window_expiry(now))
-            .await?;
+        let count = self.store.count_request(&window, window_expiry(now)).await?;
         Ok(RateLimitStatus::decide(ANONYMOUS_PER_MINUTE, count, now))
     }
 
     /// Verdict on a well-formed key: on record, not revoked or expired, within its rate
     /// limit, and (publishable keys) called from an allowed origin. Records the use.
-    pub async fn check_key(
-        &self,
-        key: &ApiKey,
-        ctx: &RequestCtx,
-        origin: Option<&str>,
-    ) -> Result<Caller, Rejected> {
+    pub async fn check_key(&self, key: &ApiKey, ctx: &RequestCtx, origin: Option<&str>) -> Result<Caller, Rejected> {
         let now = self.clock.now();
         let hash = key.hash();
         let window = Subject::Key(&hash).window_id(now);
-        let (record, count) = futures::join!(
-            self.store.get_key(&hash),
-            self.store.count_request(&window, window_expiry(now))
-        );
+        let (record, count) =
+            futures::join!(self.store.get_key(&hash), self.store.count_request(&window, window_expiry(now)));
         let Some(record) = record.map_err(ApiError::from)? else {
             // Unknown keys cost a read: hold them to the anonymous per-IP limit.
             let ip = self.count_anonymous(ctx).await?;
             let error = if ip.allowed {
                 ApiError::InvalidKey
             } else {
-                ApiError::RateLimited {
-                    retry_after_secs: ip.reset_in_secs,
-                }
+                ApiError::RateLimited { retry_after_secs: ip.reset_in_secs }
             };
             return Err(Rejected { error, rate: None });
         };
-        let rate = RateLimitStatus::decide(
-            record.tier.per_minute(),
-            count.map_err(ApiError::from)?,
-            now,
-        );
-        let reject = |error: ApiError, rate: &RateLimitStatus| {
-            Err(Rejected {
-                error,
-                rate: Some(rate.clone()),
-            })
-        };
+        let rate = RateLimitStatus::decide(record.tier.per_minute(), count.map_err(ApiError::from)?, now);
+        let reject = |error: ApiError, rate: &RateLimitStatus| Err(Rejected { error, rate: Some(rate.clone()) });
         if let Err(r) = record.usable_at(now) {
             return reject(r.into(), &rate);
         }
         if !rate.allowed {
-            return reject(
-                ApiError::RateLimited {
-                    retry_after_secs: rate.reset_in_secs,
-                },
-                &rate,
-            );
+            return reject(ApiError::RateLimited { retry_after_secs: rate.reset_in_secs }, &rate);
         }
         if !record.origin_allowed(origin) {
             return reject(ApiError::OriginNotAllowed, &rate);
         }
         if record.last_used_is_stale(now) {
             // Bookkeeping only: a failure here must not fail an otherwise good request.
-            if let Err(e) = self
-                .store
-                .touch_key_last_used(&record.key_hash, now, LAST_USED_RESOLUTION_SECS)
-                .await
-            {
+            if let Err(e) = self.store.touch_key_last_used(&record.key_hash, now, LAST_USED_RESOLUTION_SECS).await {
                 tracing::warn!(prefix = %record.prefix, cause = %e, "last_used_at not recorded");
             }
         }
@@ -139,31 +103,18 @@ impl App {
 
     /// The whole gate of a keyed endpoint: `Authorization` → key checks → access rule.
     /// Calls without a usable key count against the caller's IP.
-    pub async fn authenticate(
-        &self,
-        req: &Request,
-        ctx: &RequestCtx,
-        access: Access,
-    ) -> Result<Caller, Rejected> {
+    pub async fn authenticate(&self, req: &Request, ctx: &RequestCtx, access: Access) -> Result<Caller, Rejected> {
         let key = match bearer_key(req) {
             Ok(key) => key,
             Err(error) => {
                 let ip = self.count_anonymous(ctx).await?;
-                let error = if ip.allowed {
-                    error
-                } else {
-                    ApiError::RateLimited {
-                        retry_after_secs: ip.reset_in_secs,
-                    }
-                };
+                let error =
+                    if ip.allowed { error } else { ApiError::RateLimited { retry_after_secs: ip.reset_in_secs } };
                 return Err(error.into());
             }
         };
         let caller = self.check_key(&key, ctx, ctx.origin.as_deref()).await?;
-        access.check(&caller.record).map_err(|error| Rejected {
-            error,
-            rate: Some(caller.rate.clone()),
-        })?;
+        access.check(&caller.record).map_err(|error| Rejected { error, rate: Some(caller.rate.clone()) })?;
         Ok(caller)
     }
 }

@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use crate::domain::token::{ScopeError, TtlOutOfRange};
 use crate::domain::{InvalidId, KeyFormatError, KeyRejection, Scope};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,11 +29,7 @@ pub enum ApiError {
     #[error("key expired")]
     KeyExpired,
     #[error("insufficient balance")]
-    InsufficientBalance {
-        token_key: String,
-        required: i64,
-        available: i64,
-    },
+    InsufficientBalance { token_key: String, required: i64, available: i64 },
     #[error("publishable key used on a secret-only endpoint")]
     PublishableKeyScope,
     #[error("insufficient scope")]
@@ -69,15 +66,10 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         use ApiError::*;
         match self {
-            InvalidRequest(_)
-            | ScopesRequired
-            | InvalidScope(_)
-            | ScopesNotAllowed
-            | InvalidTtl { .. } => 400,
+            InvalidRequest(_) | ScopesRequired | InvalidScope(_) | ScopesNotAllowed | InvalidTtl { .. } => 400,
             MissingKey | InvalidKeyFormat(_) | InvalidKey | KeyRevoked | KeyExpired => 401,
             InsufficientBalance { .. } => 402,
-            PublishableKeyScope | InsufficientScope(_) | OriginNotAllowed
-            | InvalidUserSignature => 403,
+            PublishableKeyScope | InsufficientScope(_) | OriginNotAllowed | InvalidUserSignature => 403,
             BuddyNotFound | GateNotFound | SessionNotFound | NotFound => 404,
             MethodNotAllowed => 405,
             PayloadTooLarge => 413,
@@ -135,8 +127,7 @@ impl ApiError {
             KeyExpired => "The API key has expired.".into(),
             InsufficientBalance { .. } => "The balance cannot pay for this unlock.".into(),
             PublishableKeyScope => {
-                "Publishable keys cannot use this endpoint; use a secret key from your server."
-                    .into()
+                "Publishable keys cannot use this endpoint; use a secret key from your server.".into()
             }
             InsufficientScope(scope) => format!("The API key lacks the {scope} scope."),
             OriginNotAllowed => "The request origin is not allowed for this key.".into(),
@@ -159,13 +150,9 @@ impl ApiError {
         match self {
             InvalidScope(scope) => Some(json!({ "scope": scope })),
             InvalidTtl { min, max } => Some(json!({ "min": min, "max": max })),
-            InsufficientBalance {
-                token_key,
-                required,
-                available,
-            } => Some(
-                json!({ "token_key": token_key, "required": required, "available": available }),
-            ),
+            InsufficientBalance { token_key, required, available } => {
+                Some(json!({ "token_key": token_key, "required": required, "available": available }))
+            }
             InsufficientScope(scope) => Some(json!({ "required": scope.as_str() })),
             _ => None,
         }
@@ -182,8 +169,7 @@ impl ApiError {
 
     /// The `{"error": {...}}` body of API.md.
     pub fn body(&self, request_id: &str) -> Value {
-        let mut error =
-            json!({ "code": self.code(), "message": self.message(), "request_id": request_id });
+        let mut error = json!({ "code": self.code(), "message": self.message(), "request_id": request_id });
         if let Some(details) = self.details() {
             error["details"] = details;
         }
@@ -194,6 +180,21 @@ impl ApiError {
 impl From<InvalidId> for ApiError {
     fn from(e: InvalidId) -> ApiError {
         ApiError::InvalidRequest(e.to_string())
+    }
+}
+
+impl From<ScopeError> for ApiError {
+    fn from(e: ScopeError) -> ApiError {
+        match e {
+            ScopeError::Required => ApiError::ScopesRequired,
+            ScopeError::Invalid(scope) => ApiError::InvalidScope(scope),
+        }
+    }
+}
+
+impl From<TtlOutOfRange> for ApiError {
+    fn from(e: TtlOutOfRange) -> ApiError {
+        ApiError::InvalidTtl { min: e.min, max: e.max }
     }
 }
 

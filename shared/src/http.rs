@@ -30,16 +30,12 @@ pub struct RequestCtx {
 impl RequestCtx {
     pub fn of(req: &Request) -> RequestCtx {
         let (request_id, source_ip) = match req.request_context_ref() {
-            Some(RequestContext::ApiGatewayV2(ctx)) => {
-                (ctx.request_id.clone(), Some(ctx.http.source_ip.clone()))
-            }
+            Some(RequestContext::ApiGatewayV2(ctx)) => (ctx.request_id.clone(), Some(ctx.http.source_ip.clone())),
             _ => (None, None),
         };
         RequestCtx {
             request_id: request_id
-                .filter(|id| {
-                    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
-                })
+                .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
                 .unwrap_or_else(fresh_request_id),
             source_ip: source_ip.flatten().unwrap_or_else(|| "unknown".to_owned()),
             origin: header_text(req, header::ORIGIN.as_str()).map(str::to_owned),
@@ -60,14 +56,10 @@ pub fn bearer_key(req: &Request) -> Result<ApiKey, ApiError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Err(ApiError::MissingKey);
     };
-    let text = value
-        .to_str()
-        .map_err(|_| ApiError::InvalidKeyFormat(crate::domain::KeyFormatError::Charset))?;
+    let text = value.to_str().map_err(|_| ApiError::InvalidKeyFormat(crate::domain::KeyFormatError::Charset))?;
     let (scheme, key) = text.split_once(' ').unwrap_or((text, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(ApiError::InvalidKeyFormat(
-            crate::domain::KeyFormatError::UnknownPrefix,
-        ));
+        return Err(ApiError::InvalidKeyFormat(crate::domain::KeyFormatError::UnknownPrefix));
     }
     Ok(ApiKey::parse(key)?)
 }
@@ -75,9 +67,7 @@ pub fn bearer_key(req: &Request) -> Result<ApiKey, ApiError> {
 /// The raw body bytes, after the size and base64 checks every route shares.
 fn body_bytes(req: &Request) -> Result<&[u8], ApiError> {
     if req.extensions().get::<UndecodableBody>().is_some() {
-        return Err(ApiError::InvalidRequest(
-            "the body is marked base64 but is not valid base64".into(),
-        ));
+        return Err(ApiError::InvalidRequest("the body is marked base64 but is not valid base64".into()));
     }
     let bytes: &[u8] = req.body().as_ref();
     if bytes.len() > MAX_BODY_BYTES {
@@ -90,17 +80,22 @@ fn body_bytes(req: &Request) -> Result<&[u8], ApiError> {
 /// that does not deserialize into `T` (request types deny unknown fields).
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let bytes = body_bytes(req)?;
-    let media_type = header_text(req, header::CONTENT_TYPE.as_str()).map(|v| {
-        v.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-    });
+    let media_type = header_text(req, header::CONTENT_TYPE.as_str())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
     if media_type.as_deref() != Some("application/json") {
         return Err(ApiError::UnsupportedMediaType);
     }
     serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidRequest(describe_json_error(&e)))
+}
+
+/// A path parameter API Gateway extracted (`{session_id}` …), parsed into its id type.
+pub fn path_param<T, E>(req: &Request, name: &str, parse: impl FnOnce(&str) -> Result<T, E>) -> Result<T, ApiError>
+where
+    E: Into<ApiError>,
+{
+    let params = req.path_parameters();
+    let text = params.first(name).ok_or_else(|| ApiError::InvalidRequest(format!("missing path parameter {name}")))?;
+    parse(text).map_err(Into::into)
 }
 
 /// Routes without a body (GET, DELETE, unlock) accept an empty one and ignore its type,
@@ -120,11 +115,10 @@ fn describe_json_error(e: &serde_json::Error) -> String {
         }
         Category::Data => {
             let text = e.to_string();
-            let field = text.split('`').nth(1).filter(|f| {
-                !f.is_empty()
-                    && f.len() <= 32
-                    && f.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
-            });
+            let field = text
+                .split('`')
+                .nth(1)
+                .filter(|f| !f.is_empty() && f.len() <= 32 && f.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
             for (needle, what) in [
                 ("unknown field", "unknown field"),
                 ("missing field", "missing field"),
@@ -154,11 +148,7 @@ pub struct Reply<'a> {
 
 impl<'a> Reply<'a> {
     pub fn new(ctx: &'a RequestCtx) -> Reply<'a> {
-        Reply {
-            ctx,
-            rate: None,
-            retry_after: None,
-        }
+        Reply { ctx, rate: None, retry_after: None }
     }
 
     /// Adds `Retry-After` to a successful answer that reports a limit (validate's 200).
@@ -190,34 +180,18 @@ impl<'a> Reply<'a> {
         if err.status() >= 500 {
             tracing::error!(request_id = %self.ctx.request_id, code = err.code(), cause = %err, "request failed");
         }
-        let mut resp = self.raw(
-            err.status(),
-            err.body(&self.ctx.request_id).to_string(),
-            "no-store",
-        );
+        let mut resp = self.raw(err.status(), err.body(&self.ctx.request_id).to_string(), "no-store");
         if let Some(secs) = err.retry_after() {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }
 
-    pub fn result<T: Serialize>(&self, status: u16, result: Result<T, ApiError>) -> Response<Body> {
-        match result {
-            Ok(body) => self.json(status, &body),
-            Err(e) => self.error(&e),
-        }
-    }
-
     fn raw(&self, status: u16, body: String, cache_control: &str) -> Response<Body> {
         let mut resp = Response::new(Body::Text(body));
-        *resp.status_mut() =
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let headers = resp.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_str(cache_control).unwrap_or(HeaderValue::from_static("no-store")),
@@ -260,13 +234,7 @@ mod tests {
     #[test]
     fn media_type_and_charset() {
         assert!(json_body::<Probe>(&request(Some("application/json"), r#"{"key":"a"}"#)).is_ok());
-        assert!(
-            json_body::<Probe>(&request(
-                Some("Application/JSON; charset=utf-8"),
-                r#"{"key":"a"}"#
-            ))
-            .is_ok()
-        );
+        assert!(json_body::<Probe>(&request(Some("Application/JSON; charset=utf-8"), r#"{"key":"a"}"#)).is_ok());
         let e = json_body::<Probe>(&request(Some("text/plain"), r#"{"key":"a"}"#)).unwrap_err();
         assert_eq!(e.code(), "unsupported_media_type");
         let e = json_body::<Probe>(&request(None, r#"{"key":"a"}"#)).unwrap_err();
@@ -280,9 +248,7 @@ mod tests {
         assert!(json_body::<Probe>(&request(Some("application/json"), &at)).is_ok());
         let over = format!(r#"{{"key":"{}"}}"#, "a".repeat(MAX_BODY_BYTES - 9));
         assert_eq!(
-            json_body::<Probe>(&request(Some("application/json"), &over))
-                .unwrap_err()
-                .code(),
+            json_body::<Probe>(&request(Some("application/json"), &over)).unwrap_err().code(),
             "payload_too_large"
         );
     }
@@ -299,24 +265,10 @@ mod tests {
             assert_eq!(e.code(), "invalid_request");
             assert!(!e.message().contains(secret), "{}", e.message());
         }
-        let e = json_body::<Probe>(&request(
-            Some("application/json"),
-            r#"{"key":"a","key":"b"}"#,
-        ))
-        .unwrap_err();
-        assert_eq!(
-            e.message(),
-            "The request is invalid: duplicate field `key`."
-        );
-        let e = json_body::<Probe>(&request(
-            Some("application/json"),
-            r#"{"key":"a","extra":1}"#,
-        ))
-        .unwrap_err();
-        assert_eq!(
-            e.message(),
-            "The request is invalid: unknown field `extra`."
-        );
+        let e = json_body::<Probe>(&request(Some("application/json"), r#"{"key":"a","key":"b"}"#)).unwrap_err();
+        assert_eq!(e.message(), "The request is invalid: duplicate field `key`.");
+        let e = json_body::<Probe>(&request(Some("application/json"), r#"{"key":"a","extra":1}"#)).unwrap_err();
+        assert_eq!(e.message(), "The request is invalid: unknown field `extra`.");
     }
 
     #[test]
@@ -329,10 +281,7 @@ mod tests {
                 .unwrap();
             assert_eq!(bearer_key(&req).unwrap(), key);
         }
-        let basic = http::Request::builder()
-            .header("authorization", "Basic abc")
-            .body(Body::Empty)
-            .unwrap();
+        let basic = http::Request::builder().header("authorization", "Basic abc").body(Body::Empty).unwrap();
         assert_eq!(bearer_key(&basic).unwrap_err().code(), "invalid_key_format");
         let none = http::Request::builder().body(Body::Empty).unwrap();
         assert_eq!(bearer_key(&none).unwrap_err().code(), "missing_key");

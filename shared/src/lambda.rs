@@ -17,10 +17,7 @@ use crate::http::UndecodableBody;
 /// decode is dropped and marked, so the handler answers 400 (`lambda_http` would panic).
 pub fn into_request(mut event: ApiGatewayV2httpRequest) -> Request {
     let undecodable = event.is_base64_encoded
-        && event
-            .body
-            .as_deref()
-            .is_some_and(|b| base64::engine::general_purpose::STANDARD.decode(b).is_err());
+        && event.body.as_deref().is_some_and(|b| base64::engine::general_purpose::STANDARD.decode(b).is_err());
     if undecodable {
         event.body = None;
         event.is_base64_encoded = false;
@@ -56,7 +53,9 @@ where
     Fut: Future<Output = Response<Body>>,
 {
     lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayV2httpRequest>| {
-        let fut = handler(into_request(event.payload));
+        // Boxed: handler futures nest deep (SDK calls inside the story), and an unboxed
+        // chain up to `main` exceeds the compiler's layout depth.
+        let fut = Box::pin(handler(into_request(event.payload)));
         async move { Ok::<_, Infallible>(into_event_response(fut.await)) }
     }))
     .await

@@ -9,10 +9,12 @@ pub mod app;
 pub mod auth;
 pub mod domain;
 pub mod error;
+pub mod handler;
 pub mod http;
 pub mod lambda;
 pub mod ratelimit;
 pub mod routes;
+pub mod signing;
 pub mod store;
 pub mod telemetry;
 

@@ -19,11 +19,9 @@ impl Subject<'_> {
         match self {
             Subject::Key(hash) => format!("RL#K#{}#{}", hash.as_str(), start.secs()),
             // IPs are not validated ids: hash them so arbitrary text never shapes a key.
-            Subject::Ip(ip) => format!(
-                "RL#IP#{}#{}",
-                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(ip.as_bytes())),
-                start.secs()
-            ),
+            Subject::Ip(ip) => {
+                format!("RL#IP#{}#{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(ip.as_bytes())), start.secs())
+            }
         }
     }
 }
@@ -63,9 +61,7 @@ mod tests {
     #[test]
     fn exactly_limit_requests_pass() {
         let now = UnixTime::from_secs(120 + 15);
-        let statuses: Vec<_> = (1..=61)
-            .map(|n| RateLimitStatus::decide(60, n, now))
-            .collect();
+        let statuses: Vec<_> = (1..=61).map(|n| RateLimitStatus::decide(60, n, now)).collect();
         assert_eq!(statuses.iter().filter(|s| s.allowed).count(), 60);
         assert_eq!(statuses[59].remaining, 0);
         assert_eq!(statuses[0].remaining, 59);
@@ -77,14 +73,8 @@ mod tests {
     #[test]
     fn windows_are_per_minute() {
         let ip = Subject::Ip("10.0.0.1");
-        assert_eq!(
-            ip.window_id(UnixTime::from_secs(60)),
-            ip.window_id(UnixTime::from_secs(119))
-        );
-        assert_ne!(
-            ip.window_id(UnixTime::from_secs(119)),
-            ip.window_id(UnixTime::from_secs(120))
-        );
+        assert_eq!(ip.window_id(UnixTime::from_secs(60)), ip.window_id(UnixTime::from_secs(119)));
+        assert_ne!(ip.window_id(UnixTime::from_secs(119)), ip.window_id(UnixTime::from_secs(120)));
         assert!(!ip.window_id(UnixTime::from_secs(0)).contains("10.0.0.1"));
     }
 }

@@ -11,11 +11,18 @@ pub struct Route {
     pub function: &'static str,
 }
 
-pub const ROUTES: &[Route] = &[Route {
-    method: "POST",
-    path: "/api/v1/keys/validate",
-    function: "validate-key",
-}];
+pub const ROUTES: &[Route] = &[
+    route("POST", "/api/v1/keys/validate", "validate-key"),
+    route("POST", "/api/v1/widget-sessions", "create-widget-session"),
+    route("DELETE", "/api/v1/widget-sessions/{session_id}", "revoke-widget-session"),
+    route("POST", "/api/v1/embed-tokens", "create-embed-token"),
+    route("POST", "/api/v1/tokens/introspect", "introspect-token"),
+    route("GET", "/.well-known/jwks.json", "jwks"),
+];
+
+const fn route(method: &'static str, path: &'static str, function: &'static str) -> Route {
+    Route { method, path, function }
+}
 
 /// Matches a concrete path against a template, returning the parameters by name.
 pub fn match_path(template: &str, path: &str) -> Option<Vec<(String, String)>> {
@@ -55,11 +62,7 @@ pub fn resolve(method: &str, path: &str) -> Resolution {
             path_known = true;
         }
     }
-    if path_known {
-        Resolution::MethodNotAllowed
-    } else {
-        Resolution::NotFound
-    }
+    if path_known { Resolution::MethodNotAllowed } else { Resolution::NotFound }
 }
 
 #[cfg(test)]
@@ -71,24 +74,15 @@ mod tests {
         assert!(
             matches!(resolve("POST", "/api/v1/keys/validate"), Resolution::Found(r, _) if r.function == "validate-key")
         );
-        assert_eq!(
-            resolve("GET", "/api/v1/keys/validate"),
-            Resolution::MethodNotAllowed
-        );
-        assert_eq!(
-            resolve("POST", "/api/v1/keys/validate/x"),
-            Resolution::NotFound
-        );
+        assert_eq!(resolve("GET", "/api/v1/keys/validate"), Resolution::MethodNotAllowed);
+        assert_eq!(resolve("POST", "/api/v1/keys/validate/x"), Resolution::NotFound);
         assert_eq!(resolve("GET", "/"), Resolution::NotFound);
     }
 
     #[test]
     fn path_parameters() {
         let params = match_path("/a/{x}/b/{y}", "/a/1/b/two").unwrap();
-        assert_eq!(
-            params.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>(),
-            ["1", "two"]
-        );
+        assert_eq!(params.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>(), ["1", "two"]);
         assert!(match_path("/a/{x}", "/a/").is_none());
         assert!(match_path("/a/{x}", "/a/1/2").is_none());
     }

@@ -25,13 +25,7 @@ impl CallLog {
 }
 
 /// Operations that read the table (as opposed to rate-window and bookkeeping writes).
-pub const READS: &[&str] = &[
-    "GetItem",
-    "BatchGetItem",
-    "Query",
-    "Scan",
-    "TransactGetItems",
-];
+pub const READS: &[&str] = &["GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"];
 
 pub fn reads(ops: &[String]) -> usize {
     ops.iter().filter(|o| READS.contains(&o.as_str())).count()
@@ -48,11 +42,7 @@ impl Intercept for CallLog {
         _components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let target = context
-            .request()
-            .headers()
-            .get("x-amz-target")
-            .unwrap_or("unknown");
+        let target = context.request().headers().get("x-amz-target").unwrap_or("unknown");
         let op = target.rsplit('.').next().unwrap_or(target).to_owned();
         self.ops.lock().unwrap().push(op);
         Ok(())

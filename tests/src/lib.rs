@@ -36,15 +36,45 @@ impl TestApp {
     pub async fn new() -> TestApp {
         let config = sdk_config().await;
         let calls = CallLog::default();
-        let dynamo = aws_sdk_dynamodb::config::Builder::from(&config)
-            .interceptor(calls.clone())
-            .build();
-        let table = format!("t_{}", hatched::domain::key::random_base62(12));
-        let store = hatched::store::Store::new(aws_sdk_dynamodb::Client::from_conf(dynamo), table);
-        let app = App::new(store, hatched::Clock::default());
+        let dynamo = aws_sdk_dynamodb::config::Builder::from(&config).interceptor(calls.clone()).build();
+        let suffix = hatched::domain::key::random_base62(12);
+        let settings = hatched::app::Settings {
+            table: format!("t_{suffix}"),
+            signing_secret: Some(format!("hatched-test-{suffix}")),
+            issuer: "https://auth.hatched.test".to_owned(),
+        };
+        let app = App::with_clients(
+            aws_sdk_dynamodb::Client::from_conf(dynamo),
+            aws_sdk_secretsmanager::Client::new(&config),
+            settings,
+        );
         app.store.create_table().await.expect("create test table");
+        app.signer.create_secret().await.expect("create signing secret");
         calls.clear();
         TestApp { app, calls }
+    }
+
+    /// Another App over the same table and secret, with its own caches and clock: what a
+    /// second Lambda function (or a second instance of one) sees.
+    pub async fn sibling(&self) -> App {
+        let config = sdk_config().await;
+        let settings = hatched::app::Settings {
+            table: self.app.store.table().to_owned(),
+            signing_secret: self.app.signer.secret_name().map(str::to_owned),
+            issuer: self.app.issuer.clone(),
+        };
+        App::with_clients(
+            aws_sdk_dynamodb::Client::new(&config),
+            aws_sdk_secretsmanager::Client::new(&config),
+            settings,
+        )
+    }
+
+    /// Creates a buddy in an environment of `acme`.
+    pub async fn buddy(&self, env: &str, buddy: &str) {
+        self.ctl(&["buddies", "create", "--customer", "acme", "--env", env, "--buddy", buddy])
+            .await
+            .expect("create buddy");
     }
 
     /// Runs a hatchctl command line and returns its JSON output.
@@ -71,39 +101,25 @@ impl TestApp {
 
     /// Issues a key with extra `hatchctl keys issue` flags; returns (plaintext, prefix).
     pub async fn issue(&self, key_type: &str, env: &str, extra: &[&str]) -> (String, String) {
-        let mut args = vec![
-            "keys",
-            "issue",
-            "--customer",
-            "acme",
-            "--type",
-            key_type,
-            "--env",
-            env,
-        ];
+        let mut args = vec!["keys", "issue", "--customer", "acme", "--type", key_type, "--env", env];
         args.extend_from_slice(extra);
         let out = self.ctl(&args).await.expect("issue key");
-        (
-            out["key"].as_str().unwrap().to_owned(),
-            out["prefix"].as_str().unwrap().to_owned(),
-        )
+        (out["key"].as_str().unwrap().to_owned(), out["prefix"].as_str().unwrap().to_owned())
     }
 }
 
 /// An API Gateway HTTP API request for `path` with these headers and body.
-pub fn gateway_request(
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-) -> Request {
-    let headers: serde_json::Map<String, Value> = headers
-        .iter()
-        .map(|(k, v)| (k.to_lowercase(), Value::from(*v)))
-        .collect();
+pub fn gateway_request(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Request {
+    let headers: serde_json::Map<String, Value> =
+        headers.iter().map(|(k, v)| (k.to_lowercase(), Value::from(*v))).collect();
+    // API Gateway fills pathParameters from the matched route.
+    let params: serde_json::Map<String, Value> = match hatched::routes::resolve(method, path) {
+        hatched::routes::Resolution::Found(_, params) => params.into_iter().map(|(k, v)| (k, Value::from(v))).collect(),
+        _ => serde_json::Map::new(),
+    };
     let event = json!({
         "version": "2.0", "routeKey": format!("{method} {path}"), "rawPath": path, "rawQueryString": "",
-        "headers": headers,
+        "headers": headers, "pathParameters": params,
         "requestContext": {
             "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com", "domainPrefix": "api",
             "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "198.51.100.7", "userAgent": "tests" },
@@ -117,12 +133,18 @@ pub fn gateway_request(
 
 /// A JSON POST as a client would send it.
 pub fn json_post(path: &str, body: &Value) -> Request {
-    gateway_request(
-        "POST",
-        path,
-        &[("content-type", "application/json")],
-        Some(&body.to_string()),
-    )
+    gateway_request("POST", path, &[("content-type", "application/json")], Some(&body.to_string()))
+}
+
+/// A request carrying `Authorization: Bearer <key>` and, if given, a JSON body.
+pub fn keyed(method: &str, path: &str, key: &str, body: Option<&Value>) -> Request {
+    let auth = format!("Bearer {key}");
+    let text = body.map(Value::to_string);
+    let mut headers = vec![("authorization", auth.as_str())];
+    if text.is_some() {
+        headers.push(("content-type", "application/json"));
+    }
+    gateway_request(method, path, &headers, text.as_deref())
 }
 
 /// Status, headers and JSON body of a handler response.
@@ -139,9 +161,7 @@ impl Answer {
 
     /// The `error.code` of an error body.
     pub fn code(&self) -> &str {
-        self.body["error"]["code"]
-            .as_str()
-            .unwrap_or("<no error code>")
+        self.body["error"]["code"].as_str().unwrap_or("<no error code>")
     }
 }
 

@@ -24,86 +24,47 @@ struct ValidateRequest {
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let ctx = RequestCtx::of(&req);
     let (prefix, verdict) = validate(app, &ctx, &req).await;
-    let outcome = verdict
-        .as_ref()
-        .map_or_else(|r| r.error.code(), |_| "valid");
+    let outcome = verdict.as_ref().map_or_else(|r| r.error.code(), |_| "valid");
     tracing::info!(request_id = %ctx.request_id, prefix = prefix.as_ref().map(KeyPrefix::as_str), outcome, "key validated");
     match verdict {
-        Ok(caller) => Reply::new(&ctx)
-            .with_rate(Some(&caller.rate))
-            .json(200, &Valid::new(&caller.record, &caller.rate)),
+        Ok(caller) => {
+            Reply::new(&ctx).with_rate(Some(&caller.rate)).json(200, &Valid::new(&caller.record, &caller.rate))
+        }
         Err(Rejected { error, rate }) if is_verdict(&error) => Reply::new(&ctx)
             .with_rate(rate.as_ref())
             .with_retry_after(error.retry_after())
-            .json(
-                200,
-                &Invalid {
-                    valid: false,
-                    code: error.code(),
-                    prefix,
-                },
-            ),
+            .json(200, &Invalid { valid: false, code: error.code(), prefix }),
         Err(Rejected { error, .. }) => Reply::new(&ctx).error(&error),
     }
 }
 
 /// Body → key format → record, rate window and origin → required scopes.
-async fn validate(
-    app: &App,
-    ctx: &RequestCtx,
-    req: &Request,
-) -> (Option<KeyPrefix>, Result<Caller, Rejected>) {
-    let parsed = json_body::<ValidateRequest>(req)
-        .and_then(|b| parse_scopes(&b.required_scopes).map(|s| (b, s)));
+async fn validate(app: &App, ctx: &RequestCtx, req: &Request) -> (Option<KeyPrefix>, Result<Caller, Rejected>) {
+    let parsed = json_body::<ValidateRequest>(req).and_then(|b| parse_scopes(&b.required_scopes).map(|s| (b, s)));
     let (body, required) = match parsed {
         Ok(parsed) => parsed,
         Err(e) => return (None, Err(e.into())),
     };
     let (prefix, verdict) = match ApiKey::parse(&body.key) {
-        Ok(key) => (
-            Some(key.prefix()),
-            app.check_key(&key, ctx, body.origin.as_deref()).await,
-        ),
-        Err(format) => (
-            display_prefix_of(&body.key),
-            malformed(app, ctx, format.into()).await,
-        ),
+        Ok(key) => (Some(key.prefix()), app.check_key(&key, ctx, body.origin.as_deref()).await),
+        Err(format) => (display_prefix_of(&body.key), malformed(app, ctx, format.into()).await),
     };
-    let verdict =
-        verdict.and_then(
-            |caller| match required.iter().find(|s| !caller.record.has_scope(**s)) {
-                Some(missing) => Err(Rejected {
-                    error: ApiError::InsufficientScope(*missing),
-                    rate: Some(caller.rate),
-                }),
-                None => Ok(caller),
-            },
-        );
+    let verdict = verdict.and_then(|caller| match required.iter().find(|s| !caller.record.has_scope(**s)) {
+        Some(missing) => Err(Rejected { error: ApiError::InsufficientScope(*missing), rate: Some(caller.rate) }),
+        None => Ok(caller),
+    });
     (prefix, verdict)
 }
 
 /// A malformed key costs no database read; it counts against the caller's IP instead.
-async fn malformed(
-    app: &App,
-    ctx: &RequestCtx,
-    error: ApiError,
-) -> Result<hatched::Caller, Rejected> {
+async fn malformed(app: &App, ctx: &RequestCtx, error: ApiError) -> Result<hatched::Caller, Rejected> {
     let ip = app.count_anonymous(ctx).await?;
-    let error = if ip.allowed {
-        error
-    } else {
-        ApiError::RateLimited {
-            retry_after_secs: ip.reset_in_secs,
-        }
-    };
+    let error = if ip.allowed { error } else { ApiError::RateLimited { retry_after_secs: ip.reset_in_secs } };
     Err(error.into())
 }
 
 fn parse_scopes(texts: &[String]) -> Result<Vec<Scope>, ApiError> {
-    texts
-        .iter()
-        .map(|t| Scope::parse(t).ok_or_else(|| ApiError::InvalidScope(t.clone())))
-        .collect()
+    texts.iter().map(|t| Scope::parse(t).ok_or_else(|| ApiError::InvalidScope(t.clone()))).collect()
 }
 
 /// Outcomes reported in a 200 body rather than as an error status.
@@ -173,11 +134,7 @@ impl<'a> Valid<'a> {
                 created_at: record.created_at,
                 expires_at: record.expires_at,
             },
-            rate_limit: RateView {
-                limit: rate.limit,
-                remaining: rate.remaining,
-                reset_at: rate.reset_at.rfc3339(),
-            },
+            rate_limit: RateView { limit: rate.limit, remaining: rate.remaining, reset_at: rate.reset_at.rfc3339() },
         }
     }
 }

@@ -77,8 +77,7 @@ id_type!(
 
 fn user_chars(s: &str) -> bool {
     (1..=128).contains(&s.len())
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'@' | b'-'))
+        && s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'@' | b'-'))
 }
 
 id_type!(
@@ -92,9 +91,7 @@ id_type!(
 
 fn snake_key(s: &str) -> bool {
     let b = s.as_bytes();
-    (1..=64).contains(&b.len())
-        && b[0].is_ascii_lowercase()
-        && b[1..].iter().all(|&c| lower_alnum(c) || c == b'_')
+    (1..=64).contains(&b.len()) && b[0].is_ascii_lowercase() && b[1..].iter().all(|&c| lower_alnum(c) || c == b'_')
 }
 
 id_type!(

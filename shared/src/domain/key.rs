@@ -23,11 +23,7 @@ pub enum KeyKind {
 }
 
 impl KeyKind {
-    const ALL: [KeyKind; 3] = [
-        KeyKind::SecretLive,
-        KeyKind::SecretTest,
-        KeyKind::Publishable,
-    ];
+    const ALL: [KeyKind; 3] = [KeyKind::SecretLive, KeyKind::SecretTest, KeyKind::Publishable];
 
     pub fn type_prefix(self) -> &'static str {
         match self {
@@ -106,10 +102,7 @@ impl ApiKey {
         if checksum != checksum_of(random) {
             return Err(KeyFormatError::Checksum);
         }
-        Ok(ApiKey {
-            kind,
-            text: text.to_owned(),
-        })
+        Ok(ApiKey { kind, text: text.to_owned() })
     }
 
     /// A fresh key: 32 chars from the OS CSPRNG plus its checksum.
@@ -118,9 +111,7 @@ impl ApiKey {
         let mut text = String::with_capacity(kind.type_prefix().len() + BODY_LEN);
         text.push_str(kind.type_prefix());
         text.push_str(&random);
-        text.push_str(
-            std::str::from_utf8(&checksum_of(random.as_bytes())).expect("base62 is ASCII"),
-        );
+        text.push_str(std::str::from_utf8(&checksum_of(random.as_bytes())).expect("base62 is ASCII"));
         ApiKey { kind, text }
     }
 
@@ -144,9 +135,7 @@ impl ApiKey {
 
 /// The best display prefix of a string that failed to parse, if it is recognisably a key.
 pub fn display_prefix_of(text: &str) -> Option<KeyPrefix> {
-    let kind = KeyKind::ALL
-        .into_iter()
-        .find(|k| text.starts_with(k.type_prefix()))?;
+    let kind = KeyKind::ALL.into_iter().find(|k| text.starts_with(k.type_prefix()))?;
     let end = kind.type_prefix().len() + PREFIX_BODY_CHARS;
     let candidate = text.get(..end)?;
     candidate[kind.type_prefix().len()..]
@@ -156,18 +145,14 @@ pub fn display_prefix_of(text: &str) -> Option<KeyPrefix> {
 }
 
 /// Type prefix + first six body chars, e.g. `hatch_live_Ab12Cd`: safe to show and log.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct KeyPrefix(String);
 
 impl KeyPrefix {
     /// Accepts only the exact shape of a display prefix (operators type these).
     pub fn parse(text: &str) -> Option<KeyPrefix> {
-        let kind = KeyKind::ALL
-            .into_iter()
-            .find(|k| text.starts_with(k.type_prefix()))?;
+        let kind = KeyKind::ALL.into_iter().find(|k| text.starts_with(k.type_prefix()))?;
         let rest = &text[kind.type_prefix().len()..];
         (rest.len() == PREFIX_BODY_CHARS && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
             .then(|| KeyPrefix(text.to_owned()))
@@ -249,39 +234,21 @@ mod tests {
         assert_eq!(&checksum_of(&[b'0'; 32]), b"2wjyrI");
         assert_eq!(&checksum_of(b"abcdefghijklmnopqrstuvwxyzABCDEF"), b"1mVgZW");
         let key = "hatch_live_abcdefghijklmnopqrstuvwxyzABCDEF1mVgZW";
-        assert_eq!(
-            ApiKey::parse(key).map(|k| k.kind()),
-            Ok(KeyKind::SecretLive)
-        );
+        assert_eq!(ApiKey::parse(key).map(|k| k.kind()), Ok(KeyKind::SecretLive));
     }
 
     #[test]
     fn malformed_keys_are_told_apart() {
         let good = ApiKey::generate(KeyKind::SecretLive).expose().to_owned();
-        assert_eq!(
-            ApiKey::parse("sk_live_abc"),
-            Err(KeyFormatError::UnknownPrefix)
-        );
-        assert_eq!(
-            ApiKey::parse(&good[..good.len() - 1]),
-            Err(KeyFormatError::Length)
-        );
-        assert_eq!(
-            ApiKey::parse(&format!("{good}0")),
-            Err(KeyFormatError::Length)
-        );
+        assert_eq!(ApiKey::parse("sk_live_abc"), Err(KeyFormatError::UnknownPrefix));
+        assert_eq!(ApiKey::parse(&good[..good.len() - 1]), Err(KeyFormatError::Length));
+        assert_eq!(ApiKey::parse(&format!("{good}0")), Err(KeyFormatError::Length));
         let mut charset = good.clone().into_bytes();
         charset[12] = b'-';
-        assert_eq!(
-            ApiKey::parse(std::str::from_utf8(&charset).unwrap()),
-            Err(KeyFormatError::Charset)
-        );
+        assert_eq!(ApiKey::parse(std::str::from_utf8(&charset).unwrap()), Err(KeyFormatError::Charset));
         let mut flipped = good.clone().into_bytes();
         flipped[12] = if flipped[12] == b'a' { b'b' } else { b'a' };
-        assert_eq!(
-            ApiKey::parse(std::str::from_utf8(&flipped).unwrap()),
-            Err(KeyFormatError::Checksum)
-        );
+        assert_eq!(ApiKey::parse(std::str::from_utf8(&flipped).unwrap()), Err(KeyFormatError::Checksum));
     }
 
     #[test]

@@ -1,23 +1,10 @@
 //! Pure domain logic: knows nothing of HTTP or DynamoDB.
 
-pub mod ids;
-pub mod key;
-pub mod origin;
-pub mod time;
-
-use std::collections::BTreeSet;
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
-pub use ids::{BuddyId, CustomerId, GateKey, InvalidId, SessionId, TokenKey, UserId};
-pub use key::{ApiKey, KeyFormatError, KeyHash, KeyKind, KeyPrefix};
-pub use time::UnixTime;
-
+/// A closed set of words with `parse`/`as_str`/serde (defined before the submodules use it).
 macro_rules! word_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
         pub enum $name { $(#[serde(rename = $text)] $variant),+ }
 
         impl $name {
@@ -30,8 +17,8 @@ macro_rules! word_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(self.as_str()) }
         }
 
         impl std::str::FromStr for $name {
@@ -45,6 +32,20 @@ macro_rules! word_enum {
         }
     };
 }
+
+pub mod ids;
+pub mod key;
+pub mod origin;
+pub mod time;
+pub mod token;
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+pub use ids::{BuddyId, CustomerId, GateKey, InvalidId, SessionId, TokenKey, UserId};
+pub use key::{ApiKey, KeyFormatError, KeyHash, KeyKind, KeyPrefix};
+pub use time::UnixTime;
 
 word_enum!(
     /// Live and test data never mix: every buddy, balance and session key carries this.
@@ -87,19 +88,11 @@ pub enum ScopeGrantError {
 }
 
 /// The scopes a new key gets: the requested ones, or its type's defaults.
-pub fn grant_scopes(
-    key_type: KeyType,
-    requested: Option<&[String]>,
-) -> Result<BTreeSet<Scope>, ScopeGrantError> {
+pub fn grant_scopes(key_type: KeyType, requested: Option<&[String]>) -> Result<BTreeSet<Scope>, ScopeGrantError> {
     let Some(requested) = requested else {
         return Ok(match key_type {
             KeyType::Secret => Scope::ALL.iter().copied().collect(),
-            KeyType::Publishable => [
-                Scope::ReadBuddies,
-                Scope::ReadOperations,
-                Scope::EmbedTokensCreate,
-            ]
-            .into(),
+            KeyType::Publishable => [Scope::ReadBuddies, Scope::ReadOperations, Scope::EmbedTokensCreate].into(),
         });
     };
     let mut granted = BTreeSet::new();
@@ -174,16 +167,11 @@ impl KeyRecord {
         if self.key_type == KeyType::Secret || self.allowed_origins.is_empty() {
             return true;
         }
-        origin.is_some_and(|o| {
-            self.allowed_origins
-                .iter()
-                .any(|pattern| origin::matches(pattern, o))
-        })
+        origin.is_some_and(|o| self.allowed_origins.iter().any(|pattern| origin::matches(pattern, o)))
     }
 
     pub fn last_used_is_stale(&self, now: UnixTime) -> bool {
-        self.last_used_at
-            .is_none_or(|last| now.secs() - last.secs() >= LAST_USED_RESOLUTION_SECS)
+        self.last_used_at.is_none_or(|last| now.secs() - last.secs() >= LAST_USED_RESOLUTION_SECS)
     }
 }
 
@@ -206,16 +194,11 @@ mod tests {
         let asked = vec!["widget_sessions:write".to_owned()];
         assert_eq!(
             grant_scopes(KeyType::Publishable, Some(&asked)),
-            Err(ScopeGrantError::NotForPublishable(
-                Scope::WidgetSessionsWrite
-            ))
+            Err(ScopeGrantError::NotForPublishable(Scope::WidgetSessionsWrite))
         );
         assert!(grant_scopes(KeyType::Secret, Some(&asked)).is_ok());
         let unknown = vec!["admin".to_owned()];
-        assert!(matches!(
-            grant_scopes(KeyType::Secret, Some(&unknown)),
-            Err(ScopeGrantError::Unknown(_))
-        ));
+        assert!(matches!(grant_scopes(KeyType::Secret, Some(&unknown)), Err(ScopeGrantError::Unknown(_))));
     }
 
     fn record() -> KeyRecord {
@@ -246,15 +229,9 @@ mod tests {
         assert_eq!(r.usable_at(UnixTime::from_secs(2000)), Ok(()));
         r.expires_at = Some(UnixTime::from_secs(2000));
         assert_eq!(r.usable_at(UnixTime::from_secs(1999)), Ok(()));
-        assert_eq!(
-            r.usable_at(UnixTime::from_secs(2000)),
-            Err(KeyRejection::Expired)
-        );
+        assert_eq!(r.usable_at(UnixTime::from_secs(2000)), Err(KeyRejection::Expired));
         r.revoked_at = Some(UnixTime::from_secs(1500));
-        assert_eq!(
-            r.usable_at(UnixTime::from_secs(1999)),
-            Err(KeyRejection::Revoked)
-        );
+        assert_eq!(r.usable_at(UnixTime::from_secs(1999)), Err(KeyRejection::Revoked));
     }
 
     #[test]

@@ -20,9 +20,7 @@ pub fn matches(pattern: &str, origin: &str) -> bool {
         return false;
     };
     !label.is_empty()
-        && label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         && o_rest.eq_ignore_ascii_case(rest)
 }
 
@@ -36,9 +34,7 @@ pub fn is_valid_pattern(pattern: &str) -> bool {
         && !host.is_empty()
         && !host.contains('*')
         && !host.contains('/')
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
 #[cfg(test)]
@@ -47,18 +43,9 @@ mod tests {
 
     #[test]
     fn exact_origins() {
-        assert!(matches(
-            "https://app.example.com",
-            "https://app.example.com"
-        ));
-        assert!(!matches(
-            "https://app.example.com",
-            "http://app.example.com"
-        ));
-        assert!(!matches(
-            "https://app.example.com",
-            "https://app.example.com:8443"
-        ));
+        assert!(matches("https://app.example.com", "https://app.example.com"));
+        assert!(!matches("https://app.example.com", "http://app.example.com"));
+        assert!(!matches("https://app.example.com", "https://app.example.com:8443"));
         assert!(matches("http://localhost:3000", "http://localhost:3000"));
         assert!(!matches("http://localhost:3000", "http://localhost:3001"));
     }

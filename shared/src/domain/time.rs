@@ -15,9 +15,7 @@ impl UnixTime {
     }
 
     pub fn now() -> UnixTime {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         UnixTime(secs as i64)
     }
 
@@ -65,9 +63,6 @@ mod tests {
     #[test]
     fn formats_whole_seconds_with_z() {
         assert_eq!(UnixTime::from_secs(0).rfc3339(), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            UnixTime::from_secs(1_795_000_000).rfc3339(),
-            "2026-11-18T11:06:40Z"
-        );
+        assert_eq!(UnixTime::from_secs(1_795_000_000).rfc3339(), "2026-11-18T11:06:40Z");
     }
 }

@@ -38,12 +38,7 @@ pub(crate) fn customer_pk(customer: &CustomerId) -> String {
 
 /// Partition of everything a buddy owns in one environment.
 pub(crate) fn buddy_pk(customer: &CustomerId, env: Environment, buddy: &BuddyId) -> String {
-    format!(
-        "BDY#{}#{}#{}",
-        customer.as_str(),
-        env.as_str(),
-        buddy.as_str()
-    )
+    format!("BDY#{}#{}#{}", customer.as_str(), env.as_str(), buddy.as_str())
 }
 
 impl Store {
@@ -68,9 +63,7 @@ impl Store {
             .send()
             .await
             .map_err(|e| classify("get_customer", e))?;
-        out.item
-            .map(|item| from_item::<CustomerItem>(item).map(|c| c.customer))
-            .transpose()
+        out.item.map(|item| from_item::<CustomerItem>(item).map(|c| c.customer)).transpose()
     }
 
     /// Creates the buddy; `AlreadyExists` if it is there.
@@ -92,11 +85,7 @@ impl Store {
         self.put_new("create_buddy", item).await
     }
 
-    pub(crate) async fn put_new(
-        &self,
-        op: &'static str,
-        item: super::Item,
-    ) -> Result<(), StoreError> {
+    pub(crate) async fn put_new(&self, op: &'static str, item: super::Item) -> Result<(), StoreError> {
         let result = self
             .client
             .put_item()

@@ -48,9 +48,7 @@ impl Store {
             .send()
             .await
             .map_err(|e| classify("get_key", e))?;
-        out.item
-            .map(|item| from_item::<KeyItem>(item).map(|k| k.record))
-            .transpose()
+        out.item.map(|item| from_item::<KeyItem>(item).map(|k| k.record)).transpose()
     }
 
     /// Writes the key and claims its prefix in one transaction: both or neither.
@@ -74,15 +72,8 @@ impl Store {
                 .set_item(Some(item))
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
-                .map(|p| {
-                    aws_sdk_dynamodb::types::TransactWriteItem::builder()
-                        .put(p)
-                        .build()
-                })
-                .map_err(|e| StoreError::Internal {
-                    op: "create_key",
-                    cause: e.to_string(),
-                })
+                .map(|p| aws_sdk_dynamodb::types::TransactWriteItem::builder().put(p).build())
+                .map_err(|e| StoreError::Internal { op: "create_key", cause: e.to_string() })
         };
         let result = self
             .client
@@ -93,10 +84,7 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_transaction_canceled_exception()) =>
-            {
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_transaction_canceled_exception()) => {
                 let conditional = e
                     .as_service_error()
                     .and_then(|se| match se {
@@ -106,20 +94,13 @@ impl Store {
                         _ => None,
                     })
                     .unwrap_or(false);
-                if conditional {
-                    Err(StoreError::AlreadyExists)
-                } else {
-                    Err(classify("create_key", e))
-                }
+                if conditional { Err(StoreError::AlreadyExists) } else { Err(classify("create_key", e)) }
             }
             Err(e) => Err(classify("create_key", e)),
         }
     }
 
-    pub async fn key_hash_by_prefix(
-        &self,
-        prefix: &KeyPrefix,
-    ) -> Result<Option<KeyHash>, StoreError> {
+    pub async fn key_hash_by_prefix(&self, prefix: &KeyPrefix) -> Result<Option<KeyHash>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -130,9 +111,7 @@ impl Store {
             .send()
             .await
             .map_err(|e| classify("key_hash_by_prefix", e))?;
-        out.item
-            .map(|item| from_item::<PrefixItem>(item).map(|p| p.key_hash))
-            .transpose()
+        out.item.map(|item| from_item::<PrefixItem>(item).map(|p| p.key_hash)).transpose()
     }
 
     /// Sets `revoked_at` once; revoking again keeps the first time. Returns the record.
@@ -148,11 +127,7 @@ impl Store {
     }
 
     /// Sets (or shortens to) an expiry, for rotation grace periods.
-    pub async fn set_key_expiry(
-        &self,
-        hash: &KeyHash,
-        expires_at: UnixTime,
-    ) -> Result<KeyRecord, StoreError> {
+    pub async fn set_key_expiry(&self, hash: &KeyHash, expires_at: UnixTime) -> Result<KeyRecord, StoreError> {
         self.update_key(
             hash,
             "set_key_expiry",
@@ -178,9 +153,7 @@ impl Store {
             .key("pk", s(key_pk(hash)))
             .key("sk", s("KEY"))
             .update_expression("SET #used = :now")
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(#used) OR #used <= :cutoff)",
-            )
+            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(#used) OR #used <= :cutoff)")
             .expression_attribute_names("#used", "last_used_at")
             .expression_attribute_values(":now", n(now.secs()))
             .expression_attribute_values(":cutoff", n(now.secs() - resolution_secs))

@@ -4,6 +4,7 @@
 
 mod customers;
 mod keys;
+mod sessions;
 mod table;
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ use crate::domain::UnixTime;
 use crate::error::ApiError;
 
 pub use customers::Customer;
+pub use sessions::CreateSessionError;
 pub use table::TableSpec;
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -30,9 +32,9 @@ pub struct Store {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Unreachable, timing out or throttling after the SDK's retries.
-    #[error("dynamodb unavailable during {op}: {cause}")]
+    #[error("dependency unavailable during {op}: {cause}")]
     Unavailable { op: &'static str, cause: String },
-    #[error("dynamodb error during {op}: {cause}")]
+    #[error("dependency error during {op}: {cause}")]
     Internal { op: &'static str, cause: String },
     /// A conditional write found the item already there.
     #[error("item already exists")]
@@ -72,12 +74,7 @@ where
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             StoreError::Unavailable { op, cause }
         }
-        SdkError::ServiceError(se)
-            if se
-                .err()
-                .code()
-                .is_some_and(|c| RETRYABLE_CODES.contains(&c)) =>
-        {
+        SdkError::ServiceError(se) if se.err().code().is_some_and(|c| RETRYABLE_CODES.contains(&c)) => {
             StoreError::Unavailable { op, cause }
         }
         _ => StoreError::Internal { op, cause },
@@ -97,25 +94,16 @@ pub(crate) fn n(value: i64) -> AttributeValue {
 }
 
 pub(crate) fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, StoreError> {
-    serde_dynamo::to_item(value).map_err(|e| StoreError::Internal {
-        op: "to_item",
-        cause: e.to_string(),
-    })
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Internal { op: "to_item", cause: e.to_string() })
 }
 
 pub(crate) fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
-    serde_dynamo::from_item(item).map_err(|e| StoreError::Internal {
-        op: "from_item",
-        cause: e.to_string(),
-    })
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Internal { op: "from_item", cause: e.to_string() })
 }
 
 impl Store {
     pub fn new(client: Client, table: impl Into<String>) -> Store {
-        Store {
-            client,
-            table: table.into(),
-        }
+        Store { client, table: table.into() }
     }
 
     pub fn client(&self) -> &Client {
@@ -128,11 +116,7 @@ impl Store {
 
     /// Counts one request in its rate window and returns the window's new count.
     /// `ADD` is atomic, so concurrent requests get distinct counts.
-    pub async fn count_request(
-        &self,
-        window_id: &str,
-        expires: UnixTime,
-    ) -> Result<u64, StoreError> {
+    pub async fn count_request(&self, window_id: &str, expires: UnixTime) -> Result<u64, StoreError> {
         let out = self
             .client
             .update_item()
@@ -152,9 +136,6 @@ impl Store {
             .and_then(|a| a.get("count"))
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse().ok())
-            .ok_or(StoreError::Internal {
-                op: "count_request",
-                cause: "no count returned".into(),
-            })
+            .ok_or(StoreError::Internal { op: "count_request", cause: "no count returned".into() })
     }
 }

@@ -1,8 +1,8 @@
 //! Table creation for operators and local stacks (production uses template.yaml).
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 
 use super::{Store, StoreError, classify};
@@ -17,17 +17,9 @@ pub enum TableSpec {
 impl Store {
     /// Creates the table (pk/sk, GSI `gsi1`, TTL on `ttl`) if absent; idempotent.
     pub async fn create_table(&self) -> Result<TableSpec, StoreError> {
-        let key = |name: &str, kt: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kt)
-                .build()
-        };
+        let key = |name: &str, kt: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kt).build();
         let attr = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
         };
         let built = (|| {
             Ok::<_, aws_sdk_dynamodb::error::BuildError>((
@@ -37,22 +29,12 @@ impl Store {
                     .index_name("gsi1")
                     .key_schema(key("gsi1pk", KeyType::Hash)?)
                     .key_schema(key("gsi1sk", KeyType::Range)?)
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
+                    .projection(Projection::builder().projection_type(ProjectionType::All).build())
                     .build()?,
-                TimeToLiveSpecification::builder()
-                    .attribute_name("ttl")
-                    .enabled(true)
-                    .build()?,
+                TimeToLiveSpecification::builder().attribute_name("ttl").enabled(true).build()?,
             ))
         })()
-        .map_err(|e| StoreError::Internal {
-            op: "create_table",
-            cause: e.to_string(),
-        })?;
+        .map_err(|e| StoreError::Internal { op: "create_table", cause: e.to_string() })?;
         let (attrs, schema, gsi, ttl) = built;
 
         let created = self
@@ -67,10 +49,7 @@ impl Store {
             .await;
         let outcome = match created {
             Ok(_) => TableSpec::Created,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_resource_in_use_exception()) =>
-            {
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_in_use_exception()) => {
                 TableSpec::AlreadyExisted
             }
             Err(e) => return Err(classify("create_table", e)),
@@ -90,20 +69,9 @@ impl Store {
 
     /// Deletes the table (local stacks and tests only).
     pub async fn delete_table(&self) -> Result<(), StoreError> {
-        match self
-            .client
-            .delete_table()
-            .table_name(&self.table)
-            .send()
-            .await
-        {
+        match self.client.delete_table().table_name(&self.table).send().await {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_resource_not_found_exception()) =>
-            {
-                Ok(())
-            }
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => Ok(()),
             Err(e) => Err(classify("delete_table", e)),
         }
     }

@@ -15,8 +15,7 @@ fn fixture(path: &str) -> String {
 
 async fn validate_fixture(t: &TestApp, name: &str, key: &str) -> Answer {
     let text = fixture(&format!("validate-key/{name}")).replace(FIXTURE_KEY, key);
-    let req = hatched::lambda_http::request::from_str(&text)
-        .expect("fixture parses as an API Gateway event");
+    let req = hatched::lambda_http::request::from_str(&text).expect("fixture parses as an API Gateway event");
     assert_eq!(req.method(), "POST");
     assert_eq!(req.uri().path(), "/api/v1/keys/validate");
     validate_key::handle(&t.app, req).await.into()
@@ -25,18 +24,11 @@ async fn validate_fixture(t: &TestApp, name: &str, key: &str) -> Answer {
 #[tokio::test]
 async fn validate_key_fixtures() {
     let t = TestApp::new().await.with_customer().await;
-    assert_eq!(
-        validate_fixture(&t, "valid.json", FIXTURE_KEY).await.body["code"],
-        "invalid_key"
-    );
+    assert_eq!(validate_fixture(&t, "valid.json", FIXTURE_KEY).await.body["code"], "invalid_key");
     let (key, _) = t.issue("secret", "live", &[]).await;
     let a = validate_fixture(&t, "valid.json", &key).await;
     assert_eq!((a.status, a.body["valid"].clone()), (200, json!(true)));
-    assert_eq!(
-        a.header("x-request-id"),
-        Some("JKJaXmPLvHcESHA="),
-        "API Gateway's request id is echoed"
-    );
+    assert_eq!(a.header("x-request-id"), Some("JKJaXmPLvHcESHA="), "API Gateway's request id is echoed");
     let cases = [
         ("malformed-key.json", 200, "invalid_key_format"),
         ("bad-json.json", 400, "invalid_request"),
@@ -47,11 +39,7 @@ async fn validate_key_fixtures() {
     ];
     for (name, status, code) in cases {
         let a = validate_fixture(&t, name, &key).await;
-        let got = if status == 200 {
-            a.body["code"].as_str().unwrap_or("")
-        } else {
-            a.code()
-        };
+        let got = if status == 200 { a.body["code"].as_str().unwrap_or("") } else { a.code() };
         assert_eq!((a.status, got), (status, code), "{name}");
     }
 }
@@ -61,23 +49,97 @@ async fn base64_bodies_decode_and_broken_base64_is_a_400() {
     let t = TestApp::new().await.with_customer().await;
     // The base64 fixture's key is inside the encoded body: issue a key and re-encode.
     let (key, _) = t.issue("secret", "live", &[]).await;
-    let mut event: serde_json::Value =
-        serde_json::from_str(&fixture("validate-key/valid-base64.json")).unwrap();
+    let mut event: serde_json::Value = serde_json::from_str(&fixture("validate-key/valid-base64.json")).unwrap();
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
-    let body = String::from_utf8(b64.decode(event["body"].as_str().unwrap()).unwrap())
-        .unwrap()
-        .replace(FIXTURE_KEY, &key);
+    let body =
+        String::from_utf8(b64.decode(event["body"].as_str().unwrap()).unwrap()).unwrap().replace(FIXTURE_KEY, &key);
     event["body"] = json!(b64.encode(body));
     let req = hatched::lambda_http::request::from_str(&event.to_string()).unwrap();
     let a: Answer = validate_key::handle(&t.app, req).await.into();
     assert_eq!(a.body["valid"], true);
 
     // lambda_http panics on undecodable base64; our adapter turns it into a 400.
-    let broken: ApiGatewayV2httpRequest =
-        serde_json::from_str(&fixture("validate-key/broken-base64.json")).unwrap();
-    let a: Answer = validate_key::handle(&t.app, hatched::lambda::into_request(broken))
-        .await
-        .into();
+    let broken: ApiGatewayV2httpRequest = serde_json::from_str(&fixture("validate-key/broken-base64.json")).unwrap();
+    let a: Answer = validate_key::handle(&t.app, hatched::lambda::into_request(broken)).await.into();
     assert_eq!((a.status, a.code()), (400, "invalid_request"));
+}
+
+/// Every other function's fixtures, with the fixture key replaced by a real one and the
+/// fixture session id by a real session where the case needs it.
+#[tokio::test]
+async fn token_function_fixtures() {
+    let t = TestApp::new().await.with_customer().await;
+    t.buddy("live", "buddy_1").await;
+    let (key, _) = t.issue("secret", "live", &[]).await;
+    let load = |name: &str| {
+        let text = fixture(name).replace(FIXTURE_KEY, &key);
+        hatched::lambda_http::request::from_str(&text).expect("fixture parses")
+    };
+    let a: Answer = create_widget_session::handle(&t.app, load("create-widget-session/valid.json")).await.into();
+    assert_eq!(a.status, 201, "{}", a.body);
+    let token = a.body["token"].as_str().unwrap().to_owned();
+    let cases: Vec<(&str, Answer, u16, &str)> = vec![
+        (
+            "create-widget-session/missing-scopes.json",
+            create_widget_session::handle(&t.app, load("create-widget-session/missing-scopes.json")).await.into(),
+            400,
+            "scopes_required",
+        ),
+        (
+            "create-widget-session/missing-key.json",
+            create_widget_session::handle(&t.app, load("create-widget-session/missing-key.json")).await.into(),
+            401,
+            "missing_key",
+        ),
+        (
+            "revoke-widget-session/valid.json",
+            revoke_widget_session::handle(&t.app, load("revoke-widget-session/valid.json")).await.into(),
+            404,
+            "session_not_found",
+        ),
+        (
+            "revoke-widget-session/bad-id.json",
+            revoke_widget_session::handle(&t.app, load("revoke-widget-session/bad-id.json")).await.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "create-embed-token/with-scopes.json",
+            create_embed_token::handle(&t.app, load("create-embed-token/with-scopes.json")).await.into(),
+            400,
+            "scopes_not_allowed",
+        ),
+        (
+            "introspect-token/bad-body.json",
+            introspect_token::handle(&t.app, load("introspect-token/bad-body.json")).await.into(),
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (name, a, status, code) in cases {
+        assert_eq!((a.status, a.code()), (status, code), "{name}");
+    }
+    let a: Answer = create_embed_token::handle(&t.app, load("create-embed-token/valid.json")).await.into();
+    assert_eq!((a.status, a.body["mode"].as_str()), (201, Some("read-only")));
+    let a: Answer = introspect_token::handle(&t.app, load("introspect-token/garbage.json")).await.into();
+    assert_eq!((a.status, a.body.clone()), (200, json!({ "active": false })));
+    let a: Answer = jwks::handle(&t.app, load("jwks/valid.json")).await.into();
+    assert_eq!(a.body["keys"].as_array().map(Vec::len), Some(1));
+    // The revoke fixture with a real session id.
+    let sid = a_session_id(&token);
+    let text = fixture("revoke-widget-session/valid.json")
+        .replace(FIXTURE_KEY, &key)
+        .replace("ws_000000000000000000000000", &sid);
+    let a: Answer =
+        revoke_widget_session::handle(&t.app, hatched::lambda_http::request::from_str(&text).unwrap()).await.into();
+    assert_eq!((a.status, a.body["revoked"].as_bool()), (200, Some(true)));
+}
+
+fn a_session_id(token: &str) -> String {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    claims["sid"].as_str().unwrap().to_owned()
 }

@@ -25,22 +25,12 @@ async fn issue_prints_key_and_prefix_once_and_stores_only_the_hash() {
     let key = ApiKey::parse(out["key"].as_str().unwrap()).expect("a well-formed key");
     assert_eq!(out["prefix"], key.prefix().as_str());
     assert_eq!(out["hmac_secret"].as_str().map(str::len), Some(40));
-    let record = t
-        .app
-        .store
-        .get_key(&key.hash())
-        .await
-        .unwrap()
-        .expect("stored by hash");
+    let record = t.app.store.get_key(&key.hash()).await.unwrap().expect("stored by hash");
     let stored = serde_json::to_string(&record).unwrap();
     assert!(!stored.contains(key.expose()));
     assert!(record.require_signed_user_id);
     // Listing shows no hash, plaintext or HMAC secret.
-    let list = t
-        .ctl(&["keys", "list", "--customer", "acme"])
-        .await
-        .unwrap()
-        .to_string();
+    let list = t.ctl(&["keys", "list", "--customer", "acme"]).await.unwrap().to_string();
     assert!(list.contains(key.prefix().as_str()));
     assert!(!list.contains(key.hash().as_str()));
     assert!(!list.contains(key.expose()));
@@ -51,99 +41,24 @@ async fn issue_prints_key_and_prefix_once_and_stores_only_the_hash() {
 async fn prefix_claims_are_unique_and_a_collision_writes_nothing() {
     let t = TestApp::new().await.with_customer().await;
     let (key, _) = t.issue("secret", "live", &[]).await;
-    let existing = t
-        .app
-        .store
-        .get_key(&ApiKey::parse(&key).unwrap().hash())
-        .await
-        .unwrap()
-        .unwrap();
+    let existing = t.app.store.get_key(&ApiKey::parse(&key).unwrap().hash()).await.unwrap().unwrap();
     // A different key that claims the same display prefix.
     let other = ApiKey::generate(KeyKind::SecretLive);
-    let clash = KeyRecord {
-        key_hash: other.hash(),
-        ..existing.clone()
-    };
-    assert!(matches!(
-        t.app.store.create_key(&clash).await,
-        Err(StoreError::AlreadyExists)
-    ));
-    assert_eq!(
-        t.app.store.get_key(&other.hash()).await.unwrap(),
-        None,
-        "no half-written key item"
-    );
+    let clash = KeyRecord { key_hash: other.hash(), ..existing.clone() };
+    assert!(matches!(t.app.store.create_key(&clash).await, Err(StoreError::AlreadyExists)));
+    assert_eq!(t.app.store.get_key(&other.hash()).await.unwrap(), None, "no half-written key item");
 }
 
 #[tokio::test]
 async fn bad_arguments_fail_clearly_and_write_nothing() {
     let t = TestApp::new().await.with_customer().await;
     let cases: &[(&[&str], &str)] = &[
+        (&["keys", "issue", "--customer", "nobody", "--type", "secret", "--env", "live"], "no customer nobody"),
+        (&["keys", "issue", "--customer", "acme", "--type", "secret", "--env", "prod"], "expected one of live, test"),
+        (&["keys", "issue", "--customer", "acme", "--type", "root", "--env", "live"], "root"),
+        (&["keys", "issue", "--customer", "Acme!", "--type", "secret", "--env", "live"], "customer_id"),
         (
-            &[
-                "keys",
-                "issue",
-                "--customer",
-                "nobody",
-                "--type",
-                "secret",
-                "--env",
-                "live",
-            ],
-            "no customer nobody",
-        ),
-        (
-            &[
-                "keys",
-                "issue",
-                "--customer",
-                "acme",
-                "--type",
-                "secret",
-                "--env",
-                "prod",
-            ],
-            "expected one of live, test",
-        ),
-        (
-            &[
-                "keys",
-                "issue",
-                "--customer",
-                "acme",
-                "--type",
-                "root",
-                "--env",
-                "live",
-            ],
-            "root",
-        ),
-        (
-            &[
-                "keys",
-                "issue",
-                "--customer",
-                "Acme!",
-                "--type",
-                "secret",
-                "--env",
-                "live",
-            ],
-            "customer_id",
-        ),
-        (
-            &[
-                "keys",
-                "issue",
-                "--customer",
-                "acme",
-                "--type",
-                "secret",
-                "--env",
-                "live",
-                "--tier",
-                "gold",
-            ],
+            &["keys", "issue", "--customer", "acme", "--type", "secret", "--env", "live", "--tier", "gold"],
             "expected one of free, pro, enterprise",
         ),
         (
@@ -162,18 +77,7 @@ async fn bad_arguments_fail_clearly_and_write_nothing() {
             "never be granted",
         ),
         (
-            &[
-                "keys",
-                "issue",
-                "--customer",
-                "acme",
-                "--type",
-                "secret",
-                "--env",
-                "live",
-                "--scopes",
-                "admin",
-            ],
+            &["keys", "issue", "--customer", "acme", "--type", "secret", "--env", "live", "--scopes", "admin"],
             "unknown scope",
         ),
         (
@@ -206,64 +110,24 @@ async fn bad_arguments_fail_clearly_and_write_nothing() {
             ],
             "publishable keys only",
         ),
+        (&["keys", "revoke", "--prefix", "hatch_live_nope"], "not a key prefix"),
+        (&["keys", "revoke", "--prefix", "hatch_live_AAAAAA"], "no key with prefix"),
+        (&["keys", "rotate", "--prefix", "hatch_live_AAAAAA", "--grace-hours", "-1"], "-1"),
         (
-            &["keys", "revoke", "--prefix", "hatch_live_nope"],
-            "not a key prefix",
-        ),
-        (
-            &["keys", "revoke", "--prefix", "hatch_live_AAAAAA"],
-            "no key with prefix",
-        ),
-        (
-            &[
-                "keys",
-                "rotate",
-                "--prefix",
-                "hatch_live_AAAAAA",
-                "--grace-hours",
-                "-1",
-            ],
-            "-1",
-        ),
-        (
-            &[
-                "customers",
-                "create",
-                "--customer",
-                "acme",
-                "--primary-token",
-                "gems",
-                "--progression-token",
-                "xp",
-            ],
+            &["customers", "create", "--customer", "acme", "--primary-token", "gems", "--progression-token", "xp"],
             "already exists",
         ),
         (
-            &[
-                "customers",
-                "create",
-                "--customer",
-                "c2",
-                "--primary-token",
-                "xp",
-                "--progression-token",
-                "xp",
-            ],
+            &["customers", "create", "--customer", "c2", "--primary-token", "xp", "--progression-token", "xp"],
             "must differ",
         ),
     ];
     for (args, needle) in cases {
-        let err = t
-            .ctl(args)
-            .await
-            .expect_err(&format!("{args:?} should fail"));
+        let err = t.ctl(args).await.expect_err(&format!("{args:?} should fail"));
         let text = format!("{err:#}");
         assert!(text.contains(needle), "{args:?}: {text}");
     }
-    let list = t
-        .ctl(&["keys", "list", "--customer", "acme"])
-        .await
-        .unwrap();
+    let list = t.ctl(&["keys", "list", "--customer", "acme"]).await.unwrap();
     assert_eq!(list["keys"], json!([]), "nothing was issued");
 }
 
@@ -272,21 +136,9 @@ async fn revoked_keys_cannot_be_rotated_and_table_create_is_idempotent() {
     let t = TestApp::new().await.with_customer().await;
     assert_eq!(t.ctl(&["table", "create"]).await.unwrap()["created"], false);
     let (_, prefix) = t.issue("secret", "test", &[]).await;
-    t.ctl(&["keys", "revoke", "--prefix", &prefix])
-        .await
-        .unwrap();
-    let err = t
-        .ctl(&["keys", "rotate", "--prefix", &prefix])
-        .await
-        .unwrap_err();
+    t.ctl(&["keys", "revoke", "--prefix", &prefix]).await.unwrap();
+    let err = t.ctl(&["keys", "rotate", "--prefix", &prefix]).await.unwrap_err();
     assert!(err.to_string().contains("revoked"));
-    let keys = t
-        .ctl(&["keys", "list", "--customer", "acme"])
-        .await
-        .unwrap();
-    assert_eq!(
-        keys["keys"].as_array().unwrap().len(),
-        1,
-        "no replacement issued"
-    );
+    let keys = t.ctl(&["keys", "list", "--customer", "acme"]).await.unwrap();
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 1, "no replacement issued");
 }

@@ -17,12 +17,7 @@ async fn serves_validate_404_405_and_common_headers() {
     let base = start(&t).await;
     let http = reqwest::Client::new();
 
-    let ok = http
-        .post(format!("{base}/api/v1/keys/validate"))
-        .json(&json!({ "key": key }))
-        .send()
-        .await
-        .unwrap();
+    let ok = http.post(format!("{base}/api/v1/keys/validate")).json(&json!({ "key": key })).send().await.unwrap();
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.headers()["cache-control"], "no-store");
     assert!(ok.headers().contains_key("x-request-id"));
@@ -36,11 +31,7 @@ async fn serves_validate_404_405_and_common_headers() {
         ("POST", "/api/v1/keys/validate/extra", 404, "not_found"),
         ("POST", "/api/v2/keys/validate", 404, "not_found"),
     ] {
-        let resp = http
-            .request(method.parse().unwrap(), format!("{base}{path}"))
-            .send()
-            .await
-            .unwrap();
+        let resp = http.request(method.parse().unwrap(), format!("{base}{path}")).send().await.unwrap();
         assert_eq!(resp.status(), status, "{method} {path}");
         let rid = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
         assert_eq!(resp.headers()["cache-control"], "no-store");
@@ -64,12 +55,7 @@ async fn invalid_utf8_and_huge_bodies_are_client_errors() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
-    let resp = http
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(vec![b' '; 64 * 1024])
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        http.post(&url).header("content-type", "application/json").body(vec![b' '; 64 * 1024]).send().await.unwrap();
     assert_eq!(resp.status(), 413);
 }

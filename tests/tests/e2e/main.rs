@@ -5,4 +5,6 @@ mod events;
 mod keys;
 mod local_api;
 mod routes;
+mod token_attacks;
+mod tokens;
 mod validate;

@@ -13,8 +13,7 @@ fn repo_file(path: &str) -> String {
 
 /// (method, path, binary) of every HttpApi event in template.yaml; `$default` for the catch-all.
 fn template_routes() -> BTreeSet<(String, String, String)> {
-    let template: Value =
-        serde_yaml_ng::from_str(&repo_file("template.yaml")).expect("template.yaml parses");
+    let template: Value = serde_yaml_ng::from_str(&repo_file("template.yaml")).expect("template.yaml parses");
     let mut routes = BTreeSet::new();
     for (_, resource) in template["Resources"].as_mapping().unwrap() {
         if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
@@ -24,10 +23,7 @@ fn template_routes() -> BTreeSet<(String, String, String)> {
             .as_str()
             .expect("every function names its binary")
             .to_owned();
-        assert_eq!(
-            resource["Metadata"]["BuildMethod"].as_str(),
-            Some("rust-cargolambda")
-        );
+        assert_eq!(resource["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"));
         for (_, event) in resource["Properties"]["Events"].as_mapping().unwrap() {
             assert_eq!(event["Type"].as_str(), Some("HttpApi"));
             let props = &event["Properties"];
@@ -41,27 +37,18 @@ fn template_routes() -> BTreeSet<(String, String, String)> {
 
 #[test]
 fn template_declares_exactly_the_route_table() {
-    let mut expected: BTreeSet<_> = ROUTES
-        .iter()
-        .map(|r| {
-            (
-                r.method.to_owned(),
-                r.path.to_owned(),
-                r.function.to_owned(),
-            )
-        })
-        .collect();
+    let mut expected: BTreeSet<_> =
+        ROUTES.iter().map(|r| (r.method.to_owned(), r.path.to_owned(), r.function.to_owned())).collect();
     expected.insert(("$default".into(), "$default".into(), "fallback".into()));
     assert_eq!(template_routes(), expected);
 }
 
 #[test]
 fn every_function_crate_is_deployed() {
-    let dirs: BTreeSet<String> =
-        std::fs::read_dir(format!("{}/../functions", env!("CARGO_MANIFEST_DIR")))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+    let dirs: BTreeSet<String> = std::fs::read_dir(format!("{}/../functions", env!("CARGO_MANIFEST_DIR")))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     let deployed: BTreeSet<String> = template_routes().into_iter().map(|(_, _, f)| f).collect();
     assert_eq!(dirs, deployed);
 }
@@ -76,24 +63,10 @@ async fn the_local_api_serves_every_declared_route_and_nothing_else() {
             .replace("{gate_key}", "g1")
             .replace("{session_id}", "ws_000000000000000000000000");
         let req = gateway_request(route.method, &path, &[], None);
-        let answer: Option<Answer> = hatchctl::serve::dispatch(&t.app, route.function, req)
-            .await
-            .map(Into::into);
-        let answer = answer.unwrap_or_else(|| {
-            panic!("{} {} is declared but not served", route.method, route.path)
-        });
-        assert_ne!(
-            answer.code(),
-            "not_found",
-            "{} {}",
-            route.method,
-            route.path
-        );
+        let answer: Option<Answer> = hatchctl::serve::dispatch(&t.app, route.function, req).await.map(Into::into);
+        let answer = answer.unwrap_or_else(|| panic!("{} {} is declared but not served", route.method, route.path));
+        assert_ne!(answer.code(), "not_found", "{} {}", route.method, route.path);
     }
     let unknown = gateway_request("GET", "/x", &[], None);
-    assert!(
-        hatchctl::serve::dispatch(&t.app, "no-such-function", unknown)
-            .await
-            .is_none()
-    );
+    assert!(hatchctl::serve::dispatch(&t.app, "no-such-function", unknown).await.is_none());
 }

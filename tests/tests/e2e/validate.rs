@@ -7,17 +7,13 @@ use serde_json::{Value, json};
 const PATH: &str = "/api/v1/keys/validate";
 
 async fn validate(t: &TestApp, body: Value) -> Answer {
-    validate_key::handle(&t.app, json_post(PATH, &body))
-        .await
-        .into()
+    validate_key::handle(&t.app, json_post(PATH, &body)).await.into()
 }
 
 #[tokio::test]
 async fn issued_secret_key_validates_with_every_field() {
     let t = TestApp::new().await.with_customer().await;
-    let (key, prefix) = t
-        .issue("secret", "live", &["--tier", "pro", "--label", "backend"])
-        .await;
+    let (key, prefix) = t.issue("secret", "live", &["--tier", "pro", "--label", "backend"]).await;
     let a = validate(&t, json!({ "key": key })).await;
     assert_eq!(a.status, 200);
     assert_eq!(a.body["valid"], true);
@@ -40,34 +36,17 @@ async fn issued_secret_key_validates_with_every_field() {
     assert_eq!(a.header("ratelimit-remaining"), Some("599"));
     assert_eq!(a.header("cache-control"), Some("no-store"));
     assert!(a.header("x-request-id").unwrap().starts_with("test-"));
-    let keys = a
-        .body
-        .as_object()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect::<Vec<_>>();
+    let keys = a.body.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys, ["key", "rate_limit", "valid"]);
 }
 
 #[tokio::test]
 async fn environments_are_reported_from_prefix_or_record() {
     let t = TestApp::new().await.with_customer().await;
-    for (ty, env) in [
-        ("secret", "test"),
-        ("secret", "live"),
-        ("publishable", "test"),
-        ("publishable", "live"),
-    ] {
+    for (ty, env) in [("secret", "test"), ("secret", "live"), ("publishable", "test"), ("publishable", "live")] {
         let (key, _) = t.issue(ty, env, &[]).await;
         let a = validate(&t, json!({ "key": key })).await;
-        assert_eq!(
-            (
-                a.body["key"]["type"].as_str(),
-                a.body["key"]["environment"].as_str()
-            ),
-            (Some(ty), Some(env))
-        );
+        assert_eq!((a.body["key"]["type"].as_str(), a.body["key"]["environment"].as_str()), (Some(ty), Some(env)));
         let expected = match (ty, env) {
             ("secret", "test") => "hatch_test_",
             ("secret", _) => "hatch_live_",
@@ -81,86 +60,40 @@ async fn environments_are_reported_from_prefix_or_record() {
 async fn revocation_is_seen_by_the_very_next_request() {
     let t = TestApp::new().await.with_customer().await;
     let (key, prefix) = t.issue("secret", "live", &[]).await;
-    assert_eq!(
-        validate(&t, json!({ "key": key })).await.body["valid"],
-        true
-    );
-    let out = t
-        .ctl(&["keys", "revoke", "--prefix", &prefix])
-        .await
-        .unwrap();
+    assert_eq!(validate(&t, json!({ "key": key })).await.body["valid"], true);
+    let out = t.ctl(&["keys", "revoke", "--prefix", &prefix]).await.unwrap();
     let a = validate(&t, json!({ "key": key })).await;
-    assert_eq!(
-        a.body,
-        json!({ "valid": false, "code": "key_revoked", "prefix": prefix })
-    );
+    assert_eq!(a.body, json!({ "valid": false, "code": "key_revoked", "prefix": prefix }));
     // Revoking again keeps the first time.
-    let again = t
-        .ctl(&["keys", "revoke", "--prefix", &prefix])
-        .await
-        .unwrap();
+    let again = t.ctl(&["keys", "revoke", "--prefix", &prefix]).await.unwrap();
     assert_eq!(again["revoked_at"], out["revoked_at"]);
 }
 
 #[tokio::test]
 async fn rotation_keeps_both_keys_valid_during_grace_then_expires_the_old() {
     let t = TestApp::new().await.with_customer().await;
-    let (old, old_prefix) = t
-        .issue(
-            "publishable",
-            "test",
-            &["--scopes", "read:buddies,write:unlocks", "--label", "web"],
-        )
-        .await;
-    let out = t
-        .ctl(&[
-            "keys",
-            "rotate",
-            "--prefix",
-            &old_prefix,
-            "--grace-hours",
-            "48",
-        ])
-        .await
-        .unwrap();
+    let (old, old_prefix) =
+        t.issue("publishable", "test", &["--scopes", "read:buddies,write:unlocks", "--label", "web"]).await;
+    let out = t.ctl(&["keys", "rotate", "--prefix", &old_prefix, "--grace-hours", "48"]).await.unwrap();
     let new = out["key"].as_str().unwrap().to_owned();
     assert_ne!(new, old);
     assert_eq!(out["old_prefix"], old_prefix);
     let a_old = validate(&t, json!({ "key": old })).await;
     let a_new = validate(&t, json!({ "key": new })).await;
-    assert_eq!(
-        (a_old.body["valid"].clone(), a_new.body["valid"].clone()),
-        (json!(true), json!(true))
-    );
+    assert_eq!((a_old.body["valid"].clone(), a_new.body["valid"].clone()), (json!(true), json!(true)));
     assert_eq!(a_old.body["key"]["expires_at"], out["old_expires_at"]);
     // Same attributes on the replacement.
-    for field in [
-        "type",
-        "environment",
-        "customer_id",
-        "tier",
-        "scopes",
-        "label",
-    ] {
-        assert_eq!(
-            a_new.body["key"][field], a_old.body["key"][field],
-            "{field}"
-        );
+    for field in ["type", "environment", "customer_id", "tier", "scopes", "label"] {
+        assert_eq!(a_new.body["key"][field], a_old.body["key"][field], "{field}");
     }
     t.app.clock.advance(47 * 3600);
-    assert_eq!(
-        validate(&t, json!({ "key": old })).await.body["valid"],
-        true
-    );
+    assert_eq!(validate(&t, json!({ "key": old })).await.body["valid"], true);
     t.app.clock.advance(3600 + 1);
     assert_eq!(
         validate(&t, json!({ "key": old })).await.body,
         json!({ "valid": false, "code": "key_expired", "prefix": old_prefix })
     );
-    assert_eq!(
-        validate(&t, json!({ "key": new })).await.body["valid"],
-        true
-    );
+    assert_eq!(validate(&t, json!({ "key": new })).await.body["valid"], true);
 }
 
 #[tokio::test]
@@ -170,22 +103,12 @@ async fn malformed_keys_cost_no_database_read() {
     let body_start = "hatch_live_".len();
     let mut bad_checksum = good.clone().into_bytes();
     let last = bad_checksum.len() - 1;
-    bad_checksum[last] = if bad_checksum[last] == b'0' {
-        b'1'
-    } else {
-        b'0'
-    };
+    bad_checksum[last] = if bad_checksum[last] == b'0' { b'1' } else { b'0' };
     let mut bad_char = good.clone().into_bytes();
     bad_char[body_start + 3] = b'_';
     let cases = [
-        (
-            "wrong prefix",
-            good.replacen("hatch_live_", "hatch_prod_", 1),
-        ),
-        (
-            "stripe style",
-            "sk_live_4eC39HqLyjWDarjtT1zdp7dc".to_owned(),
-        ),
+        ("wrong prefix", good.replacen("hatch_live_", "hatch_prod_", 1)),
+        ("stripe style", "sk_live_4eC39HqLyjWDarjtT1zdp7dc".to_owned()),
         ("too short", good[..good.len() - 1].to_owned()),
         ("too long", format!("{good}A")),
         ("charset", String::from_utf8(bad_char).unwrap()),
@@ -214,10 +137,7 @@ async fn unknown_well_formed_key_is_invalid_key() {
     let t = TestApp::new().await.with_customer().await;
     let key = hatched::domain::ApiKey::generate(hatched::domain::KeyKind::SecretLive);
     let a = validate(&t, json!({ "key": key.expose() })).await;
-    assert_eq!(
-        a.body,
-        json!({ "valid": false, "code": "invalid_key", "prefix": key.prefix().as_str() })
-    );
+    assert_eq!(a.body, json!({ "valid": false, "code": "invalid_key", "prefix": key.prefix().as_str() }));
 }
 
 #[tokio::test]
@@ -241,16 +161,8 @@ async fn last_used_at_is_written_at_most_once_a_minute() {
         let prefix = prefix.clone();
         let app = t.app.clone();
         async move {
-            let keys = hatchctl::run_args(&app, &["keys", "list", "--customer", "acme"])
-                .await
-                .unwrap()
-                .json;
-            keys["keys"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|k| k["prefix"] == prefix.as_str())
-                .unwrap()["last_used_at"]
+            let keys = hatchctl::run_args(&app, &["keys", "list", "--customer", "acme"]).await.unwrap().json;
+            keys["keys"].as_array().unwrap().iter().find(|k| k["prefix"] == prefix.as_str()).unwrap()["last_used_at"]
                 .clone()
         }
     };
@@ -261,58 +173,29 @@ async fn last_used_at_is_written_at_most_once_a_minute() {
     t.app.clock.advance(30);
     t.calls.clear();
     validate(&t, json!({ "key": key })).await;
-    assert_eq!(
-        t.calls.take().len(),
-        2,
-        "no last_used write inside the minute"
-    );
+    assert_eq!(t.calls.take().len(), 2, "no last_used write inside the minute");
     assert_eq!(last_used(&t).await, first);
     t.app.clock.advance(31);
     validate(&t, json!({ "key": key })).await;
     let later = last_used(&t).await;
-    assert!(
-        later.as_str().unwrap() > first.as_str().unwrap(),
-        "{later} after {first}"
-    );
+    assert!(later.as_str().unwrap() > first.as_str().unwrap(), "{later} after {first}");
 }
 
 #[tokio::test]
 async fn origin_and_required_scopes_are_honoured() {
     let t = TestApp::new().await.with_customer().await;
-    let (pk, prefix) = t
-        .issue(
-            "publishable",
-            "live",
-            &[
-                "--allowed-origins",
-                "https://app.example.com,https://*.shop.example",
-            ],
-        )
-        .await;
+    let (pk, prefix) =
+        t.issue("publishable", "live", &["--allowed-origins", "https://app.example.com,https://*.shop.example"]).await;
     let check = |body: Value| validate(&t, body);
-    assert_eq!(
-        check(json!({ "key": pk, "origin": "https://app.example.com" }))
-            .await
-            .body["valid"],
-        true
-    );
-    assert_eq!(
-        check(json!({ "key": pk, "origin": "https://x.shop.example" }))
-            .await
-            .body["valid"],
-        true
-    );
+    assert_eq!(check(json!({ "key": pk, "origin": "https://app.example.com" })).await.body["valid"], true);
+    assert_eq!(check(json!({ "key": pk, "origin": "https://x.shop.example" })).await.body["valid"], true);
     for origin in [
         json!("https://evil.example.com"),
         json!("https://a.b.shop.example"),
         json!("http://app.example.com"),
         Value::Null,
     ] {
-        let body = if origin.is_null() {
-            json!({ "key": pk })
-        } else {
-            json!({ "key": pk, "origin": origin })
-        };
+        let body = if origin.is_null() { json!({ "key": pk }) } else { json!({ "key": pk, "origin": origin }) };
         assert_eq!(
             check(body).await.body,
             json!({ "valid": false, "code": "origin_not_allowed", "prefix": prefix }),
@@ -321,15 +204,11 @@ async fn origin_and_required_scopes_are_honoured() {
     }
     let ok = check(json!({ "key": pk, "origin": "https://app.example.com", "required_scopes": ["read:buddies", "embed_tokens:create"] })).await;
     assert_eq!(ok.body["valid"], true);
-    let missing = check(json!({ "key": pk, "origin": "https://app.example.com", "required_scopes": ["write:unlocks"] })).await;
+    let missing =
+        check(json!({ "key": pk, "origin": "https://app.example.com", "required_scopes": ["write:unlocks"] })).await;
     assert_eq!(missing.body["code"], "insufficient_scope");
     let (secret, _) = t.issue("secret", "live", &[]).await;
-    assert_eq!(
-        check(json!({ "key": secret, "origin": "https://anything.test" }))
-            .await
-            .body["valid"],
-        true
-    );
+    assert_eq!(check(json!({ "key": secret, "origin": "https://anything.test" })).await.body["valid"], true);
 }
 
 #[tokio::test]
@@ -339,53 +218,21 @@ async fn bad_bodies_get_their_api_codes() {
     let send = |ct: &'static str, body: String| {
         let app = t.app.clone();
         async move {
-            let a: Answer = validate_key::handle(
-                &app,
-                gateway_request("POST", PATH, &[("content-type", ct)], Some(&body)),
-            )
-            .await
-            .into();
+            let a: Answer =
+                validate_key::handle(&app, gateway_request("POST", PATH, &[("content-type", ct)], Some(&body)))
+                    .await
+                    .into();
             a
         }
     };
     let cases = [
-        (
-            "application/json",
-            "{\"key\": ".to_owned(),
-            400,
-            "invalid_request",
-        ),
-        (
-            "application/json",
-            "[1,2]".to_owned(),
-            400,
-            "invalid_request",
-        ),
+        ("application/json", "{\"key\": ".to_owned(), 400, "invalid_request"),
+        ("application/json", "[1,2]".to_owned(), 400, "invalid_request"),
         ("application/json", "".to_owned(), 400, "invalid_request"),
-        (
-            "application/json",
-            json!({ "key": 5 }).to_string(),
-            400,
-            "invalid_request",
-        ),
-        (
-            "application/json",
-            json!({ "key": key, "extra": true }).to_string(),
-            400,
-            "invalid_request",
-        ),
-        (
-            "application/json",
-            json!({ "key": key, "required_scopes": ["admin"] }).to_string(),
-            400,
-            "invalid_scope",
-        ),
-        (
-            "text/plain",
-            json!({ "key": key }).to_string(),
-            415,
-            "unsupported_media_type",
-        ),
+        ("application/json", json!({ "key": 5 }).to_string(), 400, "invalid_request"),
+        ("application/json", json!({ "key": key, "extra": true }).to_string(), 400, "invalid_request"),
+        ("application/json", json!({ "key": key, "required_scopes": ["admin"] }).to_string(), 400, "invalid_scope"),
+        ("text/plain", json!({ "key": key }).to_string(), 415, "unsupported_media_type"),
         (
             "application/json",
             json!({ "key": key, "origin": "a".repeat(16 * 1024) }).to_string(),
@@ -395,17 +242,8 @@ async fn bad_bodies_get_their_api_codes() {
     ];
     for (ct, body, status, code) in cases {
         let a = send(ct, body.clone()).await;
-        assert_eq!(
-            (a.status, a.code()),
-            (status, code),
-            "{ct} {}",
-            &body[..body.len().min(60)]
-        );
-        assert!(
-            a.body["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty())
-        );
+        assert_eq!((a.status, a.code()), (status, code), "{ct} {}", &body[..body.len().min(60)]);
+        assert!(a.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
         assert!(a.body["error"]["request_id"].is_string());
         assert!(!a.body.to_string().contains(&key), "error echoes the key");
     }

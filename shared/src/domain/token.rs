@@ -1,0 +1,354 @@
+//! Widget-session and embed token rules: scopes, TTLs, claims and their time checks.
+//! Signing and verification of the JWT itself live in `crate::signing`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{BuddyId, CustomerId, Environment, SessionId, UnixTime, UserId};
+
+pub const SESSION_AUDIENCE: &str = "hatched:widget-session";
+pub const EMBED_AUDIENCE: &str = "hatched:embed";
+pub const SESSION_MODE: &str = "interactive";
+pub const EMBED_MODE: &str = "read-only";
+/// How far past `exp` a token still introspects active (clock skew between parties).
+pub const EXP_LEEWAY_SECS: i64 = 30;
+/// How far ahead of `nbf` we accept (our own Lambdas' clocks differ by a little).
+pub const NBF_LEEWAY_SECS: i64 = 5;
+
+word_enum!(
+    /// What a widget session may do in the widget.
+    WidgetScope {
+        Read = "read",
+        EventsTrack = "events:track",
+        MarketplaceBrowse = "marketplace:browse",
+        MarketplacePurchase = "marketplace:purchase",
+        ItemsEquip = "items:equip",
+    }
+);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScopeError {
+    #[error("a non-empty scopes list is required")]
+    Required,
+    #[error("unknown scope {0:?}")]
+    Invalid(String),
+}
+
+/// Parses a widget session's scopes: non-empty, each known, duplicates collapsed
+/// (first occurrence keeps its place).
+pub fn widget_scopes(requested: Option<&[String]>) -> Result<Vec<WidgetScope>, ScopeError> {
+    let requested = requested.filter(|r| !r.is_empty()).ok_or(ScopeError::Required)?;
+    let mut scopes = Vec::with_capacity(requested.len());
+    for text in requested {
+        let scope = WidgetScope::parse(text).ok_or_else(|| ScopeError::Invalid(text.clone()))?;
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    Ok(scopes)
+}
+
+/// Allowed lifetimes of a token kind, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtlRange {
+    pub min: u32,
+    pub max: u32,
+    pub default: u32,
+}
+
+pub const SESSION_TTL: TtlRange = TtlRange { min: 60, max: 3600, default: 3600 };
+pub const EMBED_TTL: TtlRange = TtlRange { min: 300, max: 86400, default: 86400 };
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("ttl_seconds must be between {min} and {max}")]
+pub struct TtlOutOfRange {
+    pub min: u32,
+    pub max: u32,
+}
+
+impl TtlRange {
+    pub fn pick(self, requested: Option<i64>) -> Result<i64, TtlOutOfRange> {
+        match requested {
+            None => Ok(i64::from(self.default)),
+            Some(t) if (i64::from(self.min)..=i64::from(self.max)).contains(&t) => Ok(t),
+            Some(_) => Err(TtlOutOfRange { min: self.min, max: self.max }),
+        }
+    }
+}
+
+/// Claims of a widget-session JWT, exactly as API.md lists them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: UserId,
+    pub bid: BuddyId,
+    pub cid: CustomerId,
+    pub env: Environment,
+    /// Space-separated widget scopes.
+    pub scope: String,
+    pub sid: SessionId,
+    pub jti: SessionId,
+    pub mode: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+}
+
+/// Claims of a read-only embed JWT: no scope, no session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: UserId,
+    pub bid: BuddyId,
+    pub cid: CustomerId,
+    pub env: Environment,
+    pub jti: String,
+    pub mode: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+}
+
+/// A verified token of either kind. The audience decides the kind, and each kind's claims
+/// deny the other's fields, so one can never stand in for the other.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenClaims {
+    Session(SessionClaims),
+    Embed(EmbedClaims),
+}
+
+/// Who and what a token is minted for.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub customer: CustomerId,
+    pub env: Environment,
+    pub buddy: BuddyId,
+    pub user: UserId,
+}
+
+impl SessionClaims {
+    pub fn new(
+        issuer: &str,
+        who: &Subject,
+        session: &SessionId,
+        scopes: &[WidgetScope],
+        now: UnixTime,
+        ttl: i64,
+    ) -> SessionClaims {
+        SessionClaims {
+            iss: issuer.to_owned(),
+            aud: SESSION_AUDIENCE.to_owned(),
+            sub: who.user.clone(),
+            bid: who.buddy.clone(),
+            cid: who.customer.clone(),
+            env: who.env,
+            scope: scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "),
+            sid: session.clone(),
+            jti: session.clone(),
+            mode: SESSION_MODE.to_owned(),
+            iat: now.secs(),
+            nbf: now.secs(),
+            exp: now.secs() + ttl,
+        }
+    }
+
+    /// Shape rules beyond the types: the audience, mode and id pairing of a session token.
+    pub fn well_formed(&self) -> bool {
+        self.aud == SESSION_AUDIENCE
+            && self.mode == SESSION_MODE
+            && self.sid == self.jti
+            && !self.scope.is_empty()
+            && self.scope.split(' ').all(|s| WidgetScope::parse(s).is_some())
+    }
+}
+
+impl EmbedClaims {
+    pub fn new(issuer: &str, who: &Subject, jti: String, now: UnixTime, ttl: i64) -> EmbedClaims {
+        EmbedClaims {
+            iss: issuer.to_owned(),
+            aud: EMBED_AUDIENCE.to_owned(),
+            sub: who.user.clone(),
+            bid: who.buddy.clone(),
+            cid: who.customer.clone(),
+            env: who.env,
+            jti,
+            mode: EMBED_MODE.to_owned(),
+            iat: now.secs(),
+            nbf: now.secs(),
+            exp: now.secs() + ttl,
+        }
+    }
+
+    pub fn well_formed(&self) -> bool {
+        self.aud == EMBED_AUDIENCE && self.mode == EMBED_MODE && !self.jti.is_empty()
+    }
+}
+
+impl TokenClaims {
+    /// Picks the claim set by audience; anything else is not one of our tokens.
+    pub fn from_json(value: serde_json::Value) -> Option<TokenClaims> {
+        match value.get("aud").and_then(|a| a.as_str()) {
+            Some(SESSION_AUDIENCE) => serde_json::from_value::<SessionClaims>(value)
+                .ok()
+                .filter(SessionClaims::well_formed)
+                .map(TokenClaims::Session),
+            Some(EMBED_AUDIENCE) => serde_json::from_value::<EmbedClaims>(value)
+                .ok()
+                .filter(EmbedClaims::well_formed)
+                .map(TokenClaims::Embed),
+            _ => None,
+        }
+    }
+
+    fn times(&self) -> (i64, i64, i64) {
+        match self {
+            TokenClaims::Session(c) => (c.iat, c.nbf, c.exp),
+            TokenClaims::Embed(c) => (c.iat, c.nbf, c.exp),
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        match self {
+            TokenClaims::Session(c) => &c.iss,
+            TokenClaims::Embed(c) => &c.iss,
+        }
+    }
+
+    /// Current at `now`: not before `nbf`, not more than the leeway past `exp`.
+    pub fn current_at(&self, now: UnixTime) -> bool {
+        let (iat, nbf, exp) = self.times();
+        let now = now.secs();
+        iat <= exp && nbf <= now + NBF_LEEWAY_SECS && now <= exp + EXP_LEEWAY_SECS
+    }
+}
+
+/// Checks a signed user id: hex HMAC-SHA256 of `"{user_id}.{ts}"` under the key's secret,
+/// at most 300 s old and 30 s ahead. The comparison is constant-time.
+pub fn user_signature_valid(secret: &str, user: &UserId, ts: i64, sig_hex: &str, now: UnixTime) -> bool {
+    use hmac::{Hmac, Mac};
+    let age = now.secs() - ts;
+    if !(-30..=300).contains(&age) {
+        return false;
+    }
+    let Ok(sig) = hex::decode(sig_hex) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
+    mac.update(format!("{}.{ts}", user.as_str()).as_bytes());
+    mac.verify_slice(&sig).is_ok()
+}
+
+/// A widget session as recorded: what its token may do, until when, and whether revoked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WidgetSession {
+    pub session_id: SessionId,
+    pub customer_id: CustomerId,
+    pub environment: Environment,
+    pub buddy_id: BuddyId,
+    pub user_id: UserId,
+    pub scopes: Vec<WidgetScope>,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<UnixTime>,
+}
+
+impl WidgetSession {
+    /// Active at `now`: not revoked, not past expiry (with the token leeway).
+    pub fn active_at(&self, now: UnixTime) -> bool {
+        self.revoked_at.is_none() && now.secs() <= self.expires_at.secs() + EXP_LEEWAY_SECS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who() -> Subject {
+        Subject {
+            customer: CustomerId::parse("acme").unwrap(),
+            env: Environment::Live,
+            buddy: BuddyId::parse("b1").unwrap(),
+            user: UserId::parse("u1").unwrap(),
+        }
+    }
+
+    #[test]
+    fn scopes_are_required_known_and_deduplicated() {
+        assert_eq!(widget_scopes(None), Err(ScopeError::Required));
+        assert_eq!(widget_scopes(Some(&[])), Err(ScopeError::Required));
+        let asked = ["read".to_owned(), "items:equip".to_owned(), "read".to_owned()];
+        assert_eq!(widget_scopes(Some(&asked)), Ok(vec![WidgetScope::Read, WidgetScope::ItemsEquip]));
+        let bad = ["read".to_owned(), "admin".to_owned()];
+        assert_eq!(widget_scopes(Some(&bad)), Err(ScopeError::Invalid("admin".into())));
+    }
+
+    #[test]
+    fn ttl_ranges() {
+        assert_eq!(SESSION_TTL.pick(None), Ok(3600));
+        assert_eq!(SESSION_TTL.pick(Some(60)), Ok(60));
+        assert_eq!(SESSION_TTL.pick(Some(59)), Err(TtlOutOfRange { min: 60, max: 3600 }));
+        assert!(SESSION_TTL.pick(Some(3601)).is_err());
+        assert_eq!(EMBED_TTL.pick(None), Ok(86400));
+        assert!(EMBED_TTL.pick(Some(299)).is_err());
+        assert!(EMBED_TTL.pick(Some(-1)).is_err());
+    }
+
+    #[test]
+    fn kinds_never_stand_in_for_each_other() {
+        let now = UnixTime::from_secs(1000);
+        let sid = SessionId::generate();
+        let session = SessionClaims::new("iss", &who(), &sid, &[WidgetScope::Read], now, 60);
+        let embed = EmbedClaims::new("iss", &who(), "j".into(), now, 300);
+        let mut v = serde_json::to_value(&session).unwrap();
+        assert!(matches!(TokenClaims::from_json(v.clone()), Some(TokenClaims::Session(_))));
+        v["aud"] = EMBED_AUDIENCE.into();
+        assert_eq!(TokenClaims::from_json(v), None, "session claims under the embed audience");
+        let mut e = serde_json::to_value(&embed).unwrap();
+        assert!(matches!(TokenClaims::from_json(e.clone()), Some(TokenClaims::Embed(_))));
+        e["aud"] = SESSION_AUDIENCE.into();
+        assert_eq!(TokenClaims::from_json(e.clone()), None, "embed claims under the session audience");
+        e["aud"] = EMBED_AUDIENCE.into();
+        e["mode"] = SESSION_MODE.into();
+        assert_eq!(TokenClaims::from_json(e), None, "embed claims with the interactive mode");
+    }
+
+    #[test]
+    fn time_window_with_leeway() {
+        let now = UnixTime::from_secs(10_000);
+        let c = TokenClaims::Embed(EmbedClaims::new("iss", &who(), "j".into(), now, 300));
+        assert!(c.current_at(now));
+        assert!(c.current_at(now.plus_secs(300 + 30)));
+        assert!(!c.current_at(now.plus_secs(300 + 31)));
+        assert!(!c.current_at(now.plus_secs(-6)), "nbf in the future");
+    }
+
+    #[test]
+    fn signed_user_ids() {
+        use hmac::{Hmac, Mac};
+        let user = UserId::parse("user_42").unwrap();
+        let now = UnixTime::from_secs(1_800_000_000);
+        let sign = |secret: &str, text: &str| {
+            let mut m = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+            m.update(text.as_bytes());
+            hex::encode(m.finalize().into_bytes())
+        };
+        let ts = now.secs() - 10;
+        let sig = sign("s3cret", &format!("user_42.{ts}"));
+        assert!(user_signature_valid("s3cret", &user, ts, &sig, now));
+        assert!(!user_signature_valid("other", &user, ts, &sig, now));
+        assert!(!user_signature_valid("s3cret", &UserId::parse("user_43").unwrap(), ts, &sig, now));
+        let old = now.secs() - 301;
+        assert!(!user_signature_valid("s3cret", &user, old, &sign("s3cret", &format!("user_42.{old}")), now));
+        let ahead = now.secs() + 31;
+        assert!(!user_signature_valid("s3cret", &user, ahead, &sign("s3cret", &format!("user_42.{ahead}")), now));
+        let edge = now.secs() - 300;
+        assert!(user_signature_valid("s3cret", &user, edge, &sign("s3cret", &format!("user_42.{edge}")), now));
+        assert!(!user_signature_valid("s3cret", &user, ts, "zz", now));
+    }
+}

@@ -1,0 +1,160 @@
+//! Widget sessions (`WS#<session id>` / `SESSION`), kept until a day after they expire
+//! (DynamoDB TTL is lazy, so every read checks `expires_at` itself).
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, ReturnValue, TransactWriteItem};
+use serde::{Deserialize, Serialize};
+
+use super::customers::buddy_pk;
+use super::{Store, StoreError, classify, from_item, is_condition_failure, n, s, to_item};
+use crate::domain::token::WidgetSession;
+use crate::domain::{BuddyId, CustomerId, Environment, SessionId, UnixTime};
+
+/// How long a session item outlives its expiry, so a late revoke still finds it.
+const KEEP_AFTER_EXPIRY_SECS: i64 = 86_400;
+
+#[derive(Serialize, Deserialize)]
+struct SessionItem {
+    pk: String,
+    sk: String,
+    ttl: i64,
+    #[serde(flatten)]
+    session: WidgetSession,
+}
+
+/// Why a session could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateSessionError {
+    #[error("buddy not found")]
+    BuddyNotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn session_pk(id: &SessionId) -> String {
+    format!("WS#{}", id.as_str())
+}
+
+impl Store {
+    /// One transaction: the buddy must exist in the session's customer and environment, and
+    /// the session id must be new (an id is never overwritten).
+    pub async fn create_session(&self, session: &WidgetSession) -> Result<(), CreateSessionError> {
+        let item = to_item(&SessionItem {
+            pk: session_pk(&session.session_id),
+            sk: "SESSION".into(),
+            ttl: session.expires_at.secs() + KEEP_AFTER_EXPIRY_SECS,
+            session: session.clone(),
+        })?;
+        let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Internal {
+            op: "create_session",
+            cause: e.to_string(),
+        };
+        let buddy = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(buddy_pk(&session.customer_id, session.environment, &session.buddy_id)))
+            .key("sk", s("BUDDY"))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(build)?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(buddy).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if let Some(TransactWriteItemsError::TransactionCanceledException(t)) = e.as_service_error() {
+                    let failed = |i: usize| {
+                        t.cancellation_reasons().get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
+                    };
+                    if failed(0) {
+                        return Err(CreateSessionError::BuddyNotFound);
+                    }
+                    if failed(1) {
+                        return Err(StoreError::AlreadyExists.into());
+                    }
+                }
+                Err(classify("create_session", e).into())
+            }
+        }
+    }
+
+    pub async fn get_session(&self, id: &SessionId) -> Result<Option<WidgetSession>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(session_pk(id)))
+            .key("sk", s("SESSION"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("get_session", e))?;
+        out.item.map(|item| from_item::<SessionItem>(item).map(|i| i.session)).transpose()
+    }
+
+    /// Sets `revoked_at` once (a second revoke returns the first time). The condition
+    /// scopes the write to the caller's customer and environment: anyone else's session
+    /// is `NotFound`, indistinguishable from none.
+    pub async fn revoke_session(
+        &self,
+        id: &SessionId,
+        customer: &CustomerId,
+        env: Environment,
+        now: UnixTime,
+    ) -> Result<WidgetSession, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(session_pk(id)))
+            .key("sk", s("SESSION"))
+            .update_expression("SET #revoked = if_not_exists(#revoked, :now)")
+            .condition_expression("attribute_exists(pk) AND #cid = :cid AND #env = :env")
+            .expression_attribute_names("#revoked", "revoked_at")
+            .expression_attribute_names("#cid", "customer_id")
+            .expression_attribute_names("#env", "environment")
+            .expression_attribute_values(":now", n(now.secs()))
+            .expression_attribute_values(":cid", s(customer.as_str()))
+            .expression_attribute_values(":env", s(env.as_str()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => from_item::<SessionItem>(out.attributes.unwrap_or_default()).map(|i| i.session),
+            Err(e) if is_condition_failure(&e) => Err(StoreError::NotFound),
+            Err(e) => Err(classify("revoke_session", e)),
+        }
+    }
+
+    /// Does the buddy exist in this customer's environment? (Consistent: a buddy created a
+    /// moment ago must be usable at once.)
+    pub async fn buddy_exists(
+        &self,
+        customer: &CustomerId,
+        env: Environment,
+        buddy: &BuddyId,
+    ) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(buddy_pk(customer, env, buddy)))
+            .key("sk", s("BUDDY"))
+            .projection_expression("pk")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("buddy_exists", e))?;
+        Ok(out.item.is_some())
+    }
+}
