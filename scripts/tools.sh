@@ -47,7 +47,15 @@ start_emulator() {
   local kind="$1" port="$2" log="$3"
   case "$kind" in
     ministack) GATEWAY_PORT="$port" BIND_HOST=127.0.0.1 "$HATCHED_TOOLS/ministack/bin/ministack" >"$log" 2>&1 & ;;
-    moto) "$HATCHED_TOOLS/moto/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 & ;;
+    # moto_server is hard-wired to a threaded server, but moto's transact_write_items copies
+    # and restores whole tables without a lock: concurrent transactions then commit twice or
+    # roll each other back. Served single-threaded, every call is atomic, as on DynamoDB.
+    moto) "$HATCHED_TOOLS/moto/bin/python" -c '
+import sys
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+run_simple("127.0.0.1", int(sys.argv[1]), DomainDispatcherApplication(create_backend_app), threaded=False)
+' "$port" >"$log" 2>&1 & ;;
     *) echo "unknown emulator '$kind' (ministack|moto)" >&2; return 1 ;;
   esac
   EMULATOR_PID=$!

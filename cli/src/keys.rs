@@ -7,7 +7,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use hatched::App;
 use hatched::domain::key::random_base62;
 use hatched::domain::{
-    ApiKey, CustomerId, Environment, KeyKind, KeyPrefix, KeyRecord, KeyType, Tier, grant_scopes, origin,
+    ApiKey, CustomerId, Environment, KeyKind, KeyPrefix, KeyRecord, KeyType, Tier, TokenKey, grant_scopes, origin,
 };
 use hatched::store::StoreError;
 use serde_json::{Value, json};
@@ -99,11 +99,12 @@ async fn issue(app: &App, args: IssueArgs) -> Result<Output> {
         bail!("{bad:?} is not an origin (expected https://host[:port] or https://*.domain)");
     }
     let scopes = grant_scopes(key_type, args.scopes.as_deref())?;
-    require_customer(app, &args.customer).await?;
+    let customer = require_customer(app, &args.customer).await?;
     let template = KeyTemplate {
         key_type,
         environment: args.env,
         customer_id: args.customer,
+        primary_token: customer.primary_token,
         tier: args.tier,
         scopes,
         allowed_origins: args.allowed_origins,
@@ -120,6 +121,7 @@ struct KeyTemplate {
     key_type: KeyType,
     environment: Environment,
     customer_id: CustomerId,
+    primary_token: TokenKey,
     tier: Tier,
     scopes: BTreeSet<hatched::domain::Scope>,
     allowed_origins: Vec<String>,
@@ -138,6 +140,7 @@ async fn create_from(app: &App, t: &KeyTemplate) -> Result<(ApiKey, KeyRecord)> 
             key_type: t.key_type,
             environment: t.environment,
             customer_id: t.customer_id.clone(),
+            primary_token: t.primary_token.clone(),
             tier: t.tier,
             scopes: t.scopes.clone(),
             allowed_origins: t.allowed_origins.clone(),
@@ -207,6 +210,7 @@ async fn rotate(app: &App, prefix: &str, grace_hours: u32) -> Result<Output> {
         key_type: old.key_type,
         environment: old.environment,
         customer_id: old.customer_id.clone(),
+        primary_token: old.primary_token.clone(),
         tier: old.tier,
         scopes: old.scopes.clone(),
         allowed_origins: old.allowed_origins.clone(),

@@ -1,6 +1,7 @@
 //! `hatchctl`: the operator CLI and the local API. Every command returns an [`Output`]
 //! with a JSON form (`--json`) and a human form; tests call [`run_args`] directly.
 
+pub mod gates;
 pub mod keys;
 pub mod serve;
 
@@ -45,6 +46,12 @@ pub enum Command {
     /// Buddies (token mints need one).
     #[command(subcommand)]
     Buddies(BuddiesCommand),
+    /// Gates that spend the primary token.
+    #[command(subcommand)]
+    Gates(gates::GatesCommand),
+    /// Buddy balances (credit, show with unlocks and ledger).
+    #[command(subcommand)]
+    Balances(gates::BalancesCommand),
     /// The Ed25519 signing key in Secrets Manager.
     #[command(subcommand)]
     SigningKey(SigningKeyCommand),
@@ -129,6 +136,8 @@ pub async fn execute(app: &App, command: Command) -> Result<Output> {
         Command::Keys(cmd) => keys::execute(app, cmd).await,
         Command::Buddies(BuddiesCommand::Create(args)) => create_buddy(app, args).await,
         Command::SigningKey(cmd) => signing_key(app, cmd).await,
+        Command::Gates(cmd) => gates::gates(app, cmd).await,
+        Command::Balances(cmd) => gates::balances(app, cmd).await,
         Command::Serve(_) => bail!("serve runs from the hatchctl binary"),
     }
 }

@@ -40,6 +40,9 @@ pub async fn dispatch(app: &App, function: &str, req: lambda_http::Request) -> O
         "create-embed-token" => create_embed_token::handle(app, req).await,
         "introspect-token" => introspect_token::handle(app, req).await,
         "jwks" => jwks::handle(app, req).await,
+        "unlock-gate" => unlock_gate::handle(app, req).await,
+        "list-gates" => list_gates::handle(app, req).await,
+        "list-unlocks" => list_unlocks::handle(app, req).await,
         "fallback" => fallback::handle(app, req).await,
         _ => return None,
     })

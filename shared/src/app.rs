@@ -26,20 +26,35 @@ pub enum ConfigError {
     Missing(&'static str),
 }
 
-/// Wall-clock time with an offset tests can move (production never does).
+/// Wall-clock time that tests can move or stop (production does neither).
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
     offset_secs: Arc<AtomicI64>,
+    /// Non-zero: the clock is stopped at this time (plus later advances).
+    frozen_at: Arc<AtomicI64>,
 }
 
 impl Clock {
     pub fn now(&self) -> UnixTime {
-        UnixTime::now().plus_secs(self.offset_secs.load(Ordering::Relaxed))
+        match self.frozen_at.load(Ordering::Relaxed) {
+            0 => UnixTime::now().plus_secs(self.offset_secs.load(Ordering::Relaxed)),
+            at => UnixTime::from_secs(at),
+        }
     }
 
     /// Moves this clock (and every clone of it) forward.
     pub fn advance(&self, secs: i64) {
+        if self.frozen_at.load(Ordering::Relaxed) != 0 {
+            self.frozen_at.fetch_add(secs, Ordering::Relaxed);
+        }
         self.offset_secs.fetch_add(secs, Ordering::Relaxed);
+    }
+
+    /// Stops the clock at its current time, so a test can sit exactly on a boundary.
+    pub fn freeze(&self) -> UnixTime {
+        let now = self.now();
+        self.frozen_at.store(now.secs(), Ordering::Relaxed);
+        now
     }
 }
 

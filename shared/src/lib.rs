@@ -17,6 +17,8 @@ pub mod routes;
 pub mod signing;
 pub mod store;
 pub mod telemetry;
+pub mod unlock;
+pub mod views;
 
 pub use app::{App, Clock};
 pub use auth::{Access, Caller, Rejected};

@@ -18,6 +18,9 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/api/v1/embed-tokens", "create-embed-token"),
     route("POST", "/api/v1/tokens/introspect", "introspect-token"),
     route("GET", "/.well-known/jwks.json", "jwks"),
+    route("POST", "/api/v1/buddies/{buddy_id}/gates/{gate_key}/unlock", "unlock-gate"),
+    route("GET", "/api/v1/gates", "list-gates"),
+    route("GET", "/api/v1/buddies/{buddy_id}/unlocks", "list-unlocks"),
 ];
 
 const fn route(method: &'static str, path: &'static str, function: &'static str) -> Route {

@@ -33,6 +33,7 @@ macro_rules! word_enum {
     };
 }
 
+pub mod gate;
 pub mod ids;
 pub mod key;
 pub mod origin;
@@ -114,6 +115,9 @@ pub struct KeyRecord {
     pub key_type: KeyType,
     pub environment: Environment,
     pub customer_id: CustomerId,
+    /// The customer's primary (spendable) token key, copied at issuance: it never changes,
+    /// and having it here saves the unlock path a customer read.
+    pub primary_token: TokenKey,
     pub tier: Tier,
     pub scopes: BTreeSet<Scope>,
     #[serde(default)]
@@ -209,6 +213,7 @@ mod tests {
             key_type: KeyType::Publishable,
             environment: Environment::Live,
             customer_id: CustomerId::parse("acme").unwrap(),
+            primary_token: TokenKey::parse("coins").unwrap(),
             tier: Tier::Free,
             scopes: grant_scopes(KeyType::Publishable, None).unwrap(),
             allowed_origins: vec![],

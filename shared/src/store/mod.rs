@@ -3,6 +3,7 @@
 //! words such as `ttl` unescaped, even where a local emulator does not).
 
 mod customers;
+mod gates;
 mod keys;
 mod sessions;
 mod table;
@@ -17,6 +18,7 @@ use crate::domain::UnixTime;
 use crate::error::ApiError;
 
 pub use customers::Customer;
+pub use gates::{BuddyRef, SpendOutcome};
 pub use sessions::CreateSessionError;
 pub use table::TableSpec;
 

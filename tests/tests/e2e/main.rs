@@ -2,6 +2,7 @@
 //! One binary, so the SDK and the emulator connection are shared; each test has its own table.
 
 mod events;
+mod gates;
 mod keys;
 mod local_api;
 mod routes;

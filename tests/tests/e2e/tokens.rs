@@ -9,9 +9,11 @@ pub const SESSIONS: &str = "/api/v1/widget-sessions";
 pub const EMBEDS: &str = "/api/v1/embed-tokens";
 pub const INTROSPECT: &str = "/api/v1/tokens/introspect";
 
-/// A customer `acme` with buddy `b1` in both environments and a live secret key.
+/// A customer `acme` with buddy `b1` in both environments and a live secret key; the
+/// clock is stopped so time-boundary checks are exact.
 pub async fn setup() -> (TestApp, String) {
     let t = TestApp::new().await.with_customer().await;
+    t.app.clock.freeze();
     t.buddy("live", "b1").await;
     t.buddy("test", "b1").await;
     let (key, _) = t.issue("secret", "live", &[]).await;
@@ -316,7 +318,7 @@ async fn signed_user_ids_for_keys_that_require_them() {
         .await
         .unwrap();
     let (pk, secret) = (issued["key"].as_str().unwrap(), issued["hmac_secret"].as_str().unwrap());
-    let now = t.app.clock.now().secs();
+    let now = t.app.clock.freeze().secs();
     let sign = |secret: &str, user: &str, ts: i64| {
         let mut m = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
         m.update(format!("{user}.{ts}").as_bytes());
@@ -334,6 +336,8 @@ async fn signed_user_ids_for_keys_that_require_them() {
     };
     let cases = [
         ("valid", body("u1", Some(sign(secret, "u1", now)), Some(now)), 201),
+        ("300 s old", body("u1", Some(sign(secret, "u1", now - 300)), Some(now - 300)), 201),
+        ("30 s ahead", body("u1", Some(sign(secret, "u1", now + 30)), Some(now + 30)), 201),
         ("wrong secret", body("u1", Some(sign("nope", "u1", now)), Some(now)), 403),
         ("tampered user", body("u2", Some(sign(secret, "u1", now)), Some(now)), 403),
         ("301 s old", body("u1", Some(sign(secret, "u1", now - 301)), Some(now - 301)), 403),

@@ -1,0 +1,45 @@
+//! POST /api/v1/buddies/{buddy_id}/gates/{gate_key}/unlock — spend the gate's cost once.
+//! Budget: the key read, one consistent batch read, one transaction (a repeat: two calls).
+
+use hatched::domain::{BuddyId, GateKey, Scope, TokenKey};
+use hatched::handler::keyed;
+use hatched::http::{no_body, path_param};
+use hatched::lambda_http::{Body, Request, Response};
+use hatched::store::BuddyRef;
+use hatched::views::{GateView, UnlockView};
+use hatched::{Access, ApiError, App, Caller, RequestCtx};
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct Unlocked {
+    already_unlocked: bool,
+    unlock: UnlockView,
+    gate: GateView,
+    balance: Balance,
+}
+
+#[derive(Serialize)]
+struct Balance {
+    token_key: TokenKey,
+    amount: i64,
+}
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    keyed(app, req, Access::Scoped(Scope::WriteUnlocks), 200, |caller, req| unlock(app, caller, req)).await
+}
+
+async fn unlock(app: &App, caller: Caller, req: Request) -> Result<Unlocked, ApiError> {
+    no_body(&req)?;
+    let buddy = path_param(&req, "buddy_id", BuddyId::parse)?;
+    let gate_key = path_param(&req, "gate_key", GateKey::parse)?;
+    let record = caller.record;
+    let buddy = BuddyRef { customer: record.customer_id, env: record.environment, buddy };
+    let request_id = RequestCtx::of(&req).request_id;
+    let result = app.unlock_gate(&buddy, &gate_key, &record.primary_token, &request_id).await?;
+    Ok(Unlocked {
+        already_unlocked: result.already_unlocked,
+        balance: Balance { token_key: result.gate.token_key.clone(), amount: result.balance },
+        unlock: result.unlock.into(),
+        gate: result.gate.into(),
+    })
+}

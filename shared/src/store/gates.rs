@@ -1,0 +1,372 @@
+//! Gates (`CUS#<id>` / `GATE#<gate>`), balances (`BAL#<token>`), unlocks (`UNLOCK#<gate>`) and
+//! ledger entries (`LEDGER#<time>#<id>`) under the buddy's partition.
+//!
+//! The unlock is one read (BatchGetItem, consistent) and one TransactWriteItems that debits
+//! the balance if it covers the cost, creates the unlock if none exists, writes the ledger
+//! entry and checks the gate is unchanged: all four or none.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    CancellationReason, ConditionCheck, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::customers::{buddy_pk, customer_pk};
+use super::{Item, Store, StoreError, classify, from_item, n, s, to_item};
+use crate::domain::gate::{Gate, LedgerEntry, Unlock, UnlockView};
+use crate::domain::{BuddyId, CustomerId, Environment, GateKey, TokenKey};
+
+#[derive(Serialize, Deserialize)]
+struct GateItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    gate: Gate,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BalanceItem {
+    pk: String,
+    sk: String,
+    token_key: TokenKey,
+    amount: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct UnlockItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    unlock: Unlock,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LedgerItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    entry: LedgerEntry,
+}
+
+/// A buddy in one environment of a customer: the partition everything it owns lives in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuddyRef {
+    pub customer: CustomerId,
+    pub env: Environment,
+    pub buddy: BuddyId,
+}
+
+impl BuddyRef {
+    fn pk(&self) -> String {
+        buddy_pk(&self.customer, self.env, &self.buddy)
+    }
+}
+
+fn gate_sk(gate: &GateKey) -> String {
+    format!("GATE#{}", gate.as_str())
+}
+fn balance_sk(token: &TokenKey) -> String {
+    format!("BAL#{}", token.as_str())
+}
+fn unlock_sk(gate: &GateKey) -> String {
+    format!("UNLOCK#{}", gate.as_str())
+}
+
+/// How the spend transaction ended.
+#[derive(Debug)]
+pub enum SpendOutcome {
+    Spent,
+    /// Another request created the unlock first (possibly this one, on an SDK retry).
+    AlreadyUnlocked(Option<Unlock>),
+    /// The balance no longer covers the cost.
+    Insufficient {
+        available: Option<i64>,
+    },
+    /// The gate changed (or vanished) between the read and the write: read again.
+    GateChanged,
+    /// DynamoDB reported a conflicting transaction: retry.
+    Conflict,
+}
+
+fn key(pk: String, sk: String) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+fn build_err(op: &'static str) -> impl Fn(aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    move |e| StoreError::Internal { op, cause: e.to_string() }
+}
+
+impl Store {
+    pub async fn create_gate(&self, gate: &Gate) -> Result<(), StoreError> {
+        let item =
+            to_item(&GateItem { pk: customer_pk(&gate.customer_id), sk: gate_sk(&gate.gate_key), gate: gate.clone() })?;
+        self.put_new("create_gate", item).await
+    }
+
+    /// All gates of a customer, sorted by gate key (the sort key order).
+    pub async fn list_gates(&self, customer: &CustomerId) -> Result<Vec<Gate>, StoreError> {
+        let items = self.query_prefix("list_gates", customer_pk(customer), "GATE#").await?;
+        items.into_iter().map(|i| from_item::<GateItem>(i).map(|g| g.gate)).collect()
+    }
+
+    /// All unlocks of a buddy, sorted by gate key.
+    pub async fn list_unlocks(&self, buddy: &BuddyRef) -> Result<Vec<Unlock>, StoreError> {
+        let items = self.query_prefix("list_unlocks", buddy.pk(), "UNLOCK#").await?;
+        items.into_iter().map(|i| from_item::<UnlockItem>(i).map(|u| u.unlock)).collect()
+    }
+
+    /// All ledger entries of a buddy, oldest first.
+    pub async fn list_ledger(&self, buddy: &BuddyRef) -> Result<Vec<LedgerEntry>, StoreError> {
+        let items = self.query_prefix("list_ledger", buddy.pk(), "LEDGER#").await?;
+        items.into_iter().map(|i| from_item::<LedgerItem>(i).map(|l| l.entry)).collect()
+    }
+
+    /// Every balance of a buddy, by token key.
+    pub async fn list_balances(&self, buddy: &BuddyRef) -> Result<Vec<(TokenKey, i64)>, StoreError> {
+        let items = self.query_prefix("list_balances", buddy.pk(), "BAL#").await?;
+        items.into_iter().map(|i| from_item::<BalanceItem>(i).map(|b| (b.token_key, b.amount))).collect()
+    }
+
+    /// Adds to a balance; the buddy must exist (checked in the same transaction).
+    pub async fn credit(&self, buddy: &BuddyRef, token: &TokenKey, amount: i64) -> Result<(), StoreError> {
+        let err = build_err("credit");
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(buddy.pk(), "BUDDY".into())))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(&err)?;
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(buddy.pk(), balance_sk(token))))
+            .update_expression("ADD #amount :amount SET #token = :token")
+            .expression_attribute_names("#amount", "amount")
+            .expression_attribute_names("#token", "token_key")
+            .expression_attribute_values(":amount", n(amount))
+            .expression_attribute_values(":token", s(token.as_str()))
+            .build()
+            .map_err(&err)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if reasons(&e).is_some_and(|r| failed(r, 0)) => Err(StoreError::NotFound),
+            Err(e) => Err(classify("credit", e)),
+        }
+    }
+
+    /// The unlock read: gate, buddy, balance and any existing unlock in one consistent batch.
+    pub async fn read_for_unlock(
+        &self,
+        buddy: &BuddyRef,
+        gate: &GateKey,
+        token: &TokenKey,
+    ) -> Result<UnlockView, StoreError> {
+        let customer_pk = customer_pk(&buddy.customer);
+        let keys = vec![
+            key(customer_pk.clone(), gate_sk(gate)),
+            key(buddy.pk(), "BUDDY".into()),
+            key(buddy.pk(), balance_sk(token)),
+            key(buddy.pk(), unlock_sk(gate)),
+        ];
+        let mut request = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .map_err(build_err("read_for_unlock"))?;
+        let mut found: Vec<Item> = Vec::new();
+        // BatchGetItem may leave keys unprocessed under load: ask again for those.
+        for _ in 0..5 {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request.clone())
+                .send()
+                .await
+                .map_err(|e| classify("read_for_unlock", e))?;
+            found.extend(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
+            match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                Some(rest) if !rest.keys().is_empty() => request = rest,
+                _ => return view_of(found, &customer_pk, gate),
+            }
+        }
+        Err(StoreError::Unavailable { op: "read_for_unlock", cause: "keys left unprocessed after retries".into() })
+    }
+
+    /// The spend transaction. `ClientRequestToken` makes an SDK retry of the same request
+    /// idempotent on DynamoDB; the unlock's `request_id` lets us recognise our own write
+    /// if a retry reaches an emulator that does not honour the token.
+    pub async fn spend(&self, buddy: &BuddyRef, gate: &Gate, unlock: &Unlock) -> Result<SpendOutcome, StoreError> {
+        let err = build_err("spend");
+        let debit = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(buddy.pk(), balance_sk(&gate.token_key))))
+            .update_expression("SET #amount = #amount - :cost")
+            .condition_expression("#amount >= :cost")
+            .expression_attribute_names("#amount", "amount")
+            .expression_attribute_values(":cost", n(gate.cost))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(&err)?;
+        let unlock_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&UnlockItem {
+                pk: buddy.pk(),
+                sk: unlock_sk(&gate.gate_key),
+                unlock: unlock.clone(),
+            })?))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(&err)?;
+        let entry = LedgerEntry {
+            customer_id: buddy.customer.clone(),
+            environment: buddy.env,
+            buddy_id: buddy.buddy.clone(),
+            gate_key: gate.gate_key.clone(),
+            token_key: gate.token_key.clone(),
+            amount: gate.cost,
+            at: unlock.unlocked_at,
+            request_id: unlock.request_id.clone(),
+        };
+        let ledger_sk = format!(
+            "LEDGER#{:012}#{}",
+            unlock.unlocked_at.secs(),
+            &token_for(&unlock.request_id, buddy, &gate.gate_key)[..16]
+        );
+        let ledger_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&LedgerItem { pk: buddy.pk(), sk: ledger_sk, entry })?))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(&err)?;
+        let gate_check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(customer_pk(&buddy.customer), gate_sk(&gate.gate_key))))
+            .condition_expression("#cost = :cost AND #token = :token")
+            .expression_attribute_names("#cost", "cost")
+            .expression_attribute_names("#token", "token_key")
+            .expression_attribute_values(":cost", n(gate.cost))
+            .expression_attribute_values(":token", s(gate.token_key.as_str()))
+            .build()
+            .map_err(&err)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(debit).build())
+            .transact_items(TransactWriteItem::builder().put(unlock_put).build())
+            .transact_items(TransactWriteItem::builder().put(ledger_put).build())
+            .transact_items(TransactWriteItem::builder().condition_check(gate_check).build())
+            .client_request_token(token_for(&unlock.request_id, buddy, &gate.gate_key))
+            .send()
+            .await;
+        let e = match result {
+            Ok(_) => return Ok(SpendOutcome::Spent),
+            Err(e) => e,
+        };
+        let Some(reasons) = reasons(&e) else {
+            return match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionInProgressException(_)) => Ok(SpendOutcome::Conflict),
+                _ => Err(classify("spend", e)),
+            };
+        };
+        // An existing unlock wins over everything: concurrent identical calls never 402.
+        if failed(reasons, 1) {
+            let existing =
+                reasons[1].item().cloned().map(from_item::<UnlockItem>).transpose().ok().flatten().map(|u| u.unlock);
+            return Ok(SpendOutcome::AlreadyUnlocked(existing));
+        }
+        if failed(reasons, 3) {
+            return Ok(SpendOutcome::GateChanged);
+        }
+        if failed(reasons, 0) {
+            let available = reasons[0]
+                .item()
+                .and_then(|i| i.get("amount"))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok());
+            return Ok(SpendOutcome::Insufficient { available: available.or(Some(0)) });
+        }
+        if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
+            return Ok(SpendOutcome::Conflict);
+        }
+        Err(classify("spend", e))
+    }
+
+    /// The unlock of a gate, if any (consistent), for answering after a lost race.
+    pub async fn get_unlock(&self, buddy: &BuddyRef, gate: &GateKey) -> Result<Option<Unlock>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(buddy.pk(), unlock_sk(gate))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("get_unlock", e))?;
+        out.item.map(|i| from_item::<UnlockItem>(i).map(|u| u.unlock)).transpose()
+    }
+
+    async fn query_prefix(&self, op: &'static str, pk: String, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut items = Vec::new();
+        while let Some(item) = pages.next().await {
+            items.push(item.map_err(|e| classify(op, e))?);
+        }
+        Ok(items)
+    }
+}
+
+/// A stable idempotency token (≤ 36 chars) for one request's spend.
+fn token_for(request_id: &str, buddy: &BuddyRef, gate: &GateKey) -> String {
+    let digest = Sha256::digest(format!("{request_id}|{}|{}", buddy.pk(), gate.as_str()));
+    hex::encode(digest)[..36].to_owned()
+}
+
+fn reasons<R>(e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>) -> Option<&[CancellationReason]> {
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(t)) => Some(t.cancellation_reasons()),
+        _ => None,
+    }
+}
+
+fn failed(reasons: &[CancellationReason], index: usize) -> bool {
+    reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
+}
+
+fn view_of(items: Vec<Item>, customer_pk: &str, gate: &GateKey) -> Result<UnlockView, StoreError> {
+    let mut view = UnlockView { gate: None, buddy_exists: false, balance: 0, unlock: None };
+    for item in items {
+        let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        if pk == customer_pk && sk == gate_sk(gate) {
+            view.gate = Some(from_item::<GateItem>(item)?.gate);
+        } else if sk == "BUDDY" {
+            view.buddy_exists = true;
+        } else if sk.starts_with("BAL#") {
+            view.balance = from_item::<BalanceItem>(item)?.amount;
+        } else if sk.starts_with("UNLOCK#") {
+            view.unlock = Some(from_item::<UnlockItem>(item)?.unlock);
+        }
+    }
+    Ok(view)
+}
