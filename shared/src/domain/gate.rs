@@ -59,10 +59,8 @@ impl Gate {
             return Err(GateError::NonPositiveCost);
         }
         let metadata = metadata.filter(|m| !m.is_null());
-        if let Some(m) = &metadata {
-            if !m.is_object() || m.to_string().len() > MAX_METADATA_BYTES {
-                return Err(GateError::Metadata);
-            }
+        if metadata.as_ref().is_some_and(|m| !m.is_object() || m.to_string().len() > MAX_METADATA_BYTES) {
+            return Err(GateError::Metadata);
         }
         Ok(Gate { customer_id, gate_key, token_key, cost, metadata })
     }

@@ -143,3 +143,42 @@ fn a_session_id(token: &str) -> String {
         serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
     claims["sid"].as_str().unwrap().to_owned()
 }
+
+#[tokio::test]
+async fn gate_function_fixtures() {
+    let t = TestApp::new().await.with_customer().await;
+    t.buddy("live", "buddy_1").await;
+    t.ctl(&["gates", "create", "--customer", "acme", "--gate", "dark_mode", "--token", "coins", "--cost", "3"])
+        .await
+        .unwrap();
+    t.ctl(&[
+        "balances",
+        "credit",
+        "--customer",
+        "acme",
+        "--env",
+        "live",
+        "--buddy",
+        "buddy_1",
+        "--token",
+        "coins",
+        "--amount",
+        "5",
+    ])
+    .await
+    .unwrap();
+    let (key, _) = t.issue("secret", "live", &[]).await;
+    let load = |name: &str| hatched::lambda_http::request::from_str(&fixture(name).replace(FIXTURE_KEY, &key)).unwrap();
+    let a: Answer = unlock_gate::handle(&t.app, load("unlock-gate/valid.json")).await.into();
+    assert_eq!((a.status, a.body["balance"]["amount"].as_i64()), (200, Some(2)));
+    let a: Answer = unlock_gate::handle(&t.app, load("unlock-gate/unknown-gate.json")).await.into();
+    assert_eq!((a.status, a.code()), (404, "gate_not_found"));
+    let a: Answer = unlock_gate::handle(&t.app, load("unlock-gate/bad-gate-key.json")).await.into();
+    assert_eq!((a.status, a.code()), (400, "invalid_request"));
+    let a: Answer = list_gates::handle(&t.app, load("list-gates/valid.json")).await.into();
+    assert_eq!(a.body["gates"][0]["gate_key"], "dark_mode");
+    let a: Answer = list_unlocks::handle(&t.app, load("list-unlocks/valid.json")).await.into();
+    assert_eq!(a.body["unlocks"][0]["gate_key"], "dark_mode");
+    let a: Answer = list_unlocks::handle(&t.app, load("list-unlocks/unknown-buddy.json")).await.into();
+    assert_eq!((a.status, a.code()), (404, "buddy_not_found"));
+}
