@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
 use crate::App;
@@ -20,9 +20,10 @@ where
     T: Serialize,
 {
     let ctx = RequestCtx::of(&req);
+    let browser = !crate::routes::browser_methods(req.raw_http_path()).is_empty();
     let caller = match app.authenticate(&req, &ctx, access).await {
         Ok(caller) => caller,
-        Err(rejected) => return finish(&ctx, None, Err(rejected)),
+        Err(rejected) => return finish(&ctx, None, Err(rejected), browser),
     };
     let (prefix, rate) = (caller.record.prefix.clone(), caller.rate.clone());
     let result = story(caller, req).await.map_err(|error| Rejected { error, rate: Some(rate.clone()) });
@@ -30,7 +31,7 @@ where
         Ok(body) => Ok(Reply::new(&ctx).with_rate(Some(&rate)).json(status, &body)),
         Err(rejected) => Err(rejected),
     };
-    finish(&ctx, Some(prefix.as_str()), response)
+    finish(&ctx, Some(prefix.as_str()), response, browser)
 }
 
 /// An endpoint without a key: the caller's IP is counted concurrently with the story.
@@ -47,12 +48,20 @@ where
         (Ok(ip), _) if !ip.allowed => Err(ApiError::RateLimited { retry_after_secs: ip.reset_in_secs }.into()),
         (Ok(_), Ok(body)) => Ok(Reply::new(&ctx).json_cacheable(&body, cache_control)),
     };
-    finish(&ctx, None, response)
+    finish(&ctx, None, response, false)
 }
 
-fn finish(ctx: &RequestCtx, prefix: Option<&str>, response: Result<Response<Body>, Rejected>) -> Response<Body> {
-    let response =
+fn finish(
+    ctx: &RequestCtx,
+    prefix: Option<&str>,
+    response: Result<Response<Body>, Rejected>,
+    browser: bool,
+) -> Response<Body> {
+    let mut response =
         response.unwrap_or_else(|Rejected { error, rate }| Reply::new(ctx).with_rate(rate.as_ref()).error(&error));
+    if browser {
+        crate::http::add_cors(&mut response);
+    }
     tracing::info!(request_id = %ctx.request_id, prefix, status = response.status().as_u16(), "request");
     response
 }

@@ -139,6 +139,37 @@ fn describe_json_error(e: &serde_json::Error) -> String {
     }
 }
 
+/// CORS for browser routes: any origin (publishable keys carry their own origin allowlist,
+/// checked server-side), never credentials, and the headers a client needs to read.
+pub fn add_cors(resp: &mut Response<Body>) {
+    let h = resp.headers_mut();
+    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    h.insert(
+        "access-control-expose-headers",
+        HeaderValue::from_static("x-request-id, retry-after, ratelimit-limit, ratelimit-remaining, ratelimit-reset"),
+    );
+}
+
+/// The answer to a preflight for a browser route allowing `methods`.
+pub fn preflight(ctx: &RequestCtx, methods: &[&str]) -> Response<Body> {
+    let mut resp = Response::new(Body::Empty);
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    add_cors(&mut resp);
+    let allow = format!("{}, OPTIONS", methods.join(", "));
+    let h = resp.headers_mut();
+    h.insert(
+        "access-control-allow-methods",
+        HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static("OPTIONS")),
+    );
+    h.insert("access-control-allow-headers", HeaderValue::from_static("authorization, content-type"));
+    h.insert("access-control-max-age", HeaderValue::from_static("600"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
+        h.insert("x-request-id", id);
+    }
+    resp
+}
+
 /// Response headers every answer carries, plus rate-limit headers for keyed calls.
 pub struct Reply<'a> {
     ctx: &'a RequestCtx,

@@ -9,22 +9,45 @@ pub struct Route {
     pub path: &'static str,
     /// Function crate under `functions/`.
     pub function: &'static str,
+    /// Called from browsers with a publishable key: CORS preflight is answered for it.
+    pub browser: bool,
 }
 
+/// The function answering CORS preflights (`OPTIONS` on browser routes), unknown paths and
+/// wrong methods.
+pub const FALLBACK: &str = "fallback";
+
 pub const ROUTES: &[Route] = &[
-    route("POST", "/api/v1/keys/validate", "validate-key"),
-    route("POST", "/api/v1/widget-sessions", "create-widget-session"),
-    route("DELETE", "/api/v1/widget-sessions/{session_id}", "revoke-widget-session"),
-    route("POST", "/api/v1/embed-tokens", "create-embed-token"),
-    route("POST", "/api/v1/tokens/introspect", "introspect-token"),
-    route("GET", "/.well-known/jwks.json", "jwks"),
-    route("POST", "/api/v1/buddies/{buddy_id}/gates/{gate_key}/unlock", "unlock-gate"),
-    route("GET", "/api/v1/gates", "list-gates"),
-    route("GET", "/api/v1/buddies/{buddy_id}/unlocks", "list-unlocks"),
+    server("POST", "/api/v1/keys/validate", "validate-key"),
+    server("POST", "/api/v1/widget-sessions", "create-widget-session"),
+    server("DELETE", "/api/v1/widget-sessions/{session_id}", "revoke-widget-session"),
+    browser("POST", "/api/v1/embed-tokens", "create-embed-token"),
+    browser("OPTIONS", "/api/v1/embed-tokens", FALLBACK),
+    server("POST", "/api/v1/tokens/introspect", "introspect-token"),
+    server("GET", "/.well-known/jwks.json", "jwks"),
+    browser("POST", "/api/v1/buddies/{buddy_id}/gates/{gate_key}/unlock", "unlock-gate"),
+    browser("OPTIONS", "/api/v1/buddies/{buddy_id}/gates/{gate_key}/unlock", FALLBACK),
+    browser("GET", "/api/v1/gates", "list-gates"),
+    browser("OPTIONS", "/api/v1/gates", FALLBACK),
+    browser("GET", "/api/v1/buddies/{buddy_id}/unlocks", "list-unlocks"),
+    browser("OPTIONS", "/api/v1/buddies/{buddy_id}/unlocks", FALLBACK),
 ];
 
-const fn route(method: &'static str, path: &'static str, function: &'static str) -> Route {
-    Route { method, path, function }
+const fn server(method: &'static str, path: &'static str, function: &'static str) -> Route {
+    Route { method, path, function, browser: false }
+}
+
+const fn browser(method: &'static str, path: &'static str, function: &'static str) -> Route {
+    Route { method, path, function, browser: true }
+}
+
+/// The methods a browser may use on `path` (its non-OPTIONS browser routes), if any.
+pub fn browser_methods(path: &str) -> Vec<&'static str> {
+    ROUTES
+        .iter()
+        .filter(|r| r.browser && r.method != "OPTIONS" && match_path(r.path, path).is_some())
+        .map(|r| r.method)
+        .collect()
 }
 
 /// Matches a concrete path against a template, returning the parameters by name.
