@@ -2,6 +2,7 @@
 //! (`AWS_ENDPOINT_URL`, started by `scripts/test`). Each test gets its own table.
 
 pub mod calls;
+pub mod faults;
 
 use std::sync::OnceLock;
 
@@ -52,6 +53,28 @@ impl TestApp {
         app.signer.create_secret().await.expect("create signing secret");
         calls.clear();
         TestApp { app, calls }
+    }
+
+    /// An App over this test's table and secret whose DynamoDB traffic goes through `proxy`.
+    pub async fn behind(&self, proxy: &faults::FaultProxy) -> App {
+        let config = sdk_config().await;
+        let dynamo = aws_sdk_dynamodb::config::Builder::from(&config).endpoint_url(proxy.endpoint()).build();
+        let settings = hatched::app::Settings {
+            table: self.app.store.table().to_owned(),
+            signing_secret: self.app.signer.secret_name().map(str::to_owned),
+            issuer: self.app.issuer.clone(),
+        };
+        App::with_clients(
+            aws_sdk_dynamodb::Client::from_conf(dynamo),
+            aws_sdk_secretsmanager::Client::new(&config),
+            settings,
+        )
+    }
+
+    /// The emulator's host:port, for a proxy to forward to.
+    pub fn upstream() -> String {
+        let url = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
+        url.trim_start_matches("http://").trim_end_matches('/').to_owned()
     }
 
     /// Another App over the same table and secret, with its own caches and clock: what a

@@ -3,6 +3,7 @@
 
 mod browser;
 mod events;
+mod faults;
 mod gates;
 mod keys;
 mod local_api;
