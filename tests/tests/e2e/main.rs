@@ -5,6 +5,7 @@ mod browser;
 mod events;
 mod faults;
 mod gates;
+mod hostile;
 mod keys;
 mod local_api;
 mod routes;
