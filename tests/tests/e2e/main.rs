@@ -7,6 +7,7 @@ mod faults;
 mod gates;
 mod hostile;
 mod keys;
+mod load;
 mod local_api;
 mod routes;
 mod token_attacks;
