@@ -11,6 +11,7 @@ SAM_CLI_VERSION=1.170.0
 CARGO_LAMBDA_VERSION=1.9.2
 PYJWT_VERSION=2.15.1
 CRYPTOGRAPHY_VERSION=50.0.2
+SCHEMATHESIS_VERSION=4.32.5
 export SAM_CLI_TELEMETRY=0
 
 # make_venv NAME PACKAGE... — create (once) a venv whose stamp records its pinned packages.
@@ -32,6 +33,10 @@ install_emulators() {
 
 install_jwt_checker() {
   make_venv pyjwt "pyjwt==$PYJWT_VERSION" "cryptography==$CRYPTOGRAPHY_VERSION"
+}
+
+install_schemathesis() {
+  make_venv schemathesis "schemathesis==$SCHEMATHESIS_VERSION"
 }
 
 install_sam_tools() {

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use hatched_tests::{TestApp, json_post};
+use hatched_tests::{TestApp, json_post, keyed};
 use serde_json::json;
 
 #[derive(Clone, Default)]
@@ -61,13 +61,75 @@ async fn no_plaintext_key_or_secret_in_logs() {
     t.ctl(&["keys", "revoke", "--prefix", &prefix]).await.unwrap();
     validate_key::handle(&t.app, json_post(path, &json!({ "key": key }))).await;
 
+    // Tokens: minted, introspected, revoked — none of them may reach the logs either.
+    t.buddy("live", "b1").await;
+    let session_body = json!({ "buddy_id": "b1", "user_id": "u1", "scopes": ["read"] });
+    let minted =
+        create_widget_session::handle(&t.app, keyed("POST", "/api/v1/widget-sessions", &secret, Some(&session_body)))
+            .await;
+    let minted: serde_json::Value = serde_json::from_slice(minted.body().as_ref()).unwrap();
+    let session_token = minted["token"].as_str().unwrap().to_owned();
+    let embed = create_embed_token::handle(
+        &t.app,
+        keyed("POST", "/api/v1/embed-tokens", &secret, Some(&json!({ "buddy_id": "b1", "user_id": "u1" }))),
+    )
+    .await;
+    let embed: serde_json::Value = serde_json::from_slice(embed.body().as_ref()).unwrap();
+    let embed_token = embed["token"].as_str().unwrap().to_owned();
+    for token in [&session_token, &embed_token, &format!("{session_token}x")] {
+        introspect_token::handle(&t.app, json_post("/api/v1/tokens/introspect", &json!({ "token": token }))).await;
+    }
+    let sid = minted["session_id"].as_str().unwrap();
+    revoke_widget_session::handle(&t.app, keyed("DELETE", &format!("/api/v1/widget-sessions/{sid}"), &secret, None))
+        .await;
+    // A publishable key that requires signed user ids, with a wrong signature.
+    let signed_pk = t
+        .ctl(&[
+            "keys",
+            "issue",
+            "--customer",
+            "acme",
+            "--type",
+            "publishable",
+            "--env",
+            "live",
+            "--require-signed-user-id",
+        ])
+        .await
+        .unwrap();
+    let signed_secret = signed_pk["hmac_secret"].as_str().unwrap().to_owned();
+    create_embed_token::handle(
+        &t.app,
+        keyed(
+            "POST",
+            "/api/v1/embed-tokens",
+            signed_pk["key"].as_str().unwrap(),
+            Some(&json!({ "buddy_id": "b1", "user_id": "u1", "user_id_sig": "00", "user_id_ts": 1 })),
+        ),
+    )
+    .await;
+
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(logs.lines().count() >= 7, "one line per validate request:\n{logs}");
     assert!(logs.contains(&prefix), "the prefix is what identifies a key in logs");
     for line in logs.lines() {
         serde_json::from_str::<serde_json::Value>(line).expect("every log line is JSON");
     }
-    for needle in [key.as_str(), secret.as_str(), new_key.as_str(), hmac.as_str(), &secret[11..]] {
+    let signature = |token: &str| token.rsplit('.').next().unwrap().to_owned();
+    for needle in [
+        key.as_str(),
+        secret.as_str(),
+        new_key.as_str(),
+        hmac.as_str(),
+        &secret[11..],
+        signed_secret.as_str(),
+        signed_pk["key"].as_str().unwrap(),
+        session_token.as_str(),
+        embed_token.as_str(),
+        &signature(&session_token),
+        &signature(&embed_token),
+    ] {
         assert!(!logs.contains(needle), "a secret leaked into the logs");
     }
+    println!("secrets hygiene: {} log lines, {} secrets searched for", logs.lines().count(), 11);
 }

@@ -70,3 +70,22 @@ async fn the_local_api_serves_every_declared_route_and_nothing_else() {
     let unknown = gateway_request("GET", "/x", &[], None);
     assert!(hatchctl::serve::dispatch(&t.app, "no-such-function", unknown).await.is_none());
 }
+
+/// (method, path) of every operation in openapi.yaml.
+fn openapi_routes() -> BTreeSet<(String, String)> {
+    let spec: Value = serde_yaml_ng::from_str(&repo_file("openapi.yaml")).expect("openapi.yaml parses");
+    let mut routes = BTreeSet::new();
+    for (path, item) in spec["paths"].as_mapping().unwrap() {
+        for (method, _) in item.as_mapping().unwrap() {
+            routes.insert((method.as_str().unwrap().to_uppercase(), path.as_str().unwrap().to_owned()));
+        }
+    }
+    routes
+}
+
+#[test]
+fn openapi_describes_exactly_the_template_routes() {
+    let template: BTreeSet<(String, String)> =
+        template_routes().into_iter().filter(|(m, _, _)| m != "$default").map(|(m, p, _)| (m, p)).collect();
+    assert_eq!(openapi_routes(), template);
+}
