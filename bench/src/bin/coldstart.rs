@@ -1,0 +1,225 @@
+//! Cold-start harness: a minimal Lambda Runtime API on 127.0.0.1 that execs each release
+//! function binary and measures (a) init: exec → first `/runtime/invocation/next`, (b) the
+//! first invocation (config, Secrets Manager fetch, DynamoDB calls against the emulator),
+//! (c) warm invocations, (d) peak RSS — and the same for a bare lambda_http hello binary.
+//!
+//! usage: coldstart <release-bin-dir> [warm-invocations]   (AWS_ENDPOINT_URL → the emulator)
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::sync::{Notify, mpsc};
+
+const FIXTURE_KEY: &str = "hatch_live_abcdefghijklmnopqrstuvwxyzABCDEF1mVgZW";
+
+/// What the fake Runtime API saw.
+#[derive(Default)]
+struct Runtime {
+    queue: Mutex<VecDeque<String>>,
+    first_next: Mutex<Option<Instant>>,
+    served_at: Mutex<Option<Instant>>,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let bin_dir = args.next().context("usage: coldstart <release-bin-dir> [warm]")?;
+    let warm: usize = args.next().map(|w| w.parse()).transpose()?.unwrap_or(20);
+    let seeded = seed().await?;
+
+    let mut cases: Vec<(&str, String)> = vec![("hello-floor", fixture("jwks/valid.json", &seeded))];
+    for (function, event) in [
+        ("validate-key", "validate-key/valid.json"),
+        ("create-widget-session", "create-widget-session/valid.json"),
+        ("revoke-widget-session", "revoke-widget-session/valid.json"),
+        ("create-embed-token", "create-embed-token/valid.json"),
+        ("introspect-token", "introspect-token/garbage.json"),
+        ("jwks", "jwks/valid.json"),
+        ("unlock-gate", "unlock-gate/valid.json"),
+        ("list-gates", "list-gates/valid.json"),
+        ("list-unlocks", "list-unlocks/valid.json"),
+    ] {
+        cases.push((function, fixture(event, &seeded)));
+    }
+
+    println!("| function | binary (bytes) | init ms | first invoke ms | warm p50 ms | warm max ms | peak RSS MB | init ÷ hello | first ÷ warm | status |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut floor = None;
+    for (function, event) in cases {
+        let path = format!("{bin_dir}/{function}");
+        let size = std::fs::metadata(&path).with_context(|| format!("{path}: build with --release first"))?.len();
+        let m = measure(&path, function, &seeded, &event, warm).await?;
+        let floor_init = *floor.get_or_insert(m.init);
+        let p50 = m.warm[m.warm.len() / 2];
+        println!(
+            "| {function} | {size} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} | {:.1} | {} |",
+            ms(m.init),
+            ms(m.first),
+            ms(p50),
+            ms(*m.warm.last().unwrap()),
+            m.rss_kb as f64 / 1024.0,
+            m.init.as_secs_f64() / floor_init.as_secs_f64(),
+            m.first.as_secs_f64() / p50.as_secs_f64(),
+            m.status
+        );
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+struct Seeded {
+    table: String,
+    secret: String,
+    key: String,
+    session_id: String,
+}
+
+/// A table, signing secret, customer, buddy, gate, balance, key and session to invoke against.
+async fn seed() -> Result<Seeded> {
+    let suffix = hatched::domain::key::random_base62(8);
+    let settings = hatched::app::Settings {
+        table: format!("coldstart_{suffix}"),
+        signing_secret: Some(format!("coldstart-{suffix}")),
+        issuer: hatched::app::DEFAULT_ISSUER.to_owned(),
+    };
+    let app = hatched::App::from_config(&hatched::app::aws_config().await, settings.clone());
+    let ctl = |args: &'static [&'static str]| {
+        let app = app.clone();
+        async move { hatchctl::run_args(&app, args).await }
+    };
+    ctl(&["table", "create"]).await?;
+    ctl(&["signing-key", "create"]).await?;
+    ctl(&["customers", "create", "--customer", "acme", "--primary-token", "coins", "--progression-token", "xp"]).await?;
+    ctl(&["buddies", "create", "--customer", "acme", "--env", "live", "--buddy", "buddy_1"]).await?;
+    ctl(&["gates", "create", "--customer", "acme", "--gate", "dark_mode", "--token", "coins", "--cost", "1"]).await?;
+    ctl(&["balances", "credit", "--customer", "acme", "--env", "live", "--buddy", "buddy_1", "--token", "coins", "--amount", "1000000"]).await?;
+    let issued = ctl(&["keys", "issue", "--customer", "acme", "--type", "secret", "--env", "live", "--tier", "enterprise"]).await?;
+    let key = issued.json["key"].as_str().context("key")?.to_owned();
+    let mint = std::fs::read_to_string("events/create-widget-session/valid.json")?.replace(FIXTURE_KEY, &key);
+    let resp = create_widget_session::handle(&app, hatched::lambda_http::request::from_str(&mint)?).await;
+    let body: serde_json::Value = serde_json::from_slice(resp.body().as_ref())?;
+    let session_id = body["session_id"].as_str().context("session")?.to_owned();
+    Ok(Seeded { table: settings.table, secret: settings.signing_secret.unwrap(), key, session_id })
+}
+
+fn fixture(name: &str, s: &Seeded) -> String {
+    std::fs::read_to_string(format!("events/{name}"))
+        .unwrap_or_else(|e| panic!("events/{name}: {e}"))
+        .replace(FIXTURE_KEY, &s.key)
+        .replace("ws_000000000000000000000000", &s.session_id)
+}
+
+struct Measured {
+    init: Duration,
+    first: Duration,
+    warm: Vec<Duration>,
+    rss_kb: u64,
+    status: String,
+}
+
+async fn measure(path: &str, function: &str, seeded: &Seeded, event: &str, warm: usize) -> Result<Measured> {
+    let runtime = Arc::new(Runtime::default());
+    let notify = Arc::new(Notify::new());
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Instant, String)>();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(serve(listener, runtime.clone(), notify.clone(), done_tx));
+
+    runtime.queue.lock().unwrap().push_back(event.to_owned());
+    let started = Instant::now();
+    let mut child = std::process::Command::new(path)
+        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", function)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "coldstart")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "coldstart")
+        .env("HATCHED_TABLE", &seeded.table)
+        .env("HATCHED_SIGNING_SECRET", &seeded.secret)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    let pid = child.id();
+    notify.notify_one();
+
+    let (first_done, status) = tokio::time::timeout(Duration::from_secs(30), done_rx.recv()).await?.context("no response")?;
+    let init = runtime.first_next.lock().unwrap().context("never asked for an event")? - started;
+    let first = first_done - runtime.served_at.lock().unwrap().unwrap();
+    let mut warms = Vec::with_capacity(warm);
+    for _ in 0..warm {
+        runtime.queue.lock().unwrap().push_back(event.to_owned());
+        notify.notify_one();
+        let (done, _) = tokio::time::timeout(Duration::from_secs(30), done_rx.recv()).await?.context("no response")?;
+        warms.push(done - runtime.served_at.lock().unwrap().unwrap());
+    }
+    warms.sort();
+    let rss_kb = std::fs::read_to_string(format!("/proc/{pid}/status"))?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0)))
+        .unwrap_or(0);
+    child.kill().ok();
+    child.wait().ok();
+    server.abort();
+    Ok(Measured { init, first, warm: warms, rss_kb, status })
+}
+
+async fn serve(listener: tokio::net::TcpListener, rt: Arc<Runtime>, notify: Arc<Notify>, done: mpsc::UnboundedSender<(Instant, String)>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let (rt, notify, done) = (rt.clone(), notify.clone(), done.clone());
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: hyper::Request<Incoming>| {
+                let (rt, notify, done) = (rt.clone(), notify.clone(), done.clone());
+                async move { Ok::<_, Infallible>(runtime_api(req, rt, notify, done).await) }
+            });
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}
+
+async fn runtime_api(
+    req: hyper::Request<Incoming>,
+    rt: Arc<Runtime>,
+    notify: Arc<Notify>,
+    done: mpsc::UnboundedSender<(Instant, String)>,
+) -> hyper::Response<Full<Bytes>> {
+    let path = req.uri().path().to_owned();
+    if path.ends_with("/invocation/next") {
+        rt.first_next.lock().unwrap().get_or_insert_with(Instant::now);
+        let event = loop {
+            if let Some(e) = rt.queue.lock().unwrap().pop_front() {
+                break e;
+            }
+            notify.notified().await;
+        };
+        *rt.served_at.lock().unwrap() = Some(Instant::now());
+        let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() + 30_000;
+        return hyper::Response::builder()
+            .header("lambda-runtime-aws-request-id", format!("req-{}", hatched::domain::key::random_base62(8)))
+            .header("lambda-runtime-deadline-ms", deadline.to_string())
+            .header("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:bench")
+            .header("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000")
+            .body(Full::new(Bytes::from(event)))
+            .unwrap();
+    }
+    let at = Instant::now();
+    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    if path.contains("/invocation/") {
+        let status = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("statusCode").map(|s| s.to_string()))
+            .unwrap_or_else(|| if path.ends_with("/error") { "error".into() } else { "?".into() });
+        let _ = done.send((at, status));
+    }
+    hyper::Response::builder().status(202).body(Full::new(Bytes::new())).unwrap()
+}
