@@ -40,7 +40,14 @@ fn claims() -> SessionClaims {
         buddy: BuddyId::parse("buddy_1").unwrap(),
         user: UserId::parse("user_1").unwrap(),
     };
-    SessionClaims::new("hatched-auth-edge", &who, &SessionId::generate(), &[WidgetScope::Read, WidgetScope::ItemsEquip], UnixTime::now(), 3600)
+    SessionClaims::new(
+        "hatched-auth-edge",
+        &who,
+        &SessionId::generate(),
+        &[WidgetScope::Read, WidgetScope::ItemsEquip],
+        UnixTime::now(),
+        3600,
+    )
 }
 
 fn benches(c: &mut Criterion) {
@@ -54,7 +61,9 @@ fn benches(c: &mut Criterion) {
     // The floor: what any implementation must pay per request.
     let pair = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(&[7u8; 32]).unwrap();
     let message = token.rsplit_once('.').unwrap().0.as_bytes().to_vec();
-    c.bench_function("floor/sha256_key", |b| b.iter(|| <sha2::Sha256 as sha2::Digest>::digest(black_box(text.as_bytes()))));
+    c.bench_function("floor/sha256_key", |b| {
+        b.iter(|| <sha2::Sha256 as sha2::Digest>::digest(black_box(text.as_bytes())))
+    });
     c.bench_function("floor/ed25519_sign", |b| b.iter(|| pair.sign(black_box(&message))));
 
     c.bench_function("key/parse_and_hash", |b| b.iter(|| ApiKey::parse(black_box(&text)).unwrap().hash()));
@@ -68,9 +77,11 @@ fn benches(c: &mut Criterion) {
     });
     c.bench_function("jwt/sign_session", |b| b.iter(|| ring.current.sign(black_box(&claims)).unwrap()));
     c.bench_function("jwt/verify_session", |b| b.iter(|| ring.verify(black_box(&token), "hatched-auth-edge").unwrap()));
-    let event: hatched::lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest =
-        serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../events/create-widget-session/valid.json")).unwrap())
-            .unwrap();
+    let event: hatched::lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../events/create-widget-session/valid.json"))
+            .unwrap(),
+    )
+    .unwrap();
     c.bench_function("request/event_to_request_and_json_body", |b| {
         b.iter(|| {
             let req = hatched::lambda::into_request(black_box(event.clone()));

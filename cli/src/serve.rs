@@ -43,7 +43,7 @@ pub async fn dispatch(app: &App, function: &str, req: lambda_http::Request) -> O
         "unlock-gate" => unlock_gate::handle(app, req).await,
         "list-gates" => list_gates::handle(app, req).await,
         "list-unlocks" => list_unlocks::handle(app, req).await,
-        "fallback" => fallback::handle(app, req).await,
+        "fallback" => fallback::handle(req).await,
         _ => return None,
     })
 }
@@ -83,7 +83,7 @@ async fn answer(app: &App, req: hyper::Request<Incoming>, peer: SocketAddr) -> h
             None => Reply::new(&ctx).error(&ApiError::Internal(format!("no handler for {}", route.function))),
         },
         // What API Gateway sends to the `$default` route.
-        (Resolution::MethodNotAllowed | Resolution::NotFound, true) => fallback::handle(app, request).await,
+        (Resolution::MethodNotAllowed | Resolution::NotFound, true) => fallback::handle(request).await,
     };
     tracing::info!(method = %parts.method, path = parts.uri.path(), status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "local api");
     to_hyper(response)

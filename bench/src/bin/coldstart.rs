@@ -50,7 +50,9 @@ async fn main() -> Result<()> {
         cases.push((function, fixture(event, &seeded)));
     }
 
-    println!("| function | binary (bytes) | init ms | first invoke ms | warm p50 ms | warm max ms | peak RSS MB | init ÷ hello | first ÷ warm | status |");
+    println!(
+        "| function | binary (bytes) | init ms | first invoke ms | warm p50 ms | warm max ms | peak RSS MB | init ÷ hello | first ÷ warm | status |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut floor = None;
     for (function, event) in cases {
@@ -100,11 +102,28 @@ async fn seed() -> Result<Seeded> {
     };
     ctl(&["table", "create"]).await?;
     ctl(&["signing-key", "create"]).await?;
-    ctl(&["customers", "create", "--customer", "acme", "--primary-token", "coins", "--progression-token", "xp"]).await?;
+    ctl(&["customers", "create", "--customer", "acme", "--primary-token", "coins", "--progression-token", "xp"])
+        .await?;
     ctl(&["buddies", "create", "--customer", "acme", "--env", "live", "--buddy", "buddy_1"]).await?;
     ctl(&["gates", "create", "--customer", "acme", "--gate", "dark_mode", "--token", "coins", "--cost", "1"]).await?;
-    ctl(&["balances", "credit", "--customer", "acme", "--env", "live", "--buddy", "buddy_1", "--token", "coins", "--amount", "1000000"]).await?;
-    let issued = ctl(&["keys", "issue", "--customer", "acme", "--type", "secret", "--env", "live", "--tier", "enterprise"]).await?;
+    ctl(&[
+        "balances",
+        "credit",
+        "--customer",
+        "acme",
+        "--env",
+        "live",
+        "--buddy",
+        "buddy_1",
+        "--token",
+        "coins",
+        "--amount",
+        "1000000",
+    ])
+    .await?;
+    let issued =
+        ctl(&["keys", "issue", "--customer", "acme", "--type", "secret", "--env", "live", "--tier", "enterprise"])
+            .await?;
     let key = issued.json["key"].as_str().context("key")?.to_owned();
     let mint = std::fs::read_to_string("events/create-widget-session/valid.json")?.replace(FIXTURE_KEY, &key);
     let resp = create_widget_session::handle(&app, hatched::lambda_http::request::from_str(&mint)?).await;
@@ -153,7 +172,8 @@ async fn measure(path: &str, function: &str, seeded: &Seeded, event: &str, warm:
     let pid = child.id();
     notify.notify_one();
 
-    let (first_done, status) = tokio::time::timeout(Duration::from_secs(30), done_rx.recv()).await?.context("no response")?;
+    let (first_done, status) =
+        tokio::time::timeout(Duration::from_secs(30), done_rx.recv()).await?.context("no response")?;
     let init = runtime.first_next.lock().unwrap().context("never asked for an event")? - started;
     let first = first_done - runtime.served_at.lock().unwrap().unwrap();
     let mut warms = Vec::with_capacity(warm);
@@ -174,7 +194,12 @@ async fn measure(path: &str, function: &str, seeded: &Seeded, event: &str, warm:
     Ok(Measured { init, first, warm: warms, rss_kb, status })
 }
 
-async fn serve(listener: tokio::net::TcpListener, rt: Arc<Runtime>, notify: Arc<Notify>, done: mpsc::UnboundedSender<(Instant, String)>) {
+async fn serve(
+    listener: tokio::net::TcpListener,
+    rt: Arc<Runtime>,
+    notify: Arc<Notify>,
+    done: mpsc::UnboundedSender<(Instant, String)>,
+) {
     while let Ok((stream, _)) = listener.accept().await {
         let (rt, notify, done) = (rt.clone(), notify.clone(), done.clone());
         tokio::spawn(async move {

@@ -1,6 +1,5 @@
 #[tokio::main]
 async fn main() -> Result<(), hatched::lambda_http::lambda_runtime::Error> {
     hatched::telemetry::init();
-    let app = hatched::App::from_env().await?;
-    hatched::lambda::run(|req| fallback::handle(&app, req)).await
+    hatched::lambda::run(fallback::handle).await
 }
