@@ -81,6 +81,7 @@ struct Canned {
     gate_item: Value,
     buddy_item: Value,
     balance_item: Value,
+    unlock_item: Value,
 }
 
 fn canned(key: &hatched::domain::ApiKey, session_id: &str) -> Canned {
@@ -134,6 +135,9 @@ fn app(c: Arc<Canned>, calls: Arc<AtomicUsize>) -> hatched::App {
                 200,
                 json!({ "Responses": { TABLE: [c.gate_item, c.buddy_item, c.balance_item] }, "UnprocessedKeys": {} }),
             ),
+            "Query" if body.contains("UNLOCK#") => {
+                respond(200, json!({ "Items": [c.unlock_item], "Count": 1, "ScannedCount": 1 }))
+            }
             "Query" => respond(200, json!({ "Items": [c.gate_item], "Count": 1, "ScannedCount": 1 })),
             "TransactWriteItems" => respond(200, json!({})),
             _ => respond(400, json!({ "__type": "ValidationException", "message": op })),

@@ -23,8 +23,21 @@ async fn sdk_config() -> SdkConfig {
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "AWS_ENDPOINT_URL is not set: run the suite with scripts/test (it starts the local DynamoDB-compatible server)"
     );
-    let config = hatched::app::aws_config().await;
+    // Generous timeouts: the suite runs many tests at once against a single-process Python
+    // emulator on two cores, where a call can legitimately take seconds. The fault tests use
+    // the production timeouts instead (`production_config`).
+    let relaxed = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .operation_attempt_timeout(std::time::Duration::from_secs(20))
+        .operation_timeout(std::time::Duration::from_secs(60))
+        .build();
+    let config = hatched::app::aws_config().await.into_builder().timeout_config(relaxed).build();
     CONFIG.get_or_init(|| config).clone()
+}
+
+/// The SDK configuration the functions run with (production timeouts and retries).
+async fn production_config() -> SdkConfig {
+    hatched::app::aws_config().await
 }
 
 /// A fresh table and an [`App`] over it whose DynamoDB calls are recorded.
@@ -57,7 +70,7 @@ impl TestApp {
 
     /// An App over this test's table and secret whose DynamoDB traffic goes through `proxy`.
     pub async fn behind(&self, proxy: &faults::FaultProxy) -> App {
-        let config = sdk_config().await;
+        let config = production_config().await;
         let dynamo = aws_sdk_dynamodb::config::Builder::from(&config).endpoint_url(proxy.endpoint()).build();
         let settings = hatched::app::Settings {
             table: self.app.store.table().to_owned(),

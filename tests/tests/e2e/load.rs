@@ -77,7 +77,8 @@ async fn mixed_workload_through_the_local_api() {
         unexpected.len()
     );
     assert!(unexpected.is_empty(), "unexpected answers: {:?}", &unexpected[..unexpected.len().min(5)]);
-    assert!(latencies.len() > 100, "the workload ran");
+    // Every client finishes at least the loop it started (six calls, five when a mint failed).
+    assert!(latencies.len() >= CLIENTS * 5, "the workload ran: {} requests", latencies.len());
 
     for c in 0..CLIENTS {
         let show = t
