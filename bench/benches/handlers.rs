@@ -4,76 +4,16 @@
 //! crypto). Round trips are counted, not timed. The crypto floor (SHA-256 of the key +
 //! Ed25519 signature) is measured in the same run for the ratio.
 
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
-};
-use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::body::SdkBody;
 use criterion::{Criterion, criterion_group, criterion_main};
+use hatched_tests::canned::wire;
 use serde_json::{Value, json};
-
-/// An in-memory HTTP client: every request is answered at once by `answer`.
-type Answer = Arc<dyn Fn(&str, &str) -> (u16, Value) + Send + Sync>;
-
-#[derive(Clone)]
-struct CannedHttp(Answer);
-
-impl std::fmt::Debug for CannedHttp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CannedHttp")
-    }
-}
-
-impl HttpConnector for CannedHttp {
-    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let target = request.headers().get("x-amz-target").unwrap_or("").to_owned();
-        let body = std::str::from_utf8(request.body().bytes().unwrap_or_default()).unwrap_or("").to_owned();
-        let (status, json) = (self.0)(&target, &body);
-        let mut resp = HttpResponse::new(status.try_into().unwrap(), SdkBody::from(json.to_string()));
-        resp.headers_mut().insert("content-type", "application/x-amz-json-1.1");
-        HttpConnectorFuture::ready(Ok(resp))
-    }
-}
-
-impl HttpClient for CannedHttp {
-    fn http_connector(&self, _: &HttpConnectorSettings, _: &RuntimeComponents) -> SharedHttpConnector {
-        SharedHttpConnector::new(self.clone())
-    }
-}
-
-fn canned_client(f: impl Fn(&str, &str) -> (u16, Value) + Send + Sync + 'static) -> SharedHttpClient {
-    SharedHttpClient::new(CannedHttp(Arc::new(f)))
-}
 
 const FIXTURE_KEY: &str = "hatch_live_abcdefghijklmnopqrstuvwxyzABCDEF1mVgZW";
 const TABLE: &str = "bench";
-
-/// DynamoDB's wire JSON for an item built from plain JSON (via serde_dynamo).
-fn wire(item: Value) -> Value {
-    let map: HashMap<String, AttributeValue> = serde_dynamo::to_item(item).unwrap();
-    Value::Object(map.into_iter().map(|(k, v)| (k, av(v))).collect())
-}
-
-fn av(v: AttributeValue) -> Value {
-    match v {
-        AttributeValue::S(s) => json!({ "S": s }),
-        AttributeValue::N(n) => json!({ "N": n }),
-        AttributeValue::Bool(b) => json!({ "BOOL": b }),
-        AttributeValue::Null(_) => json!({ "NULL": true }),
-        AttributeValue::L(l) => json!({ "L": l.into_iter().map(av).collect::<Vec<_>>() }),
-        AttributeValue::M(m) => {
-            json!({ "M": m.into_iter().map(|(k, v)| (k, av(v))).collect::<serde_json::Map<_, _>>() })
-        }
-        other => panic!("unexpected {other:?}"),
-    }
-}
 
 struct Canned {
     key_item: Value,
@@ -109,6 +49,10 @@ fn canned(key: &hatched::domain::ApiKey, session_id: &str) -> Canned {
         balance_item: wire(
             json!({ "pk": "BDY#acme#live#buddy_1", "sk": "BAL#coins", "token_key": "coins", "amount": 1_000_000 }),
         ),
+        unlock_item: wire(json!({
+            "pk": "BDY#acme#live#buddy_1", "sk": "UNLOCK#dark_mode", "gate_key": "dark_mode", "token_key": "coins", "cost": 1,
+            "unlocked_at": 1_700_000_000, "metadata": { "label": "Dark mode" }, "request_id": "r"
+        })),
     }
 }
 
@@ -117,10 +61,8 @@ fn respond(status: u16, body: Value) -> (u16, Value) {
 }
 
 fn app(c: Arc<Canned>, calls: Arc<AtomicUsize>) -> hatched::App {
-    let dynamo_calls = calls.clone();
-    let dynamo_http = canned_client(move |target, body| {
-        dynamo_calls.fetch_add(1, Ordering::Relaxed);
-        let op = target.rsplit('.').next().unwrap_or("");
+    let dynamo = move |op: &str, body: &str| {
+        calls.fetch_add(1, Ordering::Relaxed);
         match op {
             "GetItem" if body.contains("KEY#") => respond(200, json!({ "Item": c.key_item })),
             "GetItem" if body.contains("WS#") => respond(200, json!({ "Item": c.session_item })),
@@ -142,8 +84,8 @@ fn app(c: Arc<Canned>, calls: Arc<AtomicUsize>) -> hatched::App {
             "TransactWriteItems" => respond(200, json!({})),
             _ => respond(400, json!({ "__type": "ValidationException", "message": op })),
         }
-    });
-    let secrets_http = canned_client(move |_, body| {
+    };
+    let secrets = |_: &str, body: &str| {
         if body.contains("AWSPREVIOUS") {
             respond(400, json!({ "__type": "ResourceNotFoundException", "Message": "no previous version" }))
         } else {
@@ -152,31 +94,8 @@ fn app(c: Arc<Canned>, calls: Arc<AtomicUsize>) -> hatched::App {
                 json!({ "ARN": "arn:aws:secretsmanager:us-east-1:1:secret:s", "Name": "s", "SecretString": "bench", "VersionId": "v1", "VersionStages": ["AWSCURRENT"] }),
             )
         }
-    });
-    let creds = aws_sdk_dynamodb::config::Credentials::new("bench", "bench", None, None, "bench");
-    let region = aws_sdk_dynamodb::config::Region::new("us-east-1");
-    let dynamo = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(region.clone())
-        .credentials_provider(creds.clone())
-        .http_client(dynamo_http)
-        .build();
-    let secrets = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new("bench", "bench", None, None, "bench"))
-        .http_client(secrets_http)
-        .build();
-    let settings = hatched::app::Settings {
-        table: TABLE.into(),
-        signing_secret: Some("s".into()),
-        issuer: hatched::app::DEFAULT_ISSUER.into(),
     };
-    hatched::App::with_clients(
-        aws_sdk_dynamodb::Client::from_conf(dynamo),
-        aws_sdk_secretsmanager::Client::from_conf(secrets),
-        settings,
-    )
+    hatched_tests::canned::app(dynamo, secrets, TABLE)
 }
 
 fn event(name: &str, key: &str, session_id: &str, token: &str) -> String {

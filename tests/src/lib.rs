@@ -2,6 +2,7 @@
 //! (`AWS_ENDPOINT_URL`, started by `scripts/test`). Each test gets its own table.
 
 pub mod calls;
+pub mod canned;
 pub mod faults;
 
 use std::sync::OnceLock;

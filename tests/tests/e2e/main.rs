@@ -2,6 +2,7 @@
 //! One binary, so the SDK and the emulator connection are shared; each test has its own table.
 
 mod browser;
+mod error_mapping;
 mod events;
 mod faults;
 mod gates;
