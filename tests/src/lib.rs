@@ -114,6 +114,38 @@ impl TestApp {
             .expect("create buddy");
     }
 
+    /// A gate of `acme` spending `coins`.
+    pub async fn gate(&self, gate: &str, cost: i64, metadata: Option<&Value>) {
+        let cost = cost.to_string();
+        let mut args =
+            vec!["gates", "create", "--customer", "acme", "--gate", gate, "--token", "coins", "--cost", &cost];
+        let meta = metadata.map(Value::to_string);
+        if let Some(m) = &meta {
+            args.extend(["--metadata", m.as_str()]);
+        }
+        self.ctl(&args).await.expect("create gate");
+    }
+
+    /// Credits `amount` coins to a buddy of `acme`.
+    pub async fn credit(&self, env: &str, buddy: &str, amount: i64) {
+        let amount = amount.to_string();
+        let args = [
+            "balances",
+            "credit",
+            "--customer",
+            "acme",
+            "--env",
+            env,
+            "--buddy",
+            buddy,
+            "--token",
+            "coins",
+            "--amount",
+            &amount,
+        ];
+        self.ctl(&args).await.expect("credit");
+    }
+
     /// Runs a hatchctl command line and returns its JSON output.
     pub async fn ctl(&self, args: &[&str]) -> anyhow::Result<Value> {
         hatchctl::run_args(&self.app, args).await.map(|o| o.json)
@@ -136,11 +168,16 @@ impl TestApp {
         self
     }
 
-    /// Issues a key with extra `hatchctl keys issue` flags; returns (plaintext, prefix).
-    pub async fn issue(&self, key_type: &str, env: &str, extra: &[&str]) -> (String, String) {
+    /// Issues a key of `acme` with extra `hatchctl keys issue` flags; returns the `--json` output.
+    pub async fn issue_json(&self, key_type: &str, env: &str, extra: &[&str]) -> Value {
         let mut args = vec!["keys", "issue", "--customer", "acme", "--type", key_type, "--env", env];
         args.extend_from_slice(extra);
-        let out = self.ctl(&args).await.expect("issue key");
+        self.ctl(&args).await.expect("issue key")
+    }
+
+    /// Issues a key with extra `hatchctl keys issue` flags; returns (plaintext, prefix).
+    pub async fn issue(&self, key_type: &str, env: &str, extra: &[&str]) -> (String, String) {
+        let out = self.issue_json(key_type, env, extra).await;
         (out["key"].as_str().unwrap().to_owned(), out["prefix"].as_str().unwrap().to_owned())
     }
 }

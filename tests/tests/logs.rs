@@ -24,24 +24,11 @@ impl Write for Capture {
 async fn no_plaintext_key_or_secret_in_logs() {
     let capture = Capture::default();
     let writer = capture.clone();
-    // #[tokio::test] runs on one thread, so a thread-local default sees every event.
-    let _guard = tracing::subscriber::set_default(hatched::telemetry::subscriber(move || writer.clone()));
+    // Global, not thread-local: SDK work on other threads must be captured too.
+    tracing::subscriber::set_global_default(hatched::telemetry::subscriber(move || writer.clone())).unwrap();
 
     let t = TestApp::new().await.with_customer().await;
-    let issued = t
-        .ctl(&[
-            "keys",
-            "issue",
-            "--customer",
-            "acme",
-            "--type",
-            "publishable",
-            "--env",
-            "live",
-            "--require-signed-user-id",
-        ])
-        .await
-        .unwrap();
+    let issued = t.issue_json("publishable", "live", &["--require-signed-user-id"]).await;
     let (key, prefix) = (issued["key"].as_str().unwrap().to_owned(), issued["prefix"].as_str().unwrap().to_owned());
     let hmac = issued["hmac_secret"].as_str().unwrap().to_owned();
     let (secret, _) = t.issue("secret", "live", &[]).await;
@@ -83,20 +70,7 @@ async fn no_plaintext_key_or_secret_in_logs() {
     revoke_widget_session::handle(&t.app, keyed("DELETE", &format!("/api/v1/widget-sessions/{sid}"), &secret, None))
         .await;
     // A publishable key that requires signed user ids, with a wrong signature.
-    let signed_pk = t
-        .ctl(&[
-            "keys",
-            "issue",
-            "--customer",
-            "acme",
-            "--type",
-            "publishable",
-            "--env",
-            "live",
-            "--require-signed-user-id",
-        ])
-        .await
-        .unwrap();
+    let signed_pk = t.issue_json("publishable", "live", &["--require-signed-user-id"]).await;
     let signed_secret = signed_pk["hmac_secret"].as_str().unwrap().to_owned();
     create_embed_token::handle(
         &t.app,

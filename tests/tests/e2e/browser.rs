@@ -69,25 +69,8 @@ async fn secret_keys_and_open_publishable_keys_ignore_origin() {
 async fn scope_matrix() {
     let t = TestApp::new().await.with_customer().await;
     t.buddy("live", "b1").await;
-    t.ctl(&["gates", "create", "--customer", "acme", "--gate", "hat", "--token", "coins", "--cost", "1"])
-        .await
-        .unwrap();
-    t.ctl(&[
-        "balances",
-        "credit",
-        "--customer",
-        "acme",
-        "--env",
-        "live",
-        "--buddy",
-        "b1",
-        "--token",
-        "coins",
-        "--amount",
-        "10",
-    ])
-    .await
-    .unwrap();
+    t.gate("hat", 1, None).await;
+    t.credit("live", "b1", 10).await;
     let (secret, _) = t.issue("secret", "live", &[]).await;
     let (pk, _) = t.issue("publishable", "live", &[]).await;
     let (pk_unlocks, _) = t

@@ -148,25 +148,8 @@ fn a_session_id(token: &str) -> String {
 async fn gate_function_fixtures() {
     let t = TestApp::new().await.with_customer().await;
     t.buddy("live", "buddy_1").await;
-    t.ctl(&["gates", "create", "--customer", "acme", "--gate", "dark_mode", "--token", "coins", "--cost", "3"])
-        .await
-        .unwrap();
-    t.ctl(&[
-        "balances",
-        "credit",
-        "--customer",
-        "acme",
-        "--env",
-        "live",
-        "--buddy",
-        "buddy_1",
-        "--token",
-        "coins",
-        "--amount",
-        "5",
-    ])
-    .await
-    .unwrap();
+    t.gate("dark_mode", 3, None).await;
+    t.credit("live", "buddy_1", 5).await;
     let (key, _) = t.issue("secret", "live", &[]).await;
     let load = |name: &str| hatched::lambda_http::request::from_str(&fixture(name).replace(FIXTURE_KEY, &key)).unwrap();
     let a: Answer = unlock_gate::handle(&t.app, load("unlock-gate/valid.json")).await.into();

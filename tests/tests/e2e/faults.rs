@@ -21,28 +21,9 @@ struct World {
 async fn world() -> World {
     let t = TestApp::new().await.with_customer().await;
     t.buddy("live", "b1").await;
-    t.ctl(&["gates", "create", "--customer", "acme", "--gate", "hat", "--token", "coins", "--cost", "10"])
-        .await
-        .unwrap();
-    t.ctl(&["gates", "create", "--customer", "acme", "--gate", "cape", "--token", "coins", "--cost", "10"])
-        .await
-        .unwrap();
-    t.ctl(&[
-        "balances",
-        "credit",
-        "--customer",
-        "acme",
-        "--env",
-        "live",
-        "--buddy",
-        "b1",
-        "--token",
-        "coins",
-        "--amount",
-        "100",
-    ])
-    .await
-    .unwrap();
+    t.gate("hat", 10, None).await;
+    t.gate("cape", 10, None).await;
+    t.credit("live", "b1", 100).await;
     let (key, _) = t.issue("secret", "live", &["--tier", "enterprise"]).await;
     let body = json!({ "buddy_id": "b1", "user_id": "u1", "scopes": ["read"] });
     let a: Answer =

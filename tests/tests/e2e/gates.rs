@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use hatched_tests::{Answer, TestApp, keyed};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Customer `acme` (primary `coins`, progression `xp`), buddy `b1` in live and test, an
 /// enterprise live secret key (6000/min, so the races are not rate limited).
@@ -15,36 +15,6 @@ async fn setup() -> (TestApp, String) {
     t.buddy("test", "b1").await;
     let (key, _) = t.issue("secret", "live", &["--tier", "enterprise"]).await;
     (t, key)
-}
-
-async fn gate(t: &TestApp, key: &str, cost: i64, metadata: Option<Value>) {
-    let cost = cost.to_string();
-    let mut args = vec!["gates", "create", "--customer", "acme", "--gate", key, "--token", "coins", "--cost", &cost];
-    let meta = metadata.map(|m| m.to_string());
-    if let Some(m) = &meta {
-        args.extend(["--metadata", m.as_str()]);
-    }
-    t.ctl(&args).await.expect("create gate");
-}
-
-async fn credit(t: &TestApp, env: &str, buddy: &str, amount: i64) {
-    let amount = amount.to_string();
-    t.ctl(&[
-        "balances",
-        "credit",
-        "--customer",
-        "acme",
-        "--env",
-        env,
-        "--buddy",
-        buddy,
-        "--token",
-        "coins",
-        "--amount",
-        &amount,
-    ])
-    .await
-    .expect("credit");
 }
 
 async fn unlock_with(app: &hatched::App, key: &str, buddy: &str, gate: &str) -> Answer {
@@ -76,8 +46,8 @@ async fn first_unlock_spends_the_cost_and_a_repeat_spends_nothing() {
     let (t, key) = setup().await;
     let metadata =
         json!({ "label": "Hat", "tier": 2, "ratio": 0.5, "tags": ["a", "b"], "nested": { "x": null, "ok": true } });
-    gate(&t, "hat", 10, Some(metadata.clone())).await;
-    credit(&t, "live", "b1", 100).await;
+    t.gate("hat", 10, Some(&metadata)).await;
+    t.credit("live", "b1", 100).await;
     let first = unlock(&t, &key, "b1", "hat").await;
     assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!(first.body["already_unlocked"], false);
@@ -104,11 +74,11 @@ async fn first_unlock_spends_the_cost_and_a_repeat_spends_nothing() {
 async fn fifty_concurrent_identical_unlocks_spend_once_per_round() {
     let (t, key) = setup().await;
     let rounds = 10;
-    credit(&t, "live", "b1", 1000).await;
+    t.credit("live", "b1", 1000).await;
     let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
     for round in 0..rounds {
         let gate_key = format!("g{round}");
-        gate(&t, &gate_key, 7, None).await;
+        t.gate(&gate_key, 7, None).await;
         let calls = (0..50).map(|_| {
             let (app, key, gate_key) = (t.app.clone(), key.clone(), gate_key.clone());
             tokio::spawn(async move { unlock_with(&app, &key, "b1", &gate_key).await })
@@ -137,9 +107,9 @@ async fn a_balance_for_k_of_n_gates_pays_exactly_k() {
     let (t, key) = setup().await;
     let (n, k, cost) = (20, 7, 5);
     for i in 0..n {
-        gate(&t, &format!("gate_{i:02}"), cost, None).await;
+        t.gate(&format!("gate_{i:02}"), cost, None).await;
     }
-    credit(&t, "live", "b1", k * cost).await;
+    t.credit("live", "b1", k * cost).await;
     let calls = (0..n).map(|i| {
         let (app, key) = (t.app.clone(), key.clone());
         tokio::spawn(async move { unlock_with(&app, &key, "b1", &format!("gate_{i:02}")).await })
@@ -161,8 +131,8 @@ async fn a_balance_for_k_of_n_gates_pays_exactly_k() {
 #[tokio::test]
 async fn insufficient_balance_and_missing_gate_or_buddy() {
     let (t, key) = setup().await;
-    gate(&t, "cape", 25, None).await;
-    credit(&t, "live", "b1", 24).await;
+    t.gate("cape", 25, None).await;
+    t.credit("live", "b1", 24).await;
     let a = unlock(&t, &key, "b1", "cape").await;
     assert_eq!((a.status, a.code()), (402, "insufficient_balance"));
     assert_eq!(a.body["error"]["details"], json!({ "token_key": "coins", "required": 25, "available": 24 }));
@@ -180,8 +150,8 @@ async fn insufficient_balance_and_missing_gate_or_buddy() {
 #[tokio::test]
 async fn publishable_keys_need_write_unlocks() {
     let (t, _) = setup().await;
-    gate(&t, "hat", 1, None).await;
-    credit(&t, "live", "b1", 5).await;
+    t.gate("hat", 1, None).await;
+    t.credit("live", "b1", 5).await;
     let (default_pk, _) = t.issue("publishable", "live", &[]).await;
     let a = unlock(&t, &default_pk, "b1", "hat").await;
     assert_eq!((a.status, a.code()), (403, "insufficient_scope"));
@@ -194,8 +164,8 @@ async fn publishable_keys_need_write_unlocks() {
 #[tokio::test]
 async fn test_keys_never_see_or_spend_live_balances() {
     let (t, live_key) = setup().await;
-    gate(&t, "hat", 10, None).await;
-    credit(&t, "live", "b1", 100).await;
+    t.gate("hat", 10, None).await;
+    t.credit("live", "b1", 100).await;
     let (test_key, _) = t.issue("secret", "test", &[]).await;
     let a = unlock(&t, &test_key, "b1", "hat").await;
     assert_eq!((a.status, a.code()), (402, "insufficient_balance"), "the test buddy has no coins");
@@ -225,9 +195,9 @@ async fn gates_are_listed_sorted_and_unlocks_come_back_whole() {
     let filler = "m".repeat(3500);
     let n = 300;
     for i in (0..n).rev() {
-        gate(&t, &format!("g{i:03}"), 1, Some(json!({ "filler": filler }))).await;
+        t.gate(&format!("g{i:03}"), 1, Some(&json!({ "filler": filler }))).await;
     }
-    credit(&t, "live", "b1", n).await;
+    t.credit("live", "b1", n).await;
     let listed: Answer = list_gates::handle(&t.app, keyed("GET", "/api/v1/gates", &key, None)).await.into();
     let keys: Vec<&str> =
         listed.body["gates"].as_array().unwrap().iter().map(|g| g["gate_key"].as_str().unwrap()).collect();
@@ -338,7 +308,7 @@ async fn operator_commands_refuse_bad_gates_and_credits() {
     }
     let gates = t.ctl(&["gates", "list", "--customer", "acme"]).await.unwrap();
     assert_eq!(gates["gates"], json!([]), "nothing was created");
-    gate(&t, "g", 5, None).await;
+    t.gate("g", 5, None).await;
     let dup = t.ctl(&["gates", "create", "--customer", "acme", "--gate", "g", "--token", "coins", "--cost", "6"]).await;
     assert!(format!("{:#}", dup.unwrap_err()).contains("already exists"));
 }
@@ -346,8 +316,8 @@ async fn operator_commands_refuse_bad_gates_and_credits() {
 #[tokio::test]
 async fn round_trips_per_unlock() {
     let (t, key) = setup().await;
-    gate(&t, "hat", 3, None).await;
-    credit(&t, "live", "b1", 10).await;
+    t.gate("hat", 3, None).await;
+    t.credit("live", "b1", 10).await;
     unlock(&t, &key, "b1", "nope").await; // the key's first use records last_used_at
     t.calls.clear();
     unlock(&t, &key, "b1", "hat").await;

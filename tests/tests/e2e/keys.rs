@@ -8,20 +8,7 @@ use serde_json::json;
 #[tokio::test]
 async fn issue_prints_key_and_prefix_once_and_stores_only_the_hash() {
     let t = TestApp::new().await.with_customer().await;
-    let out = t
-        .ctl(&[
-            "keys",
-            "issue",
-            "--customer",
-            "acme",
-            "--type",
-            "publishable",
-            "--env",
-            "live",
-            "--require-signed-user-id",
-        ])
-        .await
-        .unwrap();
+    let out = t.issue_json("publishable", "live", &["--require-signed-user-id"]).await;
     let key = ApiKey::parse(out["key"].as_str().unwrap()).expect("a well-formed key");
     assert_eq!(out["prefix"], key.prefix().as_str());
     assert_eq!(out["hmac_secret"].as_str().map(str::len), Some(40));

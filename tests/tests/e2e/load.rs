@@ -14,41 +14,13 @@ const GATES: usize = 40;
 async fn mixed_workload_through_the_local_api() {
     let t = TestApp::new().await.with_customer().await;
     for g in 0..GATES {
-        t.ctl(&[
-            "gates",
-            "create",
-            "--customer",
-            "acme",
-            "--gate",
-            &format!("g{g:02}"),
-            "--token",
-            "coins",
-            "--cost",
-            "1",
-        ])
-        .await
-        .unwrap();
+        t.gate(&format!("g{g:02}"), 1, None).await;
     }
     let mut keys = Vec::new();
     for c in 0..CLIENTS {
         let buddy = format!("b{c}");
         t.buddy("live", &buddy).await;
-        t.ctl(&[
-            "balances",
-            "credit",
-            "--customer",
-            "acme",
-            "--env",
-            "live",
-            "--buddy",
-            &buddy,
-            "--token",
-            "coins",
-            "--amount",
-            "1000",
-        ])
-        .await
-        .unwrap();
+        t.credit("live", &buddy, 1000).await;
         keys.push(t.issue("secret", "live", &["--tier", "enterprise"]).await.0);
     }
     let listener = hatchctl::serve::bind(0).await.unwrap();

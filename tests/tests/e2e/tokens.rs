@@ -303,20 +303,7 @@ async fn embed_error_paths() {
 async fn signed_user_ids_for_keys_that_require_them() {
     use hmac::{Hmac, Mac};
     let (t, _) = setup().await;
-    let issued = t
-        .ctl(&[
-            "keys",
-            "issue",
-            "--customer",
-            "acme",
-            "--type",
-            "publishable",
-            "--env",
-            "live",
-            "--require-signed-user-id",
-        ])
-        .await
-        .unwrap();
+    let issued = t.issue_json("publishable", "live", &["--require-signed-user-id"]).await;
     let (pk, secret) = (issued["key"].as_str().unwrap(), issued["hmac_secret"].as_str().unwrap());
     let now = t.app.clock.freeze().secs();
     let sign = |secret: &str, user: &str, ts: i64| {
