@@ -4,11 +4,11 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use hatched::App;
 use hatched::domain::gate::{Gate, TokenSlots};
-use hatched::domain::{BuddyId, CustomerId, Environment, GateKey, TokenKey};
+use hatched::domain::{CustomerId, GateKey, TokenKey};
 use hatched::store::{BuddyRef, StoreError};
 use serde_json::{Value, json};
 
-use crate::{Output, require_customer};
+use crate::{BuddyArgs, Output, require_customer};
 
 #[derive(Subcommand, Debug)]
 pub enum GatesCommand {
@@ -45,23 +45,13 @@ pub enum BalancesCommand {
     /// Add tokens to a buddy's balance.
     Credit(CreditArgs),
     /// A buddy's balances, unlocks and ledger entries.
-    Show(BuddyArg),
-}
-
-#[derive(Args, Debug)]
-pub struct BuddyArg {
-    #[arg(long)]
-    pub customer: CustomerId,
-    #[arg(long)]
-    pub env: Environment,
-    #[arg(long)]
-    pub buddy: BuddyId,
+    Show(BuddyArgs),
 }
 
 #[derive(Args, Debug)]
 pub struct CreditArgs {
     #[command(flatten)]
-    pub buddy: BuddyArg,
+    pub buddy: BuddyArgs,
     #[arg(long)]
     pub token: TokenKey,
     /// A positive integer.
@@ -69,7 +59,7 @@ pub struct CreditArgs {
     pub amount: i64,
 }
 
-impl BuddyArg {
+impl BuddyArgs {
     fn to_ref(&self) -> BuddyRef {
         BuddyRef { customer: self.customer.clone(), env: self.env, buddy: self.buddy.clone() }
     }
