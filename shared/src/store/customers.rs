@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, classify, from_item, is_condition_failure, s, to_item};
+use super::{Store, StoreError, classify, is_condition_failure, to_item};
 use crate::domain::{BuddyId, CustomerId, Environment, TokenKey, UnixTime};
 
 /// A customer and its two token keys: primary (spendable) and progression (never spendable).
@@ -53,17 +53,8 @@ impl Store {
     }
 
     pub async fn get_customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(customer_pk(id)))
-            .key("sk", s("CUSTOMER"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("get_customer", e))?;
-        out.item.map(|item| from_item::<CustomerItem>(item).map(|c| c.customer)).transpose()
+        let item: Option<CustomerItem> = self.get_consistent("get_customer", customer_pk(id), "CUSTOMER").await?;
+        Ok(item.map(|c| c.customer))
     }
 
     /// Creates the buddy; `AlreadyExists` if it is there.

@@ -304,16 +304,8 @@ impl Store {
 
     /// The unlock of a gate, if any (consistent), for answering after a lost race.
     pub async fn get_unlock(&self, buddy: &BuddyRef, gate: &GateKey) -> Result<Option<Unlock>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(buddy.pk(), unlock_sk(gate))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("get_unlock", e))?;
-        out.item.map(|i| from_item::<UnlockItem>(i).map(|u| u.unlock)).transpose()
+        let item: Option<UnlockItem> = self.get_consistent("get_unlock", buddy.pk(), &unlock_sk(gate)).await?;
+        Ok(item.map(|u| u.unlock))
     }
 
     async fn query_prefix(&self, op: &'static str, pk: String, prefix: &str) -> Result<Vec<Item>, StoreError> {

@@ -38,17 +38,8 @@ fn customer_keys_pk(customer: &CustomerId) -> String {
 impl Store {
     /// Consistent read, so a revocation is seen by the very next request.
     pub async fn get_key(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(key_pk(hash)))
-            .key("sk", s("KEY"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("get_key", e))?;
-        out.item.map(|item| from_item::<KeyItem>(item).map(|k| k.record)).transpose()
+        let item: Option<KeyItem> = self.get_consistent("get_key", key_pk(hash), "KEY").await?;
+        Ok(item.map(|k| k.record))
     }
 
     /// Writes the key and claims its prefix in one transaction: both or neither.
@@ -101,17 +92,8 @@ impl Store {
     }
 
     pub async fn key_hash_by_prefix(&self, prefix: &KeyPrefix) -> Result<Option<KeyHash>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(prefix_pk(prefix)))
-            .key("sk", s("PREFIX"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("key_hash_by_prefix", e))?;
-        out.item.map(|item| from_item::<PrefixItem>(item).map(|p| p.key_hash)).transpose()
+        let item: Option<PrefixItem> = self.get_consistent("key_hash_by_prefix", prefix_pk(prefix), "PREFIX").await?;
+        Ok(item.map(|p| p.key_hash))
     }
 
     /// Sets `revoked_at` once; revoking again keeps the first time. Returns the record.

@@ -116,6 +116,26 @@ impl Store {
         &self.table
     }
 
+    /// One consistent `GetItem` (a revocation or a fresh write must be seen at once), decoded.
+    pub(crate) async fn get_consistent<T: serde::de::DeserializeOwned>(
+        &self,
+        op: &'static str,
+        pk: String,
+        sk: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(op, e))?;
+        out.item.map(from_item).transpose()
+    }
+
     /// Counts one request in its rate window and returns the window's new count.
     /// `ADD` is atomic, so concurrent requests get distinct counts.
     pub async fn count_request(&self, window_id: &str, expires: UnixTime) -> Result<u64, StoreError> {

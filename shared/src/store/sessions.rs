@@ -89,17 +89,8 @@ impl Store {
     }
 
     pub async fn get_session(&self, id: &SessionId) -> Result<Option<WidgetSession>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(session_pk(id)))
-            .key("sk", s("SESSION"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("get_session", e))?;
-        out.item.map(|item| from_item::<SessionItem>(item).map(|i| i.session)).transpose()
+        let item: Option<SessionItem> = self.get_consistent("get_session", session_pk(id), "SESSION").await?;
+        Ok(item.map(|i| i.session))
     }
 
     /// Sets `revoked_at` once (a second revoke returns the first time). The condition
