@@ -10,7 +10,14 @@ async fn main() -> std::process::ExitCode {
         signing_secret: Some(cli.signing_secret.clone()),
         issuer: std::env::var(hatched::app::ISSUER_ENV).unwrap_or_else(|_| hatched::app::DEFAULT_ISSUER.to_owned()),
     };
-    let app = hatched::App::from_config(&hatched::app::aws_config().await, settings);
+    let config = match hatched::app::aws_config().await {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("hatchctl: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let app = hatched::App::from_config(&config, settings);
     let result = match cli.command {
         Command::Serve(args) => serve(app, args.port).await.map(|()| None),
         command => hatchctl::execute(&app, command).await.map(Some),

@@ -7,6 +7,10 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::SharedHttpClient;
+use aws_smithy_http_client::ConnectorBuilder;
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 
 use crate::domain::UnixTime;
 use crate::signing::Signer;
@@ -19,11 +23,50 @@ pub const SIGNING_SECRET_ENV: &str = "HATCHED_SIGNING_SECRET";
 /// Environment variable overriding the `iss` of minted tokens.
 pub const ISSUER_ENV: &str = "HATCHED_ISSUER";
 pub const DEFAULT_ISSUER: &str = "hatched-auth-edge";
+/// Environment variable choosing the TLS trust roots: `aws` (default) or `system`.
+pub const TLS_ROOTS_ENV: &str = "HATCHED_TLS_ROOTS";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("environment variable {0} is not set")]
     Missing(&'static str),
+    #[error("environment variable {0} must be one of: {1}")]
+    Invalid(&'static str, &'static str),
+}
+
+/// The Amazon Trust Services roots that every AWS service endpoint chains to.
+pub const AWS_ROOTS_PEM: &str = include_str!("../certs/aws-roots.pem");
+
+/// Which certificate authorities the SDK's HTTPS client trusts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsRoots {
+    /// Only the Amazon Trust Services roots: narrower than the system store, and a cold start
+    /// parses five certificates instead of the ~150–300 the OS ships (BENCHMARKS.md).
+    #[default]
+    Aws,
+    /// The operating system's store, for a TLS-intercepting proxy or a private endpoint.
+    System,
+}
+
+impl TlsRoots {
+    pub fn from_env() -> Result<TlsRoots, ConfigError> {
+        TlsRoots::parse(std::env::var(TLS_ROOTS_ENV).ok().as_deref())
+    }
+
+    pub fn parse(value: Option<&str>) -> Result<TlsRoots, ConfigError> {
+        match value {
+            None | Some("") | Some("aws") => Ok(TlsRoots::Aws),
+            Some("system") => Ok(TlsRoots::System),
+            Some(_) => Err(ConfigError::Invalid(TLS_ROOTS_ENV, "aws, system")),
+        }
+    }
+
+    fn trust_store(self) -> TrustStore {
+        match self {
+            TlsRoots::Aws => TrustStore::empty().with_native_roots(false).with_pem_certificate(AWS_ROOTS_PEM),
+            TlsRoots::System => TrustStore::default(),
+        }
+    }
 }
 
 /// Wall-clock time that tests can move or stop (production does neither).
@@ -88,8 +131,9 @@ impl Settings {
 
 /// SDK configuration from the standard environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, …)
 /// with bounded timeouts: a hung dependency becomes a 503 well inside the Lambda timeout.
-pub async fn aws_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+pub async fn aws_config() -> Result<SdkConfig, ConfigError> {
+    Ok(aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client(TlsRoots::from_env()?))
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_millis(1000))
@@ -99,14 +143,29 @@ pub async fn aws_config() -> SdkConfig {
         )
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .load()
-        .await
+        .await)
+}
+
+/// The SDK's default HTTPS client (rustls on aws-lc, proxy settings from the environment)
+/// with our trust roots instead of the system store.
+fn https_client(roots: TlsRoots) -> SharedHttpClient {
+    let tls =
+        TlsContext::builder().with_trust_store(roots.trust_store()).build().expect("TlsContext::build cannot fail");
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(move |settings, components| {
+        let mut connector =
+            ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc)).tls_context(tls.clone());
+        connector.set_connector_settings(settings.cloned());
+        connector.set_sleep_impl(components.and_then(|c| c.sleep_impl()));
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 impl App {
     /// The production wiring: settings from the environment, clients from the SDK defaults.
     pub async fn from_env() -> Result<App, ConfigError> {
         let settings = Settings::from_env()?;
-        Ok(App::from_config(&aws_config().await, settings))
+        Ok(App::from_config(&aws_config().await?, settings))
     }
 
     pub fn from_config(config: &SdkConfig, settings: Settings) -> App {
@@ -125,5 +184,48 @@ impl App {
             clock,
             issuer: settings.issuer,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    #[test]
+    fn tls_roots_default_to_aws_and_reject_unknown_values() {
+        assert_eq!(TlsRoots::parse(None).unwrap(), TlsRoots::Aws);
+        assert_eq!(TlsRoots::parse(Some("")).unwrap(), TlsRoots::Aws);
+        assert_eq!(TlsRoots::parse(Some("aws")).unwrap(), TlsRoots::Aws);
+        assert_eq!(TlsRoots::parse(Some("system")).unwrap(), TlsRoots::System);
+        for bad in ["System", "sytem", "native", "aws "] {
+            assert!(TlsRoots::parse(Some(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    /// The bundle holds exactly Amazon Root CA 1–4 and Starfield Services Root G2, identified
+    /// by their published SHA-256 fingerprints.
+    #[test]
+    fn embedded_roots_are_the_amazon_trust_services_roots() {
+        let fingerprints: Vec<String> = AWS_ROOTS_PEM
+            .split("-----BEGIN CERTIFICATE-----")
+            .skip(1)
+            .map(|block| {
+                let b64: String = block.split("-----END CERTIFICATE-----").next().unwrap().split_whitespace().collect();
+                hex::encode(Sha256::digest(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()))
+            })
+            .collect();
+        assert_eq!(
+            fingerprints,
+            [
+                "8ecde6884f3d87b1125ba31ac3fcb13d7016de7f57cc904fe1cb97c6ae98196e", // Amazon Root CA 1
+                "1ba5b2aa8c65401a82960118f80bec4f62304d83cec4713a19c39c011ea46db4", // Amazon Root CA 2
+                "18ce6cfe7bf14e60b2e347b8dfe868cb31d02ebb3ada271569f50343b46db3a4", // Amazon Root CA 3
+                "e35d28419ed02025cfa69038cd623962458da5c695fbdea3c22b0bfb25897092", // Amazon Root CA 4
+                "568d6905a2c88708a4b3025190edcfedb1974a606a13c6e5290fcb2ae63edab5", // Starfield Services G2
+            ]
+        );
     }
 }

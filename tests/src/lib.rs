@@ -5,8 +5,6 @@ pub mod calls;
 pub mod canned;
 pub mod faults;
 
-use std::sync::OnceLock;
-
 use aws_config::SdkConfig;
 use hatched::App;
 use hatched::lambda_http::{self, Body, Request, Response};
@@ -14,12 +12,10 @@ use serde_json::{Value, json};
 
 pub use calls::CallLog;
 
-/// One SDK configuration per test binary; the emulator is shared, tables are not.
+/// A fresh SDK configuration per test: its HTTP client (shared by the clients built from it,
+/// as in a function) pools connections on the runtime of the test that made it, so a
+/// configuration must not outlive its test's runtime. The emulator is shared, tables are not.
 async fn sdk_config() -> SdkConfig {
-    static CONFIG: OnceLock<SdkConfig> = OnceLock::new();
-    if let Some(c) = CONFIG.get() {
-        return c.clone();
-    }
     assert!(
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "AWS_ENDPOINT_URL is not set: run the suite with scripts/test (it starts the local DynamoDB-compatible server)"
@@ -32,13 +28,12 @@ async fn sdk_config() -> SdkConfig {
         .operation_attempt_timeout(std::time::Duration::from_secs(20))
         .operation_timeout(std::time::Duration::from_secs(60))
         .build();
-    let config = hatched::app::aws_config().await.into_builder().timeout_config(relaxed).build();
-    CONFIG.get_or_init(|| config).clone()
+    hatched::app::aws_config().await.expect("SDK configuration").into_builder().timeout_config(relaxed).build()
 }
 
 /// The SDK configuration the functions run with (production timeouts and retries).
 async fn production_config() -> SdkConfig {
-    hatched::app::aws_config().await
+    hatched::app::aws_config().await.expect("SDK configuration")
 }
 
 /// A fresh table and an [`App`] over it whose DynamoDB calls are recorded.
