@@ -131,6 +131,15 @@ impl Signer {
         Signer { client, secret_id, clock, cache: Mutex::new(None) }
     }
 
+    /// Loads the keys ahead of the first request (DESIGN.md: once per cold start), so a
+    /// function that signs or verifies answers its first request as fast as later ones. A
+    /// failure is only logged: the first request tries again and answers 503 if it must.
+    pub async fn preload(&self) {
+        if let Err(e) = self.ring().await {
+            tracing::warn!(cause = %e, "signing keys not loaded at start");
+        }
+    }
+
     /// The current ring, loading or refreshing it when due.
     pub async fn ring(&self) -> Result<Arc<KeyRing>, ApiError> {
         self.ring_fresher_than(REFRESH_SECS).await
