@@ -66,8 +66,21 @@ impl TestApp {
 
     /// An App over this test's table and secret whose DynamoDB traffic goes through `proxy`.
     pub async fn behind(&self, proxy: &faults::FaultProxy) -> App {
+        self.through(proxy, false).await
+    }
+
+    /// Like [`TestApp::behind`], with Secrets Manager behind the proxy as well.
+    pub async fn all_behind(&self, proxy: &faults::FaultProxy) -> App {
+        self.through(proxy, true).await
+    }
+
+    async fn through(&self, proxy: &faults::FaultProxy, secrets_too: bool) -> App {
         let config = production_config().await;
         let dynamo = aws_sdk_dynamodb::config::Builder::from(&config).endpoint_url(proxy.endpoint()).build();
+        let mut secrets = aws_sdk_secretsmanager::config::Builder::from(&config);
+        if secrets_too {
+            secrets = secrets.endpoint_url(proxy.endpoint());
+        }
         let settings = hatched::app::Settings {
             table: self.app.store.table().to_owned(),
             signing_secret: self.app.signer.secret_name().map(str::to_owned),
@@ -75,7 +88,7 @@ impl TestApp {
         };
         App::with_clients(
             aws_sdk_dynamodb::Client::from_conf(dynamo),
-            aws_sdk_secretsmanager::Client::new(&config),
+            aws_sdk_secretsmanager::Client::from_conf(secrets.build()),
             settings,
         )
     }

@@ -200,3 +200,29 @@ async fn a_committed_spend_whose_answer_is_lost_is_never_spent_twice() {
     assert_invariants(&w.t, 100).await;
     let _: Value = again.body;
 }
+
+/// The four key-holding functions load their signing keys during init. If Secrets Manager is
+/// unreachable then, the function still starts (the failure is only logged, within the SDK
+/// timeouts), requests answer 503 while it stays down, and the first request after it is
+/// back loads the keys and mints.
+#[tokio::test]
+async fn a_key_load_that_fails_at_init_is_retried_by_the_requests() {
+    let w = world().await;
+    let proxy = FaultProxy::start(TestApp::upstream()).await;
+    let app = w.t.all_behind(&proxy).await;
+    proxy.set(Fault::Refuse).await;
+    let started = Instant::now();
+    app.signer.preload().await;
+    assert!(started.elapsed() < BOUND, "init waited {:?}", started.elapsed());
+
+    let body = json!({ "buddy_id": "b1", "user_id": "u1" });
+    let mint = || create_embed_token::handle(&app, keyed("POST", "/api/v1/embed-tokens", &w.key, Some(&body)));
+    let down: Answer = mint().await.into();
+    assert_eq!(down.status, 503, "{}", down.body);
+    assert!(down.header("retry-after").is_some(), "503 carries Retry-After");
+
+    proxy.set(Fault::None).await;
+    let up: Answer = mint().await.into();
+    assert_eq!(up.status, 201, "{}", up.body);
+    assert!(up.body["token"].as_str().is_some_and(|t| t.split('.').count() == 3));
+}
