@@ -58,7 +58,7 @@ impl App {
                 metadata: gate.metadata.clone(),
                 request_id: request_id.to_owned(),
             };
-            match self.store.spend(buddy, &gate, &unlock).await? {
+            match self.store.spend(buddy, &gate, &unlock, attempt).await? {
                 SpendOutcome::Spent => {
                     let balance = balance - gate.cost;
                     return Ok(UnlockResult { already_unlocked: false, unlock, gate, balance });

@@ -101,6 +101,13 @@ fn build_err(op: &'static str) -> impl Fn(aws_sdk_dynamodb::error::BuildError) -
 }
 
 impl Store {
+    /// The spend's idempotency token: one per table, request, buddy, gate and attempt
+    /// (DynamoDB scopes tokens to the account, not the table).
+    fn spend_token(&self, request_id: &str, buddy: &BuddyRef, gate: &GateKey, attempt: u32) -> String {
+        let digest = Sha256::digest(format!("{}|{request_id}|{}|{}|{attempt}", self.table, buddy.pk(), gate.as_str()));
+        hex::encode(digest)[..36].to_owned()
+    }
+
     pub async fn create_gate(&self, gate: &Gate) -> Result<(), StoreError> {
         let item =
             to_item(&GateItem { pk: customer_pk(&gate.customer_id), sk: gate_sk(&gate.gate_key), gate: gate.clone() })?;
@@ -204,8 +211,17 @@ impl Store {
 
     /// The spend transaction. `ClientRequestToken` makes an SDK retry of the same request
     /// idempotent on DynamoDB; the unlock's `request_id` lets us recognise our own write
-    /// if a retry reaches an emulator that does not honour the token.
-    pub async fn spend(&self, buddy: &BuddyRef, gate: &Gate, unlock: &Unlock) -> Result<SpendOutcome, StoreError> {
+    /// if a retry reaches an emulator that does not honour the token. `attempt` numbers the
+    /// caller's tries: each is its own transaction (fresh timestamp, maybe a changed gate),
+    /// and reusing a token with other parameters is an `IdempotentParameterMismatch`.
+    pub async fn spend(
+        &self,
+        buddy: &BuddyRef,
+        gate: &Gate,
+        unlock: &Unlock,
+        attempt: u32,
+    ) -> Result<SpendOutcome, StoreError> {
+        let token = self.spend_token(&unlock.request_id, buddy, &gate.gate_key, attempt);
         let err = build_err("spend");
         let debit = Update::builder()
             .table_name(&self.table)
@@ -238,11 +254,7 @@ impl Store {
             at: unlock.unlocked_at,
             request_id: unlock.request_id.clone(),
         };
-        let ledger_sk = format!(
-            "LEDGER#{:012}#{}",
-            unlock.unlocked_at.secs(),
-            &token_for(&unlock.request_id, buddy, &gate.gate_key)[..16]
-        );
+        let ledger_sk = format!("LEDGER#{:012}#{}", unlock.unlocked_at.secs(), &token[..16]);
         let ledger_put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(to_item(&LedgerItem { pk: buddy.pk(), sk: ledger_sk, entry })?))
@@ -266,7 +278,7 @@ impl Store {
             .transact_items(TransactWriteItem::builder().put(unlock_put).build())
             .transact_items(TransactWriteItem::builder().put(ledger_put).build())
             .transact_items(TransactWriteItem::builder().condition_check(gate_check).build())
-            .client_request_token(token_for(&unlock.request_id, buddy, &gate.gate_key))
+            .client_request_token(&token)
             .send()
             .await;
         let e = match result {
@@ -326,12 +338,6 @@ impl Store {
         }
         Ok(items)
     }
-}
-
-/// A stable idempotency token (≤ 36 chars) for one request's spend.
-fn token_for(request_id: &str, buddy: &BuddyRef, gate: &GateKey) -> String {
-    let digest = Sha256::digest(format!("{request_id}|{}|{}", buddy.pk(), gate.as_str()));
-    hex::encode(digest)[..36].to_owned()
 }
 
 fn reasons<R>(e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>) -> Option<&[CancellationReason]> {

@@ -165,3 +165,24 @@ async fn gate_function_fixtures() {
     let a: Answer = list_unlocks::handle(&t.app, load("list-unlocks/unknown-buddy.json")).await.into();
     assert_eq!((a.status, a.code()), (404, "buddy_not_found"));
 }
+
+/// The same API Gateway request id reaching two tables (two stages or deployments in one
+/// account) is two spends. DynamoDB scopes a transaction's `ClientRequestToken` to the
+/// account for ten minutes, so a token derived from the request id alone made the second
+/// one an `IdempotentParameterMismatch` (seen as a 500 on ministack).
+#[tokio::test]
+async fn the_unlock_fixture_spends_once_in_each_of_two_tables() {
+    let text = fixture("unlock-gate/valid.json");
+    for _ in 0..2 {
+        let t = TestApp::new().await.with_customer().await;
+        t.buddy("live", "buddy_1").await;
+        t.gate("dark_mode", 3, None).await;
+        t.credit("live", "buddy_1", 10).await;
+        let (key, _) = t.issue("secret", "live", &[]).await;
+        let req = hatched::lambda_http::request::from_str(&text.replace(FIXTURE_KEY, &key)).expect("fixture parses");
+        let a: Answer = unlock_gate::handle(&t.app, req).await.into();
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert_eq!(a.body["already_unlocked"], json!(false), "{}", a.body);
+        assert_eq!(a.body["balance"]["amount"], json!(7), "{}", a.body);
+    }
+}
