@@ -1,18 +1,13 @@
 //! `hatchctl keys …`: the plaintext key (and HMAC secret) is printed once and never stored.
 
-use std::collections::BTreeSet;
-
 use anyhow::{Context, Result, bail};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use hatched::App;
-use hatched::domain::key::random_base62;
-use hatched::domain::{
-    ApiKey, CustomerId, Environment, KeyKind, KeyPrefix, KeyRecord, KeyType, Tier, TokenKey, grant_scopes, origin,
-};
-use hatched::store::StoreError;
+use hatched::domain::{ApiKey, CustomerId, Environment, KeyPrefix, KeyRecord, KeyType, Tier};
+use hatched::keys::{IssueError, Issued, KeyOptions};
 use serde_json::{Value, json};
 
-use crate::{Output, require_customer};
+use crate::Output;
 
 #[derive(Subcommand, Debug)]
 pub enum KeysCommand {
@@ -26,18 +21,12 @@ pub enum KeysCommand {
     List(ListArgs),
 }
 
-#[derive(ValueEnum, Debug, Clone, Copy)]
-pub enum TypeArg {
-    Secret,
-    Publishable,
-}
-
 #[derive(Args, Debug)]
 pub struct IssueArgs {
     #[arg(long)]
     pub customer: CustomerId,
-    #[arg(long = "type", value_enum)]
-    pub key_type: TypeArg,
+    #[arg(long = "type")]
+    pub key_type: KeyType,
     #[arg(long)]
     pub env: Environment,
     #[arg(long, default_value = "free")]
@@ -88,78 +77,19 @@ pub async fn execute(app: &App, cmd: KeysCommand) -> Result<Output> {
 }
 
 async fn issue(app: &App, args: IssueArgs) -> Result<Output> {
-    let key_type = match args.key_type {
-        TypeArg::Secret => KeyType::Secret,
-        TypeArg::Publishable => KeyType::Publishable,
-    };
-    if key_type == KeyType::Secret && (!args.allowed_origins.is_empty() || args.require_signed_user_id) {
-        bail!("--allowed-origins and --require-signed-user-id apply to publishable keys only");
-    }
-    if let Some(bad) = args.allowed_origins.iter().find(|o| !origin::is_valid_pattern(o)) {
-        bail!("{bad:?} is not an origin (expected https://host[:port] or https://*.domain)");
-    }
-    let scopes = grant_scopes(key_type, args.scopes.as_deref())?;
-    let customer = require_customer(app, &args.customer).await?;
-    let template = KeyTemplate {
-        key_type,
-        environment: args.env,
-        customer_id: args.customer,
-        primary_token: customer.primary_token,
-        tier: args.tier,
-        scopes,
-        allowed_origins: args.allowed_origins,
-        hmac_secret: args.require_signed_user_id.then(|| random_base62(40)),
+    let options = KeyOptions {
+        tier: Some(args.tier),
         label: args.label,
         owner: args.owner,
+        scopes: args.scopes,
+        allowed_origins: args.allowed_origins,
+        require_signed_user_id: args.require_signed_user_id,
     };
-    let (key, record) = create_from(app, &template).await?;
-    Ok(issued_output(&key, &record, record.hmac_secret.as_deref()))
-}
-
-/// The attributes a key is issued with (shared by issue and rotate).
-struct KeyTemplate {
-    key_type: KeyType,
-    environment: Environment,
-    customer_id: CustomerId,
-    primary_token: TokenKey,
-    tier: Tier,
-    scopes: BTreeSet<hatched::domain::Scope>,
-    allowed_origins: Vec<String>,
-    hmac_secret: Option<String>,
-    label: Option<String>,
-    owner: Option<String>,
-}
-
-async fn create_from(app: &App, t: &KeyTemplate) -> Result<(ApiKey, KeyRecord)> {
-    // A prefix collision (1 in 62^6 per pair) just means drawing again.
-    for _ in 0..5 {
-        let key = ApiKey::generate(KeyKind::for_issue(t.key_type, t.environment));
-        let record = KeyRecord {
-            key_hash: key.hash(),
-            prefix: key.prefix(),
-            key_type: t.key_type,
-            environment: t.environment,
-            customer_id: t.customer_id.clone(),
-            primary_token: t.primary_token.clone(),
-            tier: t.tier,
-            scopes: t.scopes.clone(),
-            allowed_origins: t.allowed_origins.clone(),
-            require_signed_user_id: t.hmac_secret.is_some(),
-            hmac_secret: t.hmac_secret.clone(),
-            label: t.label.clone(),
-            owner: t.owner.clone(),
-            created_at: app.clock.now(),
-            last_used_at: None,
-            revoked_at: None,
-            expires_at: None,
-        };
-        match app.store.create_key(&record).await {
-            Ok(()) => return Ok((key, record)),
-            Err(StoreError::AlreadyExists) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    bail!("could not find a free key prefix after 5 attempts")
+    let issued = match app.issue_key(&args.customer, args.key_type, args.env, options).await {
+        Err(IssueError::NoCustomer(c)) => bail!("no customer {c}: create it with `hatchctl customers create`"),
+        other => other?,
+    };
+    Ok(issued_output(&issued.key, &issued.record, issued.record.hmac_secret.as_deref()))
 }
 
 fn issued_output(key: &ApiKey, record: &KeyRecord, hmac_secret: Option<&str>) -> Output {
@@ -206,24 +136,7 @@ async fn rotate(app: &App, prefix: &str, grace_hours: u32) -> Result<Output> {
     if old.usable_at(now).is_err() {
         bail!("{prefix} has already expired; issue a new key instead");
     }
-    let template = KeyTemplate {
-        key_type: old.key_type,
-        environment: old.environment,
-        customer_id: old.customer_id.clone(),
-        primary_token: old.primary_token.clone(),
-        tier: old.tier,
-        scopes: old.scopes.clone(),
-        allowed_origins: old.allowed_origins.clone(),
-        // The signing secret lives with the customer's backend; rotating the key keeps it.
-        hmac_secret: old.hmac_secret.clone(),
-        label: old.label.clone(),
-        owner: old.owner.clone(),
-    };
-    let (key, record) = create_from(app, &template).await?;
-    // Never lengthen an expiry already set by an earlier rotation.
-    let grace_end = now.plus_secs(i64::from(grace_hours) * 3600);
-    let expires = old.expires_at.map_or(grace_end, |e| e.min(grace_end));
-    app.store.set_key_expiry(&old.key_hash, expires).await?;
+    let (Issued { key, record }, expires) = app.roll_key(&old, i64::from(grace_hours) * 3600).await?;
     let mut out = issued_output(&key, &record, None);
     out.json["old_prefix"] = Value::from(old.prefix.as_str());
     out.json["old_expires_at"] = Value::from(expires.rfc3339());

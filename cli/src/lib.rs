@@ -3,6 +3,7 @@
 
 pub mod gates;
 pub mod keys;
+pub mod seed;
 pub mod serve;
 
 use anyhow::{Context, Result, bail};
@@ -55,8 +56,17 @@ pub enum Command {
     /// The Ed25519 signing key in Secrets Manager.
     #[command(subcommand)]
     SigningKey(SigningKeyCommand),
+    /// Create the table, the signing key and the demo world (customer, buddies, gates,
+    /// balances, keys); prints the plaintext keys once.
+    SeedDemo(SeedDemoArgs),
     /// Run every route of template.yaml on 127.0.0.1 against the configured stack.
     Serve(serve::ServeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SeedDemoArgs {
+    #[arg(long, default_value = "demo")]
+    pub customer: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -138,11 +148,12 @@ pub async fn execute(app: &App, command: Command) -> Result<Output> {
         Command::SigningKey(cmd) => signing_key(app, cmd).await,
         Command::Gates(cmd) => gates::gates(app, cmd).await,
         Command::Balances(cmd) => gates::balances(app, cmd).await,
+        Command::SeedDemo(args) => seed::seed_demo(app, &args.customer).await,
         Command::Serve(_) => bail!("serve runs from the hatchctl binary"),
     }
 }
 
-async fn create_customer(app: &App, args: CustomerArgs) -> Result<Output> {
+pub(crate) async fn create_customer(app: &App, args: CustomerArgs) -> Result<Output> {
     if args.primary_token == args.progression_token {
         bail!("the primary and progression token keys must differ");
     }
@@ -173,7 +184,7 @@ async fn create_customer(app: &App, args: CustomerArgs) -> Result<Output> {
     ))
 }
 
-async fn create_buddy(app: &App, args: BuddyArgs) -> Result<Output> {
+pub(crate) async fn create_buddy(app: &App, args: BuddyArgs) -> Result<Output> {
     require_customer(app, &args.customer).await?;
     let created = match app.store.create_buddy(&args.customer, args.env, &args.buddy, app.clock.now()).await {
         Ok(()) => true,

@@ -28,9 +28,11 @@ impl From<ApiError> for Rejected {
     }
 }
 
-/// What an endpoint requires of the caller's key.
+/// What an endpoint requires of its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
+    /// No `Authorization`: the caller's source IP is counted instead.
+    Anonymous,
     /// Secret keys only (publishable: `publishable_key_scope`), holding this scope.
     SecretOnly(Scope),
     /// Either kind of key, holding this scope.
@@ -39,13 +41,19 @@ pub enum Access {
 
 impl Access {
     pub fn check(self, record: &KeyRecord) -> Result<(), ApiError> {
-        let scope = match self {
-            Access::SecretOnly(_) if record.key_type == KeyType::Publishable => {
-                return Err(ApiError::PublishableKeyScope);
-            }
-            Access::SecretOnly(scope) | Access::Scoped(scope) => scope,
-        };
-        if record.has_scope(scope) { Ok(()) } else { Err(ApiError::InsufficientScope(scope)) }
+        match self {
+            Access::Anonymous => Ok(()),
+            Access::SecretOnly(_) if record.key_type == KeyType::Publishable => Err(ApiError::PublishableKeyScope),
+            Access::SecretOnly(scope) | Access::Scoped(scope) => require_scopes(record, &[scope]),
+        }
+    }
+}
+
+/// The first of `scopes` the key lacks is `insufficient_scope`.
+pub fn require_scopes(record: &KeyRecord, scopes: &[Scope]) -> Result<(), ApiError> {
+    match scopes.iter().find(|s| !record.has_scope(**s)) {
+        Some(missing) => Err(ApiError::InsufficientScope(*missing)),
+        None => Ok(()),
     }
 }
 
@@ -63,6 +71,16 @@ impl App {
         Ok(RateLimitStatus::decide(ANONYMOUS_PER_MINUTE, count, now))
     }
 
+    /// A refusal of a call without a usable key: counted against the source IP, and a 429
+    /// instead once the IP is over its limit.
+    pub async fn refuse_anonymous(&self, ctx: &RequestCtx, error: ApiError) -> Rejected {
+        match self.count_anonymous(ctx).await {
+            Ok(ip) if !ip.allowed => ApiError::RateLimited { retry_after_secs: ip.reset_in_secs }.into(),
+            Ok(_) => error.into(),
+            Err(unavailable) => unavailable.into(),
+        }
+    }
+
     /// Verdict on a well-formed key: on record, not revoked or expired, within its rate
     /// limit, and (publishable keys) called from an allowed origin. Records the use.
     pub async fn check_key(&self, key: &ApiKey, ctx: &RequestCtx, origin: Option<&str>) -> Result<Caller, Rejected> {
@@ -73,13 +91,7 @@ impl App {
             futures::join!(self.store.get_key(&hash), self.store.count_request(&window, window_expiry(now)));
         let Some(record) = record.map_err(ApiError::from)? else {
             // Unknown keys cost a read: hold them to the anonymous per-IP limit.
-            let ip = self.count_anonymous(ctx).await?;
-            let error = if ip.allowed {
-                ApiError::InvalidKey
-            } else {
-                ApiError::RateLimited { retry_after_secs: ip.reset_in_secs }
-            };
-            return Err(Rejected { error, rate: None });
+            return Err(self.refuse_anonymous(ctx, ApiError::InvalidKey).await);
         };
         let rate = RateLimitStatus::decide(record.tier.per_minute(), count.map_err(ApiError::from)?, now);
         let reject = |error: ApiError, rate: &RateLimitStatus| Err(Rejected { error, rate: Some(rate.clone()) });
@@ -106,12 +118,7 @@ impl App {
     pub async fn authenticate(&self, req: &Request, ctx: &RequestCtx, access: Access) -> Result<Caller, Rejected> {
         let key = match bearer_key(req) {
             Ok(key) => key,
-            Err(error) => {
-                let ip = self.count_anonymous(ctx).await?;
-                let error =
-                    if ip.allowed { error } else { ApiError::RateLimited { retry_after_secs: ip.reset_in_secs } };
-                return Err(error.into());
-            }
+            Err(error) => return Err(self.refuse_anonymous(ctx, error).await),
         };
         let caller = self.check_key(&key, ctx, ctx.origin.as_deref()).await?;
         access.check(&caller.record).map_err(|error| Rejected { error, rate: Some(caller.rate.clone()) })?;

@@ -3,65 +3,92 @@
 
 use std::future::Future;
 
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
 use crate::App;
-use crate::auth::{Access, Caller, Rejected};
+use crate::auth::{Caller, Rejected};
+use crate::endpoint::Endpoint;
 use crate::error::ApiError;
 use crate::http::{Reply, RequestCtx};
 
-/// A keyed endpoint: `Authorization` is checked against `access` before `story` runs; the
-/// answer carries the key's rate-limit headers.
-pub async fn keyed<F, Fut, T>(app: &App, req: Request, access: Access, status: u16, story: F) -> Response<Body>
+tokio::task_local! {
+    /// The function whose request this task is serving (its log lines and, in the tests, the
+    /// AWS calls it makes are attributed to it).
+    static FUNCTION: &'static str;
+}
+
+/// The function serving the current request, if any.
+pub fn current_function() -> Option<&'static str> {
+    FUNCTION.try_with(|f| *f).ok()
+}
+
+/// Runs `fut` as a request of `endpoint`'s function.
+pub async fn serving<F: Future>(endpoint: &Endpoint, fut: F) -> F::Output {
+    FUNCTION.scope(endpoint.function, fut).await
+}
+
+/// A keyed endpoint: `Authorization` is checked against the endpoint's access rule before
+/// `story` runs; the answer carries the key's rate-limit headers.
+pub async fn keyed<F, Fut, T>(app: &App, req: Request, endpoint: &Endpoint, story: F) -> Response<Body>
 where
     F: FnOnce(Caller, Request) -> Fut,
     Fut: Future<Output = Result<T, ApiError>>,
     T: Serialize,
 {
-    let ctx = RequestCtx::of(&req);
-    let browser = !crate::routes::browser_methods(req.raw_http_path()).is_empty();
-    let caller = match app.authenticate(&req, &ctx, access).await {
-        Ok(caller) => caller,
-        Err(rejected) => return finish(&ctx, None, Err(rejected), browser),
-    };
-    let (prefix, rate) = (caller.record.prefix.clone(), caller.rate.clone());
-    let result = story(caller, req).await.map_err(|error| Rejected { error, rate: Some(rate.clone()) });
-    let response = match result {
-        Ok(body) => Ok(Reply::new(&ctx).with_rate(Some(&rate)).json(status, &body)),
-        Err(rejected) => Err(rejected),
-    };
-    finish(&ctx, Some(prefix.as_str()), response, browser)
+    serving(endpoint, async move {
+        let ctx = RequestCtx::of(&req);
+        let caller = match app.authenticate(&req, &ctx, endpoint.access).await {
+            Ok(caller) => caller,
+            Err(rejected) => return finish(&ctx, endpoint, None, Err(rejected)),
+        };
+        let (prefix, rate) = (caller.record.prefix.clone(), caller.rate.clone());
+        let response = match story(caller, req).await {
+            Ok(body) => Ok(Reply::new(&ctx).with_rate(Some(&rate)).json(endpoint.status, &body)),
+            Err(error) => Err(Rejected { error, rate: Some(rate.clone()) }),
+        };
+        finish(&ctx, endpoint, Some(prefix.as_str()), response)
+    })
+    .await
 }
 
 /// An endpoint without a key: the caller's IP is counted concurrently with the story.
-pub async fn anonymous<F, Fut, T>(app: &App, req: Request, cache_control: &str, story: F) -> Response<Body>
+pub async fn anonymous<F, Fut, T>(
+    app: &App,
+    req: Request,
+    endpoint: &Endpoint,
+    cache_control: &str,
+    story: F,
+) -> Response<Body>
 where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Result<T, ApiError>>,
     T: Serialize,
 {
-    let ctx = RequestCtx::of(&req);
-    let (window, result) = futures::join!(app.count_anonymous(&ctx), story(req));
-    let response = match (window, result) {
-        (Err(error), _) | (_, Err(error)) => Err(error.into()),
-        (Ok(ip), _) if !ip.allowed => Err(ApiError::RateLimited { retry_after_secs: ip.reset_in_secs }.into()),
-        (Ok(_), Ok(body)) => Ok(Reply::new(&ctx).json_cacheable(&body, cache_control)),
-    };
-    finish(&ctx, None, response, false)
+    serving(endpoint, async move {
+        let ctx = RequestCtx::of(&req);
+        let (window, result) = futures::join!(app.count_anonymous(&ctx), story(req));
+        let response = match (window, result) {
+            (Err(error), _) | (_, Err(error)) => Err(error.into()),
+            (Ok(ip), _) if !ip.allowed => Err(ApiError::RateLimited { retry_after_secs: ip.reset_in_secs }.into()),
+            (Ok(_), Ok(body)) => Ok(Reply::new(&ctx).json_cacheable(&body, cache_control)),
+        };
+        finish(&ctx, endpoint, None, response)
+    })
+    .await
 }
 
 fn finish(
     ctx: &RequestCtx,
+    endpoint: &Endpoint,
     prefix: Option<&str>,
     response: Result<Response<Body>, Rejected>,
-    browser: bool,
 ) -> Response<Body> {
     let mut response =
         response.unwrap_or_else(|Rejected { error, rate }| Reply::new(ctx).with_rate(rate.as_ref()).error(&error));
-    if browser {
+    if endpoint.browser {
         crate::http::add_cors(&mut response);
     }
-    tracing::info!(request_id = %ctx.request_id, prefix, status = response.status().as_u16(), "request");
+    tracing::info!(request_id = %ctx.request_id, function = endpoint.function, prefix, status = response.status().as_u16(), "request");
     response
 }

@@ -43,6 +43,13 @@ impl RequestCtx {
     }
 }
 
+impl RequestCtx {
+    /// The context of a request that never became an event (refused before any function).
+    pub fn fresh() -> RequestCtx {
+        RequestCtx { request_id: fresh_request_id(), source_ip: "unknown".to_owned(), origin: None }
+    }
+}
+
 fn fresh_request_id() -> String {
     format!("req_{}", crate::domain::key::random_base62(24))
 }

@@ -8,12 +8,14 @@
 pub mod app;
 pub mod auth;
 pub mod domain;
+
+pub mod endpoint;
 pub mod error;
 pub mod handler;
 pub mod http;
+pub mod keys;
 pub mod lambda;
 pub mod ratelimit;
-pub mod routes;
 pub mod signing;
 pub mod store;
 pub mod telemetry;

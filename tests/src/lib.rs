@@ -4,6 +4,7 @@
 pub mod calls;
 pub mod canned;
 pub mod faults;
+pub mod template;
 
 use aws_config::SdkConfig;
 use hatched::App;
@@ -11,6 +12,19 @@ use hatched::lambda_http::{self, Body, Request, Response};
 use serde_json::{Value, json};
 
 pub use calls::CallLog;
+pub use hatchctl::seed::Seed;
+pub use hatched::domain::Environment::{self, Live, Test};
+pub use hatched::domain::KeyType::{self, Publishable, Secret};
+pub use hatched::domain::Tier;
+pub use hatched::keys::KeyOptions;
+
+/// What most tests use: `use hatched_tests::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Answer, Call, Environment, IssuedKey, KeyOptions, KeyType, Live, Publishable, Secret, Test, TestApp, Tier,
+        origins, plain, scopes, signed_user_ids, tier,
+    };
+}
 
 /// A fresh SDK configuration per test: its HTTP client (shared by the clients built from it,
 /// as in a function) pools connections on the runtime of the test that made it, so a
@@ -46,7 +60,11 @@ impl TestApp {
     pub async fn new() -> TestApp {
         let config = sdk_config().await;
         let calls = CallLog::default();
-        let dynamo = aws_sdk_dynamodb::config::Builder::from(&config).interceptor(calls.clone()).build();
+        let dynamo = aws_sdk_dynamodb::config::Builder::from(&config)
+            .interceptor(calls.clone())
+            .interceptor(calls::ActionLog)
+            .build();
+        let secrets = aws_sdk_secretsmanager::config::Builder::from(&config).interceptor(calls::ActionLog).build();
         let suffix = hatched::domain::key::random_base62(12);
         let settings = hatched::app::Settings {
             table: format!("t_{suffix}"),
@@ -55,7 +73,7 @@ impl TestApp {
         };
         let app = App::with_clients(
             aws_sdk_dynamodb::Client::from_conf(dynamo),
-            aws_sdk_secretsmanager::Client::new(&config),
+            aws_sdk_secretsmanager::Client::from_conf(secrets),
             settings,
         );
         app.store.create_table().await.expect("create test table");
@@ -115,102 +133,191 @@ impl TestApp {
         )
     }
 
-    /// Creates a buddy in an environment of `acme`.
-    pub async fn buddy(&self, env: &str, buddy: &str) {
-        self.ctl(&["buddies", "create", "--customer", "acme", "--env", env, "--buddy", buddy])
-            .await
-            .expect("create buddy");
+    /// The fixture customer `acme` (primary `coins`, progression `xp`).
+    pub fn acme(&self) -> Seed {
+        Seed { app: self.app.clone(), customer: "acme".parse().expect("fixture id") }
+    }
+
+    /// Creates a buddy of `acme`.
+    pub async fn buddy(&self, env: Environment, buddy: &str) {
+        self.acme().buddy(env, buddy).await.expect("create buddy");
     }
 
     /// A gate of `acme` spending `coins`.
     pub async fn gate(&self, gate: &str, cost: i64, metadata: Option<&Value>) {
-        let cost = cost.to_string();
-        let mut args =
-            vec!["gates", "create", "--customer", "acme", "--gate", gate, "--token", "coins", "--cost", &cost];
-        let meta = metadata.map(Value::to_string);
-        if let Some(m) = &meta {
-            args.extend(["--metadata", m.as_str()]);
-        }
-        self.ctl(&args).await.expect("create gate");
+        self.acme().gate(gate, cost, metadata).await.expect("create gate");
     }
 
     /// Credits `amount` coins to a buddy of `acme`.
-    pub async fn credit(&self, env: &str, buddy: &str, amount: i64) {
-        let amount = amount.to_string();
-        let args = [
-            "balances",
-            "credit",
-            "--customer",
-            "acme",
-            "--env",
-            env,
-            "--buddy",
-            buddy,
-            "--token",
-            "coins",
-            "--amount",
-            &amount,
-        ];
-        self.ctl(&args).await.expect("credit");
+    pub async fn credit(&self, env: Environment, buddy: &str, amount: i64) {
+        self.acme().credit(env, buddy, hatchctl::seed::PRIMARY_TOKEN, amount).await.expect("credit");
     }
 
-    /// Runs a hatchctl command line and returns its JSON output.
+    /// Runs a hatchctl command line and returns its JSON output (for tests of the CLI itself).
     pub async fn ctl(&self, args: &[&str]) -> anyhow::Result<Value> {
         hatchctl::run_args(&self.app, args).await.map(|o| o.json)
     }
 
-    /// A customer `acme` with token keys `coins` (primary) and `xp` (progression).
+    /// With the customer `acme`.
     pub async fn with_customer(self) -> TestApp {
-        self.ctl(&[
-            "customers",
-            "create",
-            "--customer",
-            "acme",
-            "--primary-token",
-            "coins",
-            "--progression-token",
-            "xp",
-        ])
-        .await
-        .expect("create customer");
+        Seed::customer(&self.app, "acme").await.expect("create customer");
         self
     }
 
-    /// Issues a key of `acme` with extra `hatchctl keys issue` flags; returns the `--json` output.
-    pub async fn issue_json(&self, key_type: &str, env: &str, extra: &[&str]) -> Value {
-        let mut args = vec!["keys", "issue", "--customer", "acme", "--type", key_type, "--env", env];
-        args.extend_from_slice(extra);
-        self.ctl(&args).await.expect("issue key")
+    /// Issues a key of `acme`: plaintext, prefix and HMAC secret, through the operator's code.
+    pub async fn issue_key(&self, key_type: KeyType, env: Environment, options: KeyOptions) -> IssuedKey {
+        let issued = self.acme().key(key_type, env, options).await.expect("issue key");
+        IssuedKey {
+            key: issued.key.expose().to_owned(),
+            prefix: issued.record.prefix.as_str().to_owned(),
+            hmac_secret: issued.record.hmac_secret,
+        }
     }
 
-    /// Issues a key with extra `hatchctl keys issue` flags; returns (plaintext, prefix).
-    pub async fn issue(&self, key_type: &str, env: &str, extra: &[&str]) -> (String, String) {
-        let out = self.issue_json(key_type, env, extra).await;
-        (out["key"].as_str().unwrap().to_owned(), out["prefix"].as_str().unwrap().to_owned())
+    /// Issues a key of `acme`; returns (plaintext, prefix).
+    pub async fn issue(&self, key_type: KeyType, env: Environment, options: KeyOptions) -> (String, String) {
+        let issued = self.issue_key(key_type, env, options).await;
+        (issued.key, issued.prefix)
+    }
+
+    /// Sends a request as a client would: routed like API Gateway, to the function serving it.
+    pub async fn send(&self, call: Call) -> Answer {
+        call.send(&self.app).await
+    }
+
+    /// `POST /api/v1/buddies/{buddy}/gates/{gate}/unlock` with `key`.
+    pub async fn unlock(&self, key: &str, buddy: &str, gate: &str) -> Answer {
+        self.send(Call::new("POST", &format!("/api/v1/buddies/{buddy}/gates/{gate}/unlock")).key(key)).await
+    }
+
+    /// `POST /api/v1/widget-sessions` for a buddy and user with `scopes`.
+    pub async fn mint_session(&self, key: &str, buddy: &str, user: &str, scopes: &[&str]) -> Answer {
+        let body = json!({ "buddy_id": buddy, "user_id": user, "scopes": scopes });
+        self.send(Call::new("POST", "/api/v1/widget-sessions").key(key).json(&body)).await
+    }
+
+    /// `POST /api/v1/embed-tokens` for a buddy and user.
+    pub async fn mint_embed(&self, key: &str, buddy: &str, user: &str) -> Answer {
+        let body = json!({ "buddy_id": buddy, "user_id": user });
+        self.send(Call::new("POST", "/api/v1/embed-tokens").key(key).json(&body)).await
+    }
+
+    /// `POST /api/v1/tokens/introspect`.
+    pub async fn introspect(&self, token: &str) -> Answer {
+        self.send(Call::new("POST", "/api/v1/tokens/introspect").json(&json!({ "token": token }))).await
     }
 }
 
-/// An API Gateway HTTP API request for `path` with these headers and body.
+/// A key issued in a test, with what is shown once.
+#[derive(Debug, Clone)]
+pub struct IssuedKey {
+    pub key: String,
+    pub prefix: String,
+    pub hmac_secret: Option<String>,
+}
+
+/// Key options: the type's defaults.
+pub fn plain() -> KeyOptions {
+    KeyOptions::default()
+}
+
+/// Key options: this tier.
+pub fn tier(tier: Tier) -> KeyOptions {
+    KeyOptions { tier: Some(tier), ..KeyOptions::default() }
+}
+
+/// Key options: these scopes.
+pub fn scopes(scopes: &[&str]) -> KeyOptions {
+    KeyOptions { scopes: Some(scopes.iter().map(|s| s.to_string()).collect()), ..KeyOptions::default() }
+}
+
+/// Key options: a publishable key's origin allowlist.
+pub fn origins(origins: &[&str]) -> KeyOptions {
+    KeyOptions { allowed_origins: origins.iter().map(|s| s.to_string()).collect(), ..KeyOptions::default() }
+}
+
+/// Key options: embed mints need an HMAC-signed user id.
+pub fn signed_user_ids() -> KeyOptions {
+    KeyOptions { require_signed_user_id: true, ..KeyOptions::default() }
+}
+
+/// A request as a client sends it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    source_ip: String,
+}
+
+impl Call {
+    /// `path` may carry a `?query`.
+    pub fn new(method: &str, path: &str) -> Call {
+        Call {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            source_ip: "198.51.100.7".to_owned(),
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Call {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// `Authorization: Bearer <key>`.
+    pub fn key(self, key: &str) -> Call {
+        self.header("authorization", &format!("Bearer {key}"))
+    }
+
+    /// A JSON body with its content type.
+    pub fn json(self, body: &Value) -> Call {
+        self.header("content-type", "application/json").body(body.to_string().as_bytes())
+    }
+
+    pub fn body(mut self, body: &[u8]) -> Call {
+        self.body = body.to_vec();
+        self
+    }
+
+    pub fn from_ip(mut self, ip: &str) -> Call {
+        self.source_ip = ip.to_owned();
+        self
+    }
+
+    /// Through the local API's dispatch: routing, the API Gateway event, the function.
+    pub async fn send(self, app: &App) -> Answer {
+        let (path, query) = self.path.split_once('?').unwrap_or((&self.path, ""));
+        let req = endpoints::HttpRequest {
+            method: &self.method,
+            path,
+            query,
+            headers: self.headers.clone(),
+            body: &self.body,
+            source_ip: &self.source_ip,
+            request_id: format!("test-{}", hatched::domain::key::random_base62(10)),
+        };
+        hatchctl::serve::dispatch(app, &req).await.into()
+    }
+}
+
+/// An API Gateway HTTP API request for `path` with these headers and body, built as the
+/// local API builds it (`endpoints::gateway_event`); `path` may carry a `?query`.
 pub fn gateway_request(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Request {
-    let headers: serde_json::Map<String, Value> =
-        headers.iter().map(|(k, v)| (k.to_lowercase(), Value::from(*v))).collect();
-    // API Gateway fills pathParameters from the matched route.
-    let params: serde_json::Map<String, Value> = match hatched::routes::resolve(method, path) {
-        hatched::routes::Resolution::Found(_, params) => params.into_iter().map(|(k, v)| (k, Value::from(v))).collect(),
-        _ => serde_json::Map::new(),
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let req = endpoints::HttpRequest {
+        method,
+        path,
+        query,
+        headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        body: body.unwrap_or("").as_bytes(),
+        source_ip: "198.51.100.7",
+        request_id: format!("test-{}", hatched::domain::key::random_base62(10)),
     };
-    let event = json!({
-        "version": "2.0", "routeKey": format!("{method} {path}"), "rawPath": path, "rawQueryString": "",
-        "headers": headers, "pathParameters": params,
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com", "domainPrefix": "api",
-            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "198.51.100.7", "userAgent": "tests" },
-            "requestId": format!("test-{}", hatched::domain::key::random_base62(10)),
-            "routeKey": format!("{method} {path}"), "stage": "$default", "time": "", "timeEpoch": 0
-        },
-        "body": body, "isBase64Encoded": false
-    });
-    hatched::lambda::into_request(serde_json::from_value(event).expect("valid event"))
+    hatched::lambda::into_request(endpoints::gateway_event(&req, &endpoints::route(method, path)))
 }
 
 /// A JSON POST as a client would send it.

@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use hatched_tests::prelude::*;
 use hatched_tests::{TestApp, json_post, keyed};
 use serde_json::json;
 
@@ -28,10 +29,10 @@ async fn no_plaintext_key_or_secret_in_logs() {
     tracing::subscriber::set_global_default(hatched::telemetry::subscriber(move || writer.clone())).unwrap();
 
     let t = TestApp::new().await.with_customer().await;
-    let issued = t.issue_json("publishable", "live", &["--require-signed-user-id"]).await;
-    let (key, prefix) = (issued["key"].as_str().unwrap().to_owned(), issued["prefix"].as_str().unwrap().to_owned());
-    let hmac = issued["hmac_secret"].as_str().unwrap().to_owned();
-    let (secret, _) = t.issue("secret", "live", &[]).await;
+    let issued = t.issue_key(Publishable, Live, signed_user_ids()).await;
+    let (key, prefix) = (issued.key.clone(), issued.prefix.clone());
+    let hmac = issued.hmac_secret.clone().unwrap();
+    let (secret, _) = t.issue(Secret, Live, plain()).await;
     let path = "/api/v1/keys/validate";
     for body in [
         json!({ "key": key }),
@@ -49,7 +50,7 @@ async fn no_plaintext_key_or_secret_in_logs() {
     validate_key::handle(&t.app, json_post(path, &json!({ "key": key }))).await;
 
     // Tokens: minted, introspected, revoked — none of them may reach the logs either.
-    t.buddy("live", "b1").await;
+    t.buddy(Live, "b1").await;
     let session_body = json!({ "buddy_id": "b1", "user_id": "u1", "scopes": ["read"] });
     let minted =
         create_widget_session::handle(&t.app, keyed("POST", "/api/v1/widget-sessions", &secret, Some(&session_body)))
@@ -70,14 +71,14 @@ async fn no_plaintext_key_or_secret_in_logs() {
     revoke_widget_session::handle(&t.app, keyed("DELETE", &format!("/api/v1/widget-sessions/{sid}"), &secret, None))
         .await;
     // A publishable key that requires signed user ids, with a wrong signature.
-    let signed_pk = t.issue_json("publishable", "live", &["--require-signed-user-id"]).await;
-    let signed_secret = signed_pk["hmac_secret"].as_str().unwrap().to_owned();
+    let signed_pk = t.issue_key(Publishable, Live, signed_user_ids()).await;
+    let signed_secret = signed_pk.hmac_secret.clone().unwrap();
     create_embed_token::handle(
         &t.app,
         keyed(
             "POST",
             "/api/v1/embed-tokens",
-            signed_pk["key"].as_str().unwrap(),
+            signed_pk.key.as_str(),
             Some(&json!({ "buddy_id": "b1", "user_id": "u1", "user_id_sig": "00", "user_id_ts": 1 })),
         ),
     )
@@ -97,7 +98,7 @@ async fn no_plaintext_key_or_secret_in_logs() {
         hmac.as_str(),
         &secret[11..],
         signed_secret.as_str(),
-        signed_pk["key"].as_str().unwrap(),
+        signed_pk.key.as_str(),
         session_token.as_str(),
         embed_token.as_str(),
         &signature(&session_token),

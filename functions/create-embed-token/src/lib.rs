@@ -6,6 +6,7 @@ use hatched::domain::key::random_base62;
 use hatched::domain::time::rfc3339;
 use hatched::domain::token::{EMBED_MODE, EMBED_TTL, EmbedClaims, Subject, user_signature_valid};
 use hatched::domain::{BuddyId, KeyRecord, Scope, UnixTime, UserId};
+use hatched::endpoint::{Endpoint, aws};
 use hatched::handler::keyed;
 use hatched::http::json_body;
 use hatched::lambda_http::{Body, Request, Response};
@@ -43,8 +44,18 @@ struct MintedEmbed {
     mode: &'static str,
 }
 
+pub const ENDPOINT: Endpoint = Endpoint {
+    function: "create-embed-token",
+    method: "POST",
+    path: "/api/v1/embed-tokens",
+    access: Access::Scoped(Scope::EmbedTokensCreate),
+    browser: true,
+    status: 201,
+    aws: &[aws::GET_ITEM, aws::UPDATE_ITEM, aws::GET_SECRET_VALUE],
+};
+
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    keyed(app, req, Access::Scoped(Scope::EmbedTokensCreate), 201, |caller, req| mint(app, caller, req)).await
+    keyed(app, req, &ENDPOINT, |caller, req| mint(app, caller, req)).await
 }
 
 async fn mint(app: &App, caller: Caller, req: Request) -> Result<MintedEmbed, ApiError> {

@@ -6,6 +6,7 @@ use hatched::domain::token::{
     SESSION_MODE, SESSION_TTL, SessionClaims, Subject, WidgetScope, WidgetSession, widget_scopes,
 };
 use hatched::domain::{BuddyId, Scope, SessionId, UnixTime, UserId};
+use hatched::endpoint::{Endpoint, aws};
 use hatched::handler::keyed;
 use hatched::http::json_body;
 use hatched::lambda_http::{Body, Request, Response};
@@ -36,8 +37,18 @@ struct MintedSession {
     mode: &'static str,
 }
 
+pub const ENDPOINT: Endpoint = Endpoint {
+    function: "create-widget-session",
+    method: "POST",
+    path: "/api/v1/widget-sessions",
+    access: Access::SecretOnly(Scope::WidgetSessionsWrite),
+    browser: false,
+    status: 201,
+    aws: &[aws::GET_ITEM, aws::UPDATE_ITEM, aws::CONDITION_CHECK_ITEM, aws::PUT_ITEM, aws::GET_SECRET_VALUE],
+};
+
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    keyed(app, req, Access::SecretOnly(Scope::WidgetSessionsWrite), 201, |caller, req| mint(app, caller, req)).await
+    keyed(app, req, &ENDPOINT, |caller, req| mint(app, caller, req)).await
 }
 
 async fn mint(app: &App, caller: Caller, req: Request) -> Result<MintedSession, ApiError> {

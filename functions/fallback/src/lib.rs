@@ -3,19 +3,26 @@
 //! API.md error body (API Gateway's own `{"message":"Not Found"}` would break clients that
 //! parse our errors). It needs no clients, so it builds none: a small binary, a fast start.
 
+use hatched::auth::Access;
+use hatched::endpoint::{Endpoint, Resolution};
 use hatched::http::{Reply, preflight};
 use hatched::lambda_http::{Body, Request, RequestExt, Response};
-use hatched::routes::{Resolution, browser_methods, resolve};
 use hatched::{ApiError, RequestCtx};
+
+pub const ENDPOINT: Endpoint = Endpoint {
+    function: "fallback",
+    method: "$default",
+    path: "$default",
+    access: Access::Anonymous,
+    browser: false,
+    status: 204,
+    aws: &[],
+};
 
 pub async fn handle(req: Request) -> Response<Body> {
     let ctx = RequestCtx::of(&req);
-    let path = req.raw_http_path().to_owned();
-    let methods = browser_methods(&path);
-    if req.method() == "OPTIONS" && !methods.is_empty() {
-        return preflight(&ctx, &methods);
-    }
-    let error = match resolve(req.method().as_str(), &path) {
+    let error = match endpoints::route(req.method().as_str(), req.raw_http_path()) {
+        Resolution::Preflight(_, methods) => return preflight(&ctx, &methods),
         Resolution::MethodNotAllowed => ApiError::MethodNotAllowed,
         // A matched route never reaches this function behind API Gateway.
         Resolution::Found(..) | Resolution::NotFound => ApiError::NotFound,

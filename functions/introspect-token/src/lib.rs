@@ -2,7 +2,9 @@
 //! Anything not currently valid is `{"active": false}`, whatever the reason: the answer
 //! never tells an attacker which check failed.
 
+use hatched::auth::Access;
 use hatched::domain::token::{TokenClaims, WidgetScope, WidgetSession};
+use hatched::endpoint::{Endpoint, aws};
 use hatched::handler::anonymous;
 use hatched::http::json_body;
 use hatched::lambda_http::{Body, Request, Response};
@@ -38,8 +40,18 @@ struct Active {
     iat: i64,
 }
 
+pub const ENDPOINT: Endpoint = Endpoint {
+    function: "introspect-token",
+    method: "POST",
+    path: "/api/v1/tokens/introspect",
+    access: Access::Anonymous,
+    browser: false,
+    status: 200,
+    aws: &[aws::GET_ITEM, aws::UPDATE_ITEM, aws::GET_SECRET_VALUE],
+};
+
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    anonymous(app, req, "no-store", |req| introspect(app, req)).await
+    anonymous(app, req, &ENDPOINT, "no-store", |req| introspect(app, req)).await
 }
 
 async fn introspect(app: &App, req: Request) -> Result<Introspection, ApiError> {

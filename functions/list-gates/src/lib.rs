@@ -1,6 +1,7 @@
 //! GET /api/v1/gates — the customer's gates, sorted by gate key.
 
 use hatched::domain::Scope;
+use hatched::endpoint::{Endpoint, aws};
 use hatched::handler::keyed;
 use hatched::http::no_body;
 use hatched::lambda_http::{Body, Request, Response};
@@ -13,8 +14,18 @@ struct Gates {
     gates: Vec<GateView>,
 }
 
+pub const ENDPOINT: Endpoint = Endpoint {
+    function: "list-gates",
+    method: "GET",
+    path: "/api/v1/gates",
+    access: Access::Scoped(Scope::ReadBuddies),
+    browser: true,
+    status: 200,
+    aws: &[aws::GET_ITEM, aws::UPDATE_ITEM, aws::QUERY],
+};
+
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    keyed(app, req, Access::Scoped(Scope::ReadBuddies), 200, |caller, req| list(app, caller, req)).await
+    keyed(app, req, &ENDPOINT, |caller, req| list(app, caller, req)).await
 }
 
 async fn list(app: &App, caller: Caller, req: Request) -> Result<Gates, ApiError> {

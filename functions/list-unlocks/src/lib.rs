@@ -2,6 +2,7 @@
 //! read to the last page.
 
 use hatched::domain::{BuddyId, Scope};
+use hatched::endpoint::{Endpoint, aws};
 use hatched::handler::keyed;
 use hatched::http::{no_body, path_param};
 use hatched::lambda_http::{Body, Request, Response};
@@ -15,8 +16,18 @@ struct Unlocks {
     unlocks: Vec<UnlockView>,
 }
 
+pub const ENDPOINT: Endpoint = Endpoint {
+    function: "list-unlocks",
+    method: "GET",
+    path: "/api/v1/buddies/{buddy_id}/unlocks",
+    access: Access::Scoped(Scope::ReadBuddies),
+    browser: true,
+    status: 200,
+    aws: &[aws::GET_ITEM, aws::UPDATE_ITEM, aws::QUERY],
+};
+
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    keyed(app, req, Access::Scoped(Scope::ReadBuddies), 200, |caller, req| list(app, caller, req)).await
+    keyed(app, req, &ENDPOINT, |caller, req| list(app, caller, req)).await
 }
 
 async fn list(app: &App, caller: Caller, req: Request) -> Result<Unlocks, ApiError> {

@@ -4,6 +4,7 @@
 
 use hatched::domain::time::rfc3339;
 use hatched::domain::{Scope, SessionId, UnixTime};
+use hatched::endpoint::{Endpoint, aws};
 use hatched::handler::keyed;
 use hatched::http::{no_body, path_param};
 use hatched::lambda_http::{Body, Request, Response};
@@ -19,8 +20,18 @@ struct Revoked {
     revoked_at: UnixTime,
 }
 
+pub const ENDPOINT: Endpoint = Endpoint {
+    function: "revoke-widget-session",
+    method: "DELETE",
+    path: "/api/v1/widget-sessions/{session_id}",
+    access: Access::SecretOnly(Scope::WidgetSessionsWrite),
+    browser: false,
+    status: 200,
+    aws: &[aws::GET_ITEM, aws::UPDATE_ITEM],
+};
+
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    keyed(app, req, Access::SecretOnly(Scope::WidgetSessionsWrite), 200, |caller, req| revoke(app, caller, req)).await
+    keyed(app, req, &ENDPOINT, |caller, req| revoke(app, caller, req)).await
 }
 
 async fn revoke(app: &App, caller: Caller, req: Request) -> Result<Revoked, ApiError> {

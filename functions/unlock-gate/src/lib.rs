@@ -2,6 +2,7 @@
 //! Budget: the key read, one consistent batch read, one transaction (a repeat: two calls).
 
 use hatched::domain::{BuddyId, GateKey, Scope, TokenKey};
+use hatched::endpoint::{Endpoint, aws};
 use hatched::handler::keyed;
 use hatched::http::{no_body, path_param};
 use hatched::lambda_http::{Body, Request, Response};
@@ -24,8 +25,18 @@ struct Balance {
     amount: i64,
 }
 
+pub const ENDPOINT: Endpoint = Endpoint {
+    function: "unlock-gate",
+    method: "POST",
+    path: "/api/v1/buddies/{buddy_id}/gates/{gate_key}/unlock",
+    access: Access::Scoped(Scope::WriteUnlocks),
+    browser: true,
+    status: 200,
+    aws: &[aws::GET_ITEM, aws::UPDATE_ITEM, aws::BATCH_GET_ITEM, aws::PUT_ITEM, aws::CONDITION_CHECK_ITEM],
+};
+
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    keyed(app, req, Access::Scoped(Scope::WriteUnlocks), 200, |caller, req| unlock(app, caller, req)).await
+    keyed(app, req, &ENDPOINT, |caller, req| unlock(app, caller, req)).await
 }
 
 async fn unlock(app: &App, caller: Caller, req: Request) -> Result<Unlocked, ApiError> {

@@ -1,10 +1,12 @@
 //! POST /api/v1/keys/validate — is this key usable, and what may it do?
 //! Key problems are answers (200, `valid: false`), not errors; a bad request body is a 400.
 
-use hatched::auth::Rejected;
+use hatched::auth::{Access, Rejected, require_scopes};
 use hatched::domain::key::display_prefix_of;
 use hatched::domain::time::rfc3339;
 use hatched::domain::{ApiKey, KeyPrefix, KeyRecord, Scope, UnixTime};
+use hatched::endpoint::{Endpoint, aws};
+use hatched::handler::serving;
 use hatched::http::json_body;
 use hatched::lambda_http::{Body, Request, Response};
 use hatched::ratelimit::RateLimitStatus;
@@ -21,11 +23,26 @@ struct ValidateRequest {
     required_scopes: Vec<String>,
 }
 
+pub const ENDPOINT: Endpoint = Endpoint {
+    function: "validate-key",
+    method: "POST",
+    path: "/api/v1/keys/validate",
+    // The key travels in the body: no `Authorization`, yet the call counts toward that key.
+    access: Access::Anonymous,
+    browser: false,
+    status: 200,
+    aws: &[aws::GET_ITEM, aws::UPDATE_ITEM],
+};
+
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    serving(&ENDPOINT, answer(app, req)).await
+}
+
+async fn answer(app: &App, req: Request) -> Response<Body> {
     let ctx = RequestCtx::of(&req);
     let (prefix, verdict) = validate(app, &ctx, &req).await;
     let outcome = verdict.as_ref().map_or_else(|r| r.error.code(), |_| "valid");
-    tracing::info!(request_id = %ctx.request_id, prefix = prefix.as_ref().map(KeyPrefix::as_str), outcome, "key validated");
+    tracing::info!(request_id = %ctx.request_id, function = ENDPOINT.function, prefix = prefix.as_ref().map(KeyPrefix::as_str), outcome, "key validated");
     match verdict {
         Ok(caller) => {
             Reply::new(&ctx).with_rate(Some(&caller.rate)).json(200, &Valid::new(&caller.record, &caller.rate))
@@ -47,20 +64,14 @@ async fn validate(app: &App, ctx: &RequestCtx, req: &Request) -> (Option<KeyPref
     };
     let (prefix, verdict) = match ApiKey::parse(&body.key) {
         Ok(key) => (Some(key.prefix()), app.check_key(&key, ctx, body.origin.as_deref()).await),
-        Err(format) => (display_prefix_of(&body.key), malformed(app, ctx, format.into()).await),
+        // A malformed key costs no database read; it counts against the caller's IP instead.
+        Err(format) => (display_prefix_of(&body.key), Err(app.refuse_anonymous(ctx, format.into()).await)),
     };
-    let verdict = verdict.and_then(|caller| match required.iter().find(|s| !caller.record.has_scope(**s)) {
-        Some(missing) => Err(Rejected { error: ApiError::InsufficientScope(*missing), rate: Some(caller.rate) }),
-        None => Ok(caller),
+    let verdict = verdict.and_then(|caller| match require_scopes(&caller.record, &required) {
+        Err(error) => Err(Rejected { error, rate: Some(caller.rate) }),
+        Ok(()) => Ok(caller),
     });
     (prefix, verdict)
-}
-
-/// A malformed key costs no database read; it counts against the caller's IP instead.
-async fn malformed(app: &App, ctx: &RequestCtx, error: ApiError) -> Result<hatched::Caller, Rejected> {
-    let ip = app.count_anonymous(ctx).await?;
-    let error = if ip.allowed { error } else { ApiError::RateLimited { retry_after_secs: ip.reset_in_secs } };
-    Err(error.into())
 }
 
 fn parse_scopes(texts: &[String]) -> Result<Vec<Scope>, ApiError> {

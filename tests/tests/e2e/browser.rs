@@ -1,5 +1,6 @@
 //! Publishable keys in the browser: origins, scopes per endpoint, rate limits, CORS.
 
+use hatched_tests::prelude::*;
 use hatched_tests::{Answer, TestApp, gateway_request, keyed};
 use serde_json::{Value, json};
 
@@ -14,8 +15,7 @@ async fn list_gates_from(t: &TestApp, key: &str, origin: Option<&str>) -> Answer
 
 async fn origin_case(origin: Option<&str>, allowed: bool) {
     let t = TestApp::new().await.with_customer().await;
-    let (pk, _) =
-        t.issue("publishable", "live", &["--allowed-origins", "https://app.example.com,https://*.example.com"]).await;
+    let (pk, _) = t.issue(Publishable, Live, origins(&["https://app.example.com", "https://*.example.com"])).await;
     let a = list_gates_from(&t, &pk, origin).await;
     if allowed {
         assert_eq!(a.status, 200, "{origin:?}: {}", a.body);
@@ -56,8 +56,8 @@ async fn origin_missing_is_rejected() {
 #[tokio::test]
 async fn secret_keys_and_open_publishable_keys_ignore_origin() {
     let t = TestApp::new().await.with_customer().await;
-    let (secret, _) = t.issue("secret", "live", &[]).await;
-    let (open_pk, _) = t.issue("publishable", "live", &[]).await;
+    let (secret, _) = t.issue(Secret, Live, plain()).await;
+    let (open_pk, _) = t.issue(Publishable, Live, plain()).await;
     for key in [&secret, &open_pk] {
         assert_eq!(list_gates_from(&t, key, Some("https://evil.test")).await.status, 200);
         assert_eq!(list_gates_from(&t, key, None).await.status, 200);
@@ -68,13 +68,13 @@ async fn secret_keys_and_open_publishable_keys_ignore_origin() {
 #[tokio::test]
 async fn scope_matrix() {
     let t = TestApp::new().await.with_customer().await;
-    t.buddy("live", "b1").await;
+    t.buddy(Live, "b1").await;
     t.gate("hat", 1, None).await;
-    t.credit("live", "b1", 10).await;
-    let (secret, _) = t.issue("secret", "live", &[]).await;
-    let (pk, _) = t.issue("publishable", "live", &[]).await;
+    t.credit(Live, "b1", 10).await;
+    let (secret, _) = t.issue(Secret, Live, plain()).await;
+    let (pk, _) = t.issue(Publishable, Live, plain()).await;
     let (pk_unlocks, _) = t
-        .issue("publishable", "live", &["--scopes", "read:buddies,read:operations,embed_tokens:create,write:unlocks"])
+        .issue(Publishable, Live, scopes(&["read:buddies", "read:operations", "embed_tokens:create", "write:unlocks"]))
         .await;
     let session = json!({ "buddy_id": "b1", "user_id": "u", "scopes": ["read"] });
     let embed = json!({ "buddy_id": "b1", "user_id": "u" });
@@ -143,7 +143,7 @@ async fn scope_matrix() {
 #[tokio::test]
 async fn a_free_key_gets_sixty_calls_a_minute_with_headers() {
     let t = TestApp::new().await.with_customer().await;
-    let (key, _) = t.issue("publishable", "live", &["--tier", "free"]).await;
+    let (key, _) = t.issue(Publishable, Live, tier(Tier::Free)).await;
     let now = t.app.clock.freeze().secs();
     t.app.clock.advance(60 - now.rem_euclid(60) + 10); // 10 s into a fresh window
     for i in 1..=60 {
@@ -165,7 +165,7 @@ async fn a_free_key_gets_sixty_calls_a_minute_with_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_concurrent_calls_against_sixty_admit_exactly_sixty() {
     let t = TestApp::new().await.with_customer().await;
-    let (key, _) = t.issue("secret", "live", &["--tier", "free"]).await;
+    let (key, _) = t.issue(Secret, Live, tier(Tier::Free)).await;
     let now = t.app.clock.freeze().secs();
     t.app.clock.advance(60 - now.rem_euclid(60) + 1);
     let calls = (0..100).map(|_| {
@@ -251,9 +251,9 @@ async fn cors_preflight_for_browser_routes_only() {
 #[tokio::test]
 async fn browser_route_answers_carry_cors_headers_and_server_routes_do_not() {
     let t = TestApp::new().await.with_customer().await;
-    t.buddy("live", "b1").await;
-    let (pk, _) = t.issue("publishable", "live", &[]).await;
-    let (secret, _) = t.issue("secret", "live", &[]).await;
+    t.buddy(Live, "b1").await;
+    let (pk, _) = t.issue(Publishable, Live, plain()).await;
+    let (secret, _) = t.issue(Secret, Live, plain()).await;
     let a = list_gates_from(&t, &pk, Some("https://app.example.com")).await;
     assert_eq!(a.header("access-control-allow-origin"), Some("*"));
     assert!(a.header("access-control-expose-headers").unwrap().contains("ratelimit-remaining"));

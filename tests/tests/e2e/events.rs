@@ -2,6 +2,7 @@
 //! give the answer its name promises.
 
 use hatched::lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use hatched_tests::prelude::*;
 use hatched_tests::{Answer, TestApp};
 use serde_json::json;
 
@@ -25,7 +26,7 @@ async fn validate_fixture(t: &TestApp, name: &str, key: &str) -> Answer {
 async fn validate_key_fixtures() {
     let t = TestApp::new().await.with_customer().await;
     assert_eq!(validate_fixture(&t, "valid.json", FIXTURE_KEY).await.body["code"], "invalid_key");
-    let (key, _) = t.issue("secret", "live", &[]).await;
+    let (key, _) = t.issue(Secret, Live, plain()).await;
     let a = validate_fixture(&t, "valid.json", &key).await;
     assert_eq!((a.status, a.body["valid"].clone()), (200, json!(true)));
     assert_eq!(a.header("x-request-id"), Some("JKJaXmPLvHcESHA="), "API Gateway's request id is echoed");
@@ -48,7 +49,7 @@ async fn validate_key_fixtures() {
 async fn base64_bodies_decode_and_broken_base64_is_a_400() {
     let t = TestApp::new().await.with_customer().await;
     // The base64 fixture's key is inside the encoded body: issue a key and re-encode.
-    let (key, _) = t.issue("secret", "live", &[]).await;
+    let (key, _) = t.issue(Secret, Live, plain()).await;
     let mut event: serde_json::Value = serde_json::from_str(&fixture("validate-key/valid-base64.json")).unwrap();
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -70,8 +71,8 @@ async fn base64_bodies_decode_and_broken_base64_is_a_400() {
 #[tokio::test]
 async fn token_function_fixtures() {
     let t = TestApp::new().await.with_customer().await;
-    t.buddy("live", "buddy_1").await;
-    let (key, _) = t.issue("secret", "live", &[]).await;
+    t.buddy(Live, "buddy_1").await;
+    let (key, _) = t.issue(Secret, Live, plain()).await;
     let load = |name: &str| {
         let text = fixture(name).replace(FIXTURE_KEY, &key);
         hatched::lambda_http::request::from_str(&text).expect("fixture parses")
@@ -147,10 +148,10 @@ fn a_session_id(token: &str) -> String {
 #[tokio::test]
 async fn gate_function_fixtures() {
     let t = TestApp::new().await.with_customer().await;
-    t.buddy("live", "buddy_1").await;
+    t.buddy(Live, "buddy_1").await;
     t.gate("dark_mode", 3, None).await;
-    t.credit("live", "buddy_1", 5).await;
-    let (key, _) = t.issue("secret", "live", &[]).await;
+    t.credit(Live, "buddy_1", 5).await;
+    let (key, _) = t.issue(Secret, Live, plain()).await;
     let load = |name: &str| hatched::lambda_http::request::from_str(&fixture(name).replace(FIXTURE_KEY, &key)).unwrap();
     let a: Answer = unlock_gate::handle(&t.app, load("unlock-gate/valid.json")).await.into();
     assert_eq!((a.status, a.body["balance"]["amount"].as_i64()), (200, Some(2)));
@@ -175,14 +176,28 @@ async fn the_unlock_fixture_spends_once_in_each_of_two_tables() {
     let text = fixture("unlock-gate/valid.json");
     for _ in 0..2 {
         let t = TestApp::new().await.with_customer().await;
-        t.buddy("live", "buddy_1").await;
+        t.buddy(Live, "buddy_1").await;
         t.gate("dark_mode", 3, None).await;
-        t.credit("live", "buddy_1", 10).await;
-        let (key, _) = t.issue("secret", "live", &[]).await;
+        t.credit(Live, "buddy_1", 10).await;
+        let (key, _) = t.issue(Secret, Live, plain()).await;
         let req = hatched::lambda_http::request::from_str(&text.replace(FIXTURE_KEY, &key)).expect("fixture parses");
         let a: Answer = unlock_gate::handle(&t.app, req).await.into();
         assert_eq!(a.status, 200, "{}", a.body);
         assert_eq!(a.body["already_unlocked"], json!(false), "{}", a.body);
         assert_eq!(a.body["balance"]["amount"], json!(7), "{}", a.body);
     }
+}
+
+#[tokio::test]
+async fn fallback_fixtures_answer_preflight_404_and_405() {
+    let event = |name: &str| hatched::lambda_http::request::from_str(&fixture(&format!("fallback/{name}"))).unwrap();
+    let pre: Answer = fallback::handle(event("preflight.json")).await.into();
+    assert_eq!(pre.status, 204);
+    assert_eq!(pre.header("access-control-allow-methods"), Some("POST, OPTIONS"));
+    assert_eq!(pre.header("access-control-allow-origin"), Some("*"));
+    let unknown: Answer = fallback::handle(event("unknown-path.json")).await.into();
+    assert_eq!((unknown.status, unknown.code()), (404, "not_found"));
+    assert_eq!(unknown.body["error"]["request_id"], "JKJaXmPLvHcESHA=");
+    let wrong: Answer = fallback::handle(event("wrong-method.json")).await.into();
+    assert_eq!((wrong.status, wrong.code()), (405, "method_not_allowed"));
 }

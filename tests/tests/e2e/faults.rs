@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use hatched_tests::faults::{Fault, FaultProxy};
+use hatched_tests::prelude::*;
 use hatched_tests::{Answer, TestApp, json_post, keyed};
 use serde_json::{Value, json};
 
@@ -20,11 +21,11 @@ struct World {
 
 async fn world() -> World {
     let t = TestApp::new().await.with_customer().await;
-    t.buddy("live", "b1").await;
+    t.buddy(Live, "b1").await;
     t.gate("hat", 10, None).await;
     t.gate("cape", 10, None).await;
-    t.credit("live", "b1", 100).await;
-    let (key, _) = t.issue("secret", "live", &["--tier", "enterprise"]).await;
+    t.credit(Live, "b1", 100).await;
+    let (key, _) = t.issue(Secret, Live, tier(Tier::Enterprise)).await;
     let body = json!({ "buddy_id": "b1", "user_id": "u1", "scopes": ["read"] });
     let a: Answer =
         create_widget_session::handle(&t.app, keyed("POST", "/api/v1/widget-sessions", &key, Some(&body))).await.into();

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use hatched_tests::prelude::*;
 use hatched_tests::{Answer, TestApp, keyed};
 use serde_json::json;
 
@@ -11,9 +12,9 @@ use serde_json::json;
 async fn setup() -> (TestApp, String) {
     let t = TestApp::new().await.with_customer().await;
     t.app.clock.freeze();
-    t.buddy("live", "b1").await;
-    t.buddy("test", "b1").await;
-    let (key, _) = t.issue("secret", "live", &["--tier", "enterprise"]).await;
+    t.buddy(Live, "b1").await;
+    t.buddy(Test, "b1").await;
+    let (key, _) = t.issue(Secret, Live, tier(Tier::Enterprise)).await;
     (t, key)
 }
 
@@ -47,7 +48,7 @@ async fn first_unlock_spends_the_cost_and_a_repeat_spends_nothing() {
     let metadata =
         json!({ "label": "Hat", "tier": 2, "ratio": 0.5, "tags": ["a", "b"], "nested": { "x": null, "ok": true } });
     t.gate("hat", 10, Some(&metadata)).await;
-    t.credit("live", "b1", 100).await;
+    t.credit(Live, "b1", 100).await;
     let first = unlock(&t, &key, "b1", "hat").await;
     assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!(first.body["already_unlocked"], false);
@@ -74,7 +75,7 @@ async fn first_unlock_spends_the_cost_and_a_repeat_spends_nothing() {
 async fn fifty_concurrent_identical_unlocks_spend_once_per_round() {
     let (t, key) = setup().await;
     let rounds = 10;
-    t.credit("live", "b1", 1000).await;
+    t.credit(Live, "b1", 1000).await;
     let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
     for round in 0..rounds {
         let gate_key = format!("g{round}");
@@ -109,7 +110,7 @@ async fn a_balance_for_k_of_n_gates_pays_exactly_k() {
     for i in 0..n {
         t.gate(&format!("gate_{i:02}"), cost, None).await;
     }
-    t.credit("live", "b1", k * cost).await;
+    t.credit(Live, "b1", k * cost).await;
     let calls = (0..n).map(|i| {
         let (app, key) = (t.app.clone(), key.clone());
         tokio::spawn(async move { unlock_with(&app, &key, "b1", &format!("gate_{i:02}")).await })
@@ -132,12 +133,12 @@ async fn a_balance_for_k_of_n_gates_pays_exactly_k() {
 async fn insufficient_balance_and_missing_gate_or_buddy() {
     let (t, key) = setup().await;
     t.gate("cape", 25, None).await;
-    t.credit("live", "b1", 24).await;
+    t.credit(Live, "b1", 24).await;
     let a = unlock(&t, &key, "b1", "cape").await;
     assert_eq!((a.status, a.code()), (402, "insufficient_balance"));
     assert_eq!(a.body["error"]["details"], json!({ "token_key": "coins", "required": 25, "available": 24 }));
     let never_credited = {
-        t.buddy("live", "b2").await;
+        t.buddy(Live, "b2").await;
         unlock(&t, &key, "b2", "cape").await
     };
     assert_eq!(never_credited.body["error"]["details"]["available"], 0);
@@ -151,12 +152,12 @@ async fn insufficient_balance_and_missing_gate_or_buddy() {
 async fn publishable_keys_need_write_unlocks() {
     let (t, _) = setup().await;
     t.gate("hat", 1, None).await;
-    t.credit("live", "b1", 5).await;
-    let (default_pk, _) = t.issue("publishable", "live", &[]).await;
+    t.credit(Live, "b1", 5).await;
+    let (default_pk, _) = t.issue(Publishable, Live, plain()).await;
     let a = unlock(&t, &default_pk, "b1", "hat").await;
     assert_eq!((a.status, a.code()), (403, "insufficient_scope"));
     assert_eq!(a.body["error"]["details"], json!({ "required": "write:unlocks" }));
-    let (granted, _) = t.issue("publishable", "live", &["--scopes", "read:buddies,write:unlocks"]).await;
+    let (granted, _) = t.issue(Publishable, Live, scopes(&["read:buddies", "write:unlocks"])).await;
     let a = unlock(&t, &granted, "b1", "hat").await;
     assert_eq!((a.status, a.body["already_unlocked"].as_bool()), (200, Some(false)));
 }
@@ -165,8 +166,8 @@ async fn publishable_keys_need_write_unlocks() {
 async fn test_keys_never_see_or_spend_live_balances() {
     let (t, live_key) = setup().await;
     t.gate("hat", 10, None).await;
-    t.credit("live", "b1", 100).await;
-    let (test_key, _) = t.issue("secret", "test", &[]).await;
+    t.credit(Live, "b1", 100).await;
+    let (test_key, _) = t.issue(Secret, Test, plain()).await;
     let a = unlock(&t, &test_key, "b1", "hat").await;
     assert_eq!((a.status, a.code()), (402, "insufficient_balance"), "the test buddy has no coins");
     assert_eq!(a.body["error"]["details"]["available"], 0);
@@ -181,7 +182,7 @@ async fn test_keys_never_see_or_spend_live_balances() {
     };
     assert_eq!(unlocks(live_key.clone()).await, 1);
     assert_eq!(unlocks(test_key.clone()).await, 0, "live unlocks are invisible to test keys");
-    t.buddy("live", "live_only").await;
+    t.buddy(Live, "live_only").await;
     assert_eq!(unlock(&t, &test_key, "live_only", "hat").await.code(), "buddy_not_found");
     assert_eq!(books(&t, "test", "b1").await, (0, 0, 0, 0));
     assert_eq!(books(&t, "live", "b1").await, (90, 1, 1, 10));
@@ -197,7 +198,7 @@ async fn gates_are_listed_sorted_and_unlocks_come_back_whole() {
     for i in (0..n).rev() {
         t.gate(&format!("g{i:03}"), 1, Some(&json!({ "filler": filler }))).await;
     }
-    t.credit("live", "b1", n).await;
+    t.credit(Live, "b1", n).await;
     let listed: Answer = list_gates::handle(&t.app, keyed("GET", "/api/v1/gates", &key, None)).await.into();
     let keys: Vec<&str> =
         listed.body["gates"].as_array().unwrap().iter().map(|g| g["gate_key"].as_str().unwrap()).collect();
@@ -212,7 +213,7 @@ async fn gates_are_listed_sorted_and_unlocks_come_back_whole() {
     assert_eq!(unlocks.len(), n as usize);
     assert!(unlocks.windows(2).all(|w| w[0]["gate_key"].as_str() < w[1]["gate_key"].as_str()));
     assert_eq!(unlocks[0]["metadata"]["filler"], filler.as_str());
-    let (pk, _) = t.issue("publishable", "live", &[]).await;
+    let (pk, _) = t.issue(Publishable, Live, plain()).await;
     let a: Answer = list_gates::handle(&t.app, keyed("GET", "/api/v1/gates", &pk, None)).await.into();
     assert_eq!(a.status, 200, "read:buddies is a publishable default");
     let a: Answer =
@@ -317,7 +318,7 @@ async fn operator_commands_refuse_bad_gates_and_credits() {
 async fn round_trips_per_unlock() {
     let (t, key) = setup().await;
     t.gate("hat", 3, None).await;
-    t.credit("live", "b1", 10).await;
+    t.credit(Live, "b1", 10).await;
     unlock(&t, &key, "b1", "nope").await; // the key's first use records last_used_at
     t.calls.clear();
     unlock(&t, &key, "b1", "hat").await;

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use hatched_tests::prelude::*;
 use hatched_tests::{Answer, TestApp, gateway_request};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -18,8 +19,8 @@ fn arbitrary_bodies_never_produce_a_5xx() {
     let rt = runtime();
     let (t, key) = rt.block_on(async {
         let t = TestApp::new().await.with_customer().await;
-        t.buddy("live", "b1").await;
-        let (key, _) = t.issue("secret", "live", &["--tier", "enterprise"]).await;
+        t.buddy(Live, "b1").await;
+        let (key, _) = t.issue(Secret, Live, tier(Tier::Enterprise)).await;
         (t, key)
     });
     let sent = AtomicUsize::new(0);
@@ -66,7 +67,7 @@ fn ids_outside_their_pattern_never_reach_dynamodb() {
     let rt = runtime();
     let (t, key) = rt.block_on(async {
         let t = TestApp::new().await.with_customer().await;
-        let (key, _) = t.issue("secret", "live", &["--tier", "enterprise"]).await;
+        let (key, _) = t.issue(Secret, Live, tier(Tier::Enterprise)).await;
         // The key's first use records last_used_at; warm it so only per-request calls remain.
         list_gates::handle(&t.app, hatched_tests::keyed("GET", "/api/v1/gates", &key, None)).await;
         (t, key)

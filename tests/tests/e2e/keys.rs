@@ -3,15 +3,16 @@
 use hatched::domain::{ApiKey, KeyKind, KeyRecord};
 use hatched::store::StoreError;
 use hatched_tests::TestApp;
+use hatched_tests::prelude::*;
 use serde_json::json;
 
 #[tokio::test]
 async fn issue_prints_key_and_prefix_once_and_stores_only_the_hash() {
     let t = TestApp::new().await.with_customer().await;
-    let out = t.issue_json("publishable", "live", &["--require-signed-user-id"]).await;
-    let key = ApiKey::parse(out["key"].as_str().unwrap()).expect("a well-formed key");
-    assert_eq!(out["prefix"], key.prefix().as_str());
-    assert_eq!(out["hmac_secret"].as_str().map(str::len), Some(40));
+    let out = t.issue_key(Publishable, Live, signed_user_ids()).await;
+    let key = ApiKey::parse(out.key.as_str()).expect("a well-formed key");
+    assert_eq!(out.prefix, key.prefix().as_str());
+    assert_eq!(out.hmac_secret.as_deref().map(str::len), Some(40));
     let record = t.app.store.get_key(&key.hash()).await.unwrap().expect("stored by hash");
     let stored = serde_json::to_string(&record).unwrap();
     assert!(!stored.contains(key.expose()));
@@ -21,13 +22,13 @@ async fn issue_prints_key_and_prefix_once_and_stores_only_the_hash() {
     assert!(list.contains(key.prefix().as_str()));
     assert!(!list.contains(key.hash().as_str()));
     assert!(!list.contains(key.expose()));
-    assert!(!list.contains(out["hmac_secret"].as_str().unwrap()));
+    assert!(!list.contains(out.hmac_secret.as_deref().unwrap()));
 }
 
 #[tokio::test]
 async fn prefix_claims_are_unique_and_a_collision_writes_nothing() {
     let t = TestApp::new().await.with_customer().await;
-    let (key, _) = t.issue("secret", "live", &[]).await;
+    let (key, _) = t.issue(Secret, Live, plain()).await;
     let existing = t.app.store.get_key(&ApiKey::parse(&key).unwrap().hash()).await.unwrap().unwrap();
     // A different key that claims the same display prefix.
     let other = ApiKey::generate(KeyKind::SecretLive);
@@ -122,7 +123,7 @@ async fn bad_arguments_fail_clearly_and_write_nothing() {
 async fn revoked_keys_cannot_be_rotated_and_table_create_is_idempotent() {
     let t = TestApp::new().await.with_customer().await;
     assert_eq!(t.ctl(&["table", "create"]).await.unwrap()["created"], false);
-    let (_, prefix) = t.issue("secret", "test", &[]).await;
+    let (_, prefix) = t.issue(Secret, Test, plain()).await;
     t.ctl(&["keys", "revoke", "--prefix", &prefix]).await.unwrap();
     let err = t.ctl(&["keys", "rotate", "--prefix", &prefix]).await.unwrap_err();
     assert!(err.to_string().contains("revoked"));

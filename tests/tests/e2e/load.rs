@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use hatched_tests::TestApp;
+use hatched_tests::prelude::*;
 use serde_json::{Value, json};
 
 const CLIENTS: usize = 16;
@@ -19,9 +20,9 @@ async fn mixed_workload_through_the_local_api() {
     let mut keys = Vec::new();
     for c in 0..CLIENTS {
         let buddy = format!("b{c}");
-        t.buddy("live", &buddy).await;
-        t.credit("live", &buddy, 1000).await;
-        keys.push(t.issue("secret", "live", &["--tier", "enterprise"]).await.0);
+        t.buddy(Live, &buddy).await;
+        t.credit(Live, &buddy, 1000).await;
+        keys.push(t.issue(Secret, Live, tier(Tier::Enterprise)).await.0);
     }
     let listener = hatchctl::serve::bind(0).await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

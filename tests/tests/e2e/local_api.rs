@@ -1,6 +1,7 @@
 //! The local API over real HTTP: same handlers, API Gateway-shaped events.
 
 use hatched_tests::TestApp;
+use hatched_tests::prelude::*;
 use serde_json::{Value, json};
 
 async fn start(t: &TestApp) -> String {
@@ -13,7 +14,7 @@ async fn start(t: &TestApp) -> String {
 #[tokio::test]
 async fn serves_validate_404_405_and_common_headers() {
     let t = TestApp::new().await.with_customer().await;
-    let (key, _) = t.issue("secret", "test", &[]).await;
+    let (key, _) = t.issue(Secret, Test, plain()).await;
     let base = start(&t).await;
     let http = reqwest::Client::new();
 

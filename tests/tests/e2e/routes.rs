@@ -1,74 +1,86 @@
-//! template.yaml, the route table, the local API and functions/ must agree.
+//! The endpoint list (each function's `ENDPOINT`) is the one description of the API:
+//! `functions/`, `template.yaml` (routes and IAM), `openapi.yaml`, `events/` and the local
+//! API must agree with it. Each test names what is missing where.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use hatched::routes::ROUTES;
-use hatched_tests::{Answer, TestApp, gateway_request};
+use endpoints::ENDPOINTS;
+use hatched::endpoint::Endpoint;
+use hatched::lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use hatched_tests::template::{Template, repo_file};
+use hatched_tests::{Answer, Call, TestApp};
 use serde_yaml_ng::Value;
 
-fn repo_file(path: &str) -> String {
-    std::fs::read_to_string(format!("{}/../{path}", env!("CARGO_MANIFEST_DIR")))
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
+/// Every function: the routed endpoints and the fallback.
+fn all() -> Vec<&'static Endpoint> {
+    ENDPOINTS.iter().copied().chain([&fallback::ENDPOINT]).collect()
 }
 
-/// (method, path, binary) of every HttpApi event in template.yaml; `$default` for the catch-all.
-fn template_routes() -> BTreeSet<(String, String, String)> {
-    let template: Value = serde_yaml_ng::from_str(&repo_file("template.yaml")).expect("template.yaml parses");
+/// (method, path, function) the template must route: each endpoint, the preflight of each
+/// browser route, and `$default`, both served by the fallback.
+fn expected_routes() -> BTreeSet<(String, String, String)> {
     let mut routes = BTreeSet::new();
-    for (_, resource) in template["Resources"].as_mapping().unwrap() {
-        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
-            continue;
-        }
-        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
-            .as_str()
-            .expect("every function names its binary")
-            .to_owned();
-        assert_eq!(resource["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"));
-        for (_, event) in resource["Properties"]["Events"].as_mapping().unwrap() {
-            assert_eq!(event["Type"].as_str(), Some("HttpApi"));
-            let props = &event["Properties"];
-            let method = props["Method"].as_str().unwrap_or("$default").to_owned();
-            let path = props["Path"].as_str().unwrap_or("$default").to_owned();
-            routes.insert((method, path, binary.clone()));
+    for e in ENDPOINTS {
+        routes.insert((e.method.to_owned(), e.path.to_owned(), e.function.to_owned()));
+        if e.browser {
+            routes.insert(("OPTIONS".to_owned(), e.path.to_owned(), fallback::ENDPOINT.function.to_owned()));
         }
     }
+    routes.insert(("$default".into(), "$default".into(), fallback::ENDPOINT.function.to_owned()));
     routes
 }
 
-#[test]
-fn template_declares_exactly_the_route_table() {
-    let mut expected: BTreeSet<_> =
-        ROUTES.iter().map(|r| (r.method.to_owned(), r.path.to_owned(), r.function.to_owned())).collect();
-    expected.insert(("$default".into(), "$default".into(), "fallback".into()));
-    assert_eq!(template_routes(), expected);
+fn missing<T: Ord + std::fmt::Debug>(want: &BTreeSet<T>, have: &BTreeSet<T>) -> Vec<String> {
+    want.difference(have).map(|x| format!("{x:?}")).collect()
 }
 
 #[test]
-fn every_function_crate_is_deployed() {
+fn every_function_crate_is_an_endpoint_and_every_endpoint_a_crate() {
     let dirs: BTreeSet<String> = std::fs::read_dir(format!("{}/../functions", env!("CARGO_MANIFEST_DIR")))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    let deployed: BTreeSet<String> = template_routes().into_iter().map(|(_, _, f)| f).collect();
-    assert_eq!(dirs, deployed);
+    let listed: BTreeSet<String> = all().iter().map(|e| e.function.to_owned()).collect();
+    assert!(
+        dirs == listed,
+        "functions/ without an entry in endpoints/src/lib.rs: {:?}; listed without a crate: {:?}",
+        missing(&dirs, &listed),
+        missing(&listed, &dirs)
+    );
 }
 
-#[tokio::test]
-async fn the_local_api_serves_every_declared_route_and_nothing_else() {
-    let t = TestApp::new().await;
-    for route in ROUTES {
-        let path = route
-            .path
-            .replace("{buddy_id}", "b1")
-            .replace("{gate_key}", "g1")
-            .replace("{session_id}", "ws_000000000000000000000000");
-        let req = gateway_request(route.method, &path, &[], None);
-        let answer: Option<Answer> = hatchctl::serve::dispatch(&t.app, route.function, req).await.map(Into::into);
-        let answer = answer.unwrap_or_else(|| panic!("{} {} is declared but not served", route.method, route.path));
-        assert_ne!(answer.code(), "not_found", "{} {}", route.method, route.path);
+#[test]
+fn template_routes_exactly_the_endpoints() {
+    let template = Template::load();
+    let have = template.routes();
+    let want = expected_routes();
+    assert!(
+        have == want,
+        "template.yaml lacks the routes {:?} and routes {:?} that no endpoint declares",
+        missing(&want, &have),
+        missing(&have, &want)
+    );
+}
+
+#[test]
+fn template_policies_grant_exactly_the_declared_actions() {
+    let template = Template::load();
+    let mut problems = Vec::new();
+    for e in all() {
+        let Some(function) = template.function(e.function) else {
+            problems.push(format!("template.yaml has no function building {}", e.function));
+            continue;
+        };
+        let granted = template.actions(&function);
+        let declared: BTreeSet<String> = e.aws.iter().map(|a| a.to_string()).collect();
+        for action in declared.difference(&granted) {
+            problems.push(format!("{function} needs {action} (declared by {})", e.function));
+        }
+        for action in granted.difference(&declared) {
+            problems.push(format!("{function} is granted {action}, which {} does not declare", e.function));
+        }
     }
-    let unknown = gateway_request("GET", "/x", &[], None);
-    assert!(hatchctl::serve::dispatch(&t.app, "no-such-function", unknown).await.is_none());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 /// (method, path) of every operation in openapi.yaml.
@@ -84,8 +96,57 @@ fn openapi_routes() -> BTreeSet<(String, String)> {
 }
 
 #[test]
-fn openapi_describes_exactly_the_template_routes() {
-    let template: BTreeSet<(String, String)> =
-        template_routes().into_iter().filter(|(m, _, _)| m != "$default").map(|(m, p, _)| (m, p)).collect();
-    assert_eq!(openapi_routes(), template);
+fn openapi_describes_exactly_the_endpoints_and_preflights() {
+    let want: BTreeSet<(String, String)> =
+        expected_routes().into_iter().filter(|(m, _, _)| m != "$default").map(|(m, p, _)| (m, p)).collect();
+    let have = openapi_routes();
+    assert!(
+        have == want,
+        "openapi.yaml lacks {:?} and describes {:?} that no endpoint declares",
+        missing(&want, &have),
+        missing(&have, &want)
+    );
+}
+
+#[test]
+fn every_function_has_sample_events() {
+    let mut problems = Vec::new();
+    for e in all() {
+        let dir = format!("{}/../events/{}", env!("CARGO_MANIFEST_DIR"), e.function);
+        let events: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(Result::ok).filter(|f| f.file_name().to_string_lossy().ends_with(".json")).collect())
+            .unwrap_or_default();
+        if events.is_empty() {
+            problems.push(format!("events/{}/ has no sample event", e.function));
+        }
+        for file in events {
+            let text = std::fs::read_to_string(file.path()).unwrap();
+            // Our adapter, not `lambda_http::request::from_str`: one fixture is broken base64 on purpose.
+            if serde_json::from_str::<ApiGatewayV2httpRequest>(&text).is_err() {
+                problems.push(format!("{} is not an API Gateway event", file.path().display()));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[tokio::test]
+async fn the_local_api_serves_every_endpoint_with_its_own_function() {
+    let t = TestApp::new().await;
+    let mut served = BTreeMap::new();
+    for e in ENDPOINTS {
+        let path = e
+            .path
+            .replace("{buddy_id}", "b1")
+            .replace("{gate_key}", "g1")
+            .replace("{session_id}", "ws_000000000000000000000000");
+        let answer: Answer = t.send(Call::new(e.method, &path)).await;
+        assert_ne!(answer.code(), "not_found", "{e:?} is declared but not served");
+        assert_ne!(answer.code(), "method_not_allowed", "{e:?} is declared but not served");
+        served.insert(e.function, answer.status);
+    }
+    assert_eq!(served.len(), ENDPOINTS.len());
+    assert_eq!(t.send(Call::new("GET", "/x")).await.code(), "not_found");
+    assert_eq!(t.send(Call::new("PUT", "/api/v1/gates")).await.code(), "method_not_allowed");
+    assert_eq!(t.send(Call::new("OPTIONS", "/api/v1/gates")).await.status, 204);
 }

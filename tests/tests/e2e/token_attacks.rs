@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::tokens::{introspect, mint_embed, mint_session, parts, revoke, setup};
 use hatched_tests::TestApp;
+use hatched_tests::prelude::*;
 
 const INACTIVE: fn() -> Value = || json!({ "active": false });
 
@@ -230,7 +231,7 @@ async fn an_expired_session_is_checked_even_before_ttl_deletes_it() {
 #[tokio::test]
 async fn a_token_minted_by_a_test_key_reports_the_test_environment() {
     let (t, _) = setup().await;
-    let (test_key, _) = t.issue("secret", "test", &[]).await;
+    let (test_key, _) = t.issue(Secret, Test, plain()).await;
     let (token, _, _) = session(&t, &test_key).await;
     let info = introspect(&t, &token).await;
     assert_eq!((info["active"].as_bool(), info["environment"].as_str()), (Some(true), Some("test")));

@@ -2,6 +2,7 @@
 //! DynamoDB and Secrets Manager APIs.
 
 use hatched_tests::calls::reads;
+use hatched_tests::prelude::*;
 use hatched_tests::{Answer, TestApp, keyed};
 use serde_json::{Value, json};
 
@@ -14,9 +15,9 @@ pub const INTROSPECT: &str = "/api/v1/tokens/introspect";
 pub async fn setup() -> (TestApp, String) {
     let t = TestApp::new().await.with_customer().await;
     t.app.clock.freeze();
-    t.buddy("live", "b1").await;
-    t.buddy("test", "b1").await;
-    let (key, _) = t.issue("secret", "live", &[]).await;
+    t.buddy(Live, "b1").await;
+    t.buddy(Test, "b1").await;
+    let (key, _) = t.issue(Secret, Live, plain()).await;
     (t, key)
 }
 
@@ -155,7 +156,7 @@ async fn revoke_of_another_customers_or_environments_session_is_not_found() {
         .await
         .unwrap();
     let rival = t.ctl(&["keys", "issue", "--customer", "rival", "--type", "secret", "--env", "live"]).await.unwrap();
-    let (test_key, _) = t.issue("secret", "test", &[]).await;
+    let (test_key, _) = t.issue(Secret, Test, plain()).await;
     for other in [rival["key"].as_str().unwrap(), test_key.as_str()] {
         let a = revoke(&t, other, &sid).await;
         assert_eq!((a.status, a.code()), (404, "session_not_found"));
@@ -170,8 +171,8 @@ async fn revoke_of_another_customers_or_environments_session_is_not_found() {
 #[tokio::test]
 async fn session_mint_error_paths() {
     let (t, key) = setup().await;
-    let (pk, _) = t.issue("publishable", "live", &[]).await;
-    let (narrow, _) = t.issue("secret", "live", &["--scopes", "read:buddies"]).await;
+    let (pk, _) = t.issue(Publishable, Live, plain()).await;
+    let (narrow, _) = t.issue(Secret, Live, scopes(&["read:buddies"])).await;
     let ok = json!({ "buddy_id": "b1", "user_id": "u1", "scopes": ["read"] });
     let with = |patch: Value| {
         let mut b = ok.clone();
@@ -254,7 +255,7 @@ async fn session_mint_error_paths() {
 #[tokio::test]
 async fn embed_tokens_for_secret_and_publishable_keys() {
     let (t, key) = setup().await;
-    let (pk, _) = t.issue("publishable", "live", &[]).await;
+    let (pk, _) = t.issue(Publishable, Live, plain()).await;
     for k in [&key, &pk] {
         let a = mint_embed(&t, k, json!({ "buddy_id": "b1", "user_id": "viewer" })).await;
         assert_eq!(a.status, 201, "{}", a.body);
@@ -280,7 +281,7 @@ async fn embed_tokens_for_secret_and_publishable_keys() {
 #[tokio::test]
 async fn embed_error_paths() {
     let (t, key) = setup().await;
-    let (no_embed, _) = t.issue("publishable", "live", &["--scopes", "read:buddies"]).await;
+    let (no_embed, _) = t.issue(Publishable, Live, scopes(&["read:buddies"])).await;
     let cases = [
         (&key, json!({ "buddy_id": "b1", "user_id": "u", "scopes": ["read"] }), 400, "scopes_not_allowed"),
         (&key, json!({ "buddy_id": "b1", "user_id": "u", "scopes": null }), 400, "scopes_not_allowed"),
@@ -303,8 +304,8 @@ async fn embed_error_paths() {
 async fn signed_user_ids_for_keys_that_require_them() {
     use hmac::{Hmac, Mac};
     let (t, _) = setup().await;
-    let issued = t.issue_json("publishable", "live", &["--require-signed-user-id"]).await;
-    let (pk, secret) = (issued["key"].as_str().unwrap(), issued["hmac_secret"].as_str().unwrap());
+    let issued = t.issue_key(Publishable, Live, signed_user_ids()).await;
+    let (pk, secret) = (issued.key.as_str(), issued.hmac_secret.as_deref().unwrap());
     let now = t.app.clock.freeze().secs();
     let sign = |secret: &str, user: &str, ts: i64| {
         let mut m = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();

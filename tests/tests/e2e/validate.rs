@@ -1,6 +1,7 @@
 //! POST /api/v1/keys/validate against the real server.
 
 use hatched_tests::calls::reads;
+use hatched_tests::prelude::*;
 use hatched_tests::{Answer, TestApp, gateway_request, json_post};
 use serde_json::{Value, json};
 
@@ -13,7 +14,8 @@ async fn validate(t: &TestApp, body: Value) -> Answer {
 #[tokio::test]
 async fn issued_secret_key_validates_with_every_field() {
     let t = TestApp::new().await.with_customer().await;
-    let (key, prefix) = t.issue("secret", "live", &["--tier", "pro", "--label", "backend"]).await;
+    let (key, prefix) =
+        t.issue(Secret, Live, KeyOptions { tier: Some(Tier::Pro), label: Some("backend".into()), ..plain() }).await;
     let a = validate(&t, json!({ "key": key })).await;
     assert_eq!(a.status, 200);
     assert_eq!(a.body["valid"], true);
@@ -43,13 +45,16 @@ async fn issued_secret_key_validates_with_every_field() {
 #[tokio::test]
 async fn environments_are_reported_from_prefix_or_record() {
     let t = TestApp::new().await.with_customer().await;
-    for (ty, env) in [("secret", "test"), ("secret", "live"), ("publishable", "test"), ("publishable", "live")] {
-        let (key, _) = t.issue(ty, env, &[]).await;
+    for (ty, env) in [(Secret, Test), (Secret, Live), (Publishable, Test), (Publishable, Live)] {
+        let (key, _) = t.issue(ty, env, plain()).await;
         let a = validate(&t, json!({ "key": key })).await;
-        assert_eq!((a.body["key"]["type"].as_str(), a.body["key"]["environment"].as_str()), (Some(ty), Some(env)));
+        assert_eq!(
+            (a.body["key"]["type"].as_str(), a.body["key"]["environment"].as_str()),
+            (Some(ty.as_str()), Some(env.as_str()))
+        );
         let expected = match (ty, env) {
-            ("secret", "test") => "hatch_test_",
-            ("secret", _) => "hatch_live_",
+            (Secret, Test) => "hatch_test_",
+            (Secret, _) => "hatch_live_",
             _ => "hatch_pk_",
         };
         assert!(key.starts_with(expected));
@@ -59,7 +64,7 @@ async fn environments_are_reported_from_prefix_or_record() {
 #[tokio::test]
 async fn revocation_is_seen_by_the_very_next_request() {
     let t = TestApp::new().await.with_customer().await;
-    let (key, prefix) = t.issue("secret", "live", &[]).await;
+    let (key, prefix) = t.issue(Secret, Live, plain()).await;
     assert_eq!(validate(&t, json!({ "key": key })).await.body["valid"], true);
     let out = t.ctl(&["keys", "revoke", "--prefix", &prefix]).await.unwrap();
     let a = validate(&t, json!({ "key": key })).await;
@@ -72,8 +77,13 @@ async fn revocation_is_seen_by_the_very_next_request() {
 #[tokio::test]
 async fn rotation_keeps_both_keys_valid_during_grace_then_expires_the_old() {
     let t = TestApp::new().await.with_customer().await;
-    let (old, old_prefix) =
-        t.issue("publishable", "test", &["--scopes", "read:buddies,write:unlocks", "--label", "web"]).await;
+    let (old, old_prefix) = t
+        .issue(
+            Publishable,
+            Test,
+            KeyOptions { label: Some("web".into()), ..scopes(&["read:buddies", "write:unlocks"]) },
+        )
+        .await;
     let out = t.ctl(&["keys", "rotate", "--prefix", &old_prefix, "--grace-hours", "48"]).await.unwrap();
     let new = out["key"].as_str().unwrap().to_owned();
     assert_ne!(new, old);
@@ -99,7 +109,7 @@ async fn rotation_keeps_both_keys_valid_during_grace_then_expires_the_old() {
 #[tokio::test]
 async fn malformed_keys_cost_no_database_read() {
     let t = TestApp::new().await.with_customer().await;
-    let (good, _) = t.issue("secret", "live", &[]).await;
+    let (good, _) = t.issue(Secret, Live, plain()).await;
     let body_start = "hatch_live_".len();
     let mut bad_checksum = good.clone().into_bytes();
     let last = bad_checksum.len() - 1;
@@ -143,7 +153,7 @@ async fn unknown_well_formed_key_is_invalid_key() {
 #[tokio::test]
 async fn a_valid_key_costs_one_read_and_a_concurrent_window_write() {
     let t = TestApp::new().await.with_customer().await;
-    let (key, _) = t.issue("secret", "live", &[]).await;
+    let (key, _) = t.issue(Secret, Live, plain()).await;
     validate(&t, json!({ "key": key })).await; // first use writes last_used_at
     t.calls.clear();
     let a = validate(&t, json!({ "key": key })).await;
@@ -156,7 +166,7 @@ async fn a_valid_key_costs_one_read_and_a_concurrent_window_write() {
 #[tokio::test]
 async fn last_used_at_is_written_at_most_once_a_minute() {
     let t = TestApp::new().await.with_customer().await;
-    let (key, prefix) = t.issue("secret", "live", &[]).await;
+    let (key, prefix) = t.issue(Secret, Live, plain()).await;
     let last_used = |t: &TestApp| {
         let prefix = prefix.clone();
         let app = t.app.clone();
@@ -185,7 +195,7 @@ async fn last_used_at_is_written_at_most_once_a_minute() {
 async fn origin_and_required_scopes_are_honoured() {
     let t = TestApp::new().await.with_customer().await;
     let (pk, prefix) =
-        t.issue("publishable", "live", &["--allowed-origins", "https://app.example.com,https://*.shop.example"]).await;
+        t.issue(Publishable, Live, origins(&["https://app.example.com", "https://*.shop.example"])).await;
     let check = |body: Value| validate(&t, body);
     assert_eq!(check(json!({ "key": pk, "origin": "https://app.example.com" })).await.body["valid"], true);
     assert_eq!(check(json!({ "key": pk, "origin": "https://x.shop.example" })).await.body["valid"], true);
@@ -207,14 +217,14 @@ async fn origin_and_required_scopes_are_honoured() {
     let missing =
         check(json!({ "key": pk, "origin": "https://app.example.com", "required_scopes": ["write:unlocks"] })).await;
     assert_eq!(missing.body["code"], "insufficient_scope");
-    let (secret, _) = t.issue("secret", "live", &[]).await;
+    let (secret, _) = t.issue(Secret, Live, plain()).await;
     assert_eq!(check(json!({ "key": secret, "origin": "https://anything.test" })).await.body["valid"], true);
 }
 
 #[tokio::test]
 async fn bad_bodies_get_their_api_codes() {
     let t = TestApp::new().await.with_customer().await;
-    let (key, _) = t.issue("secret", "live", &[]).await;
+    let (key, _) = t.issue(Secret, Live, plain()).await;
     let send = |ct: &'static str, body: String| {
         let app = t.app.clone();
         async move {
@@ -252,7 +262,7 @@ async fn bad_bodies_get_their_api_codes() {
 #[tokio::test]
 async fn rate_limited_keys_answer_valid_false_with_retry_after() {
     let t = TestApp::new().await.with_customer().await;
-    let (key, _) = t.issue("secret", "live", &["--tier", "free"]).await;
+    let (key, _) = t.issue(Secret, Live, tier(Tier::Free)).await;
     // Stopped in the middle of a minute so the 61 calls share one window.
     let now = t.app.clock.freeze().secs();
     t.app.clock.advance(60 - now.rem_euclid(60) + 30);

@@ -1,0 +1,144 @@
+//! Every endpoint of the HTTP API, from the `ENDPOINT` each function crate declares beside its
+//! handler. The fallback function is not in the list: it is the router's catch-all (API
+//! Gateway's `$default` and the browser routes' preflights) and reads the list to answer.
+//!
+//! Adding an endpoint: a crate under `functions/` with `ENDPOINT` and `handle`, one name
+//! below, its function and route in `template.yaml`, its operation in `openapi.yaml`, and
+//! an event in `events/<function>/`. The tests in `tests/tests/e2e/routes.rs` name whichever
+//! of those is missing.
+
+use base64::Engine;
+use hatched::endpoint::{Endpoint, Handler, Resolution, resolve};
+use hatched::lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use serde_json::{Map, Value, json};
+
+/// A function and the handler the local API calls for it.
+pub struct Function {
+    pub endpoint: &'static Endpoint,
+    pub handle: Handler,
+}
+
+macro_rules! endpoints {
+    ($($krate:ident),+ $(,)?) => {
+        /// Every routed endpoint (metadata only: reading it links no handler).
+        pub static ENDPOINTS: &[&Endpoint] = &[$(&$krate::ENDPOINT),+];
+        /// The same list with handlers, for the local API.
+        pub static FUNCTIONS: &[Function] = &[$(Function {
+            endpoint: &$krate::ENDPOINT,
+            handle: |app, req| Box::pin($krate::handle(app, req)),
+        }),+];
+    };
+}
+
+endpoints!(
+    validate_key,
+    create_widget_session,
+    revoke_widget_session,
+    create_embed_token,
+    introspect_token,
+    jwks,
+    unlock_gate,
+    list_gates,
+    list_unlocks,
+);
+
+/// What API Gateway does with a method and path.
+pub fn route(method: &str, path: &str) -> Resolution<'static> {
+    resolve(ENDPOINTS, method, path)
+}
+
+/// The handler of a routed endpoint.
+pub fn handler(endpoint: &Endpoint) -> Option<Handler> {
+    FUNCTIONS.iter().find(|f| f.endpoint == endpoint).map(|f| f.handle)
+}
+
+/// An HTTP request as API Gateway receives it.
+#[derive(Debug, Clone)]
+pub struct HttpRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    /// Repeated names are joined with `,` as API Gateway does.
+    pub headers: Vec<(String, String)>,
+    pub body: &'a [u8],
+    pub source_ip: &'a str,
+    pub request_id: String,
+}
+
+/// The HTTP API (payload 2.0) event API Gateway sends to the function `resolution` names.
+/// Shared by the local API and the tests, so both feed handlers the deployed shape.
+pub fn gateway_event(req: &HttpRequest<'_>, resolution: &Resolution<'_>) -> ApiGatewayV2httpRequest {
+    let mut headers: Map<String, Value> = Map::new();
+    for (name, value) in &req.headers {
+        let name = name.to_ascii_lowercase();
+        let joined = match headers.get(&name).and_then(Value::as_str) {
+            Some(earlier) => format!("{earlier},{value}"),
+            None => value.clone(),
+        };
+        headers.insert(name, Value::from(joined));
+    }
+    let params: Map<String, Value> = match resolution {
+        Resolution::Found(_, params) => params.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect(),
+        _ => Map::new(),
+    };
+    // API Gateway base64-encodes bodies that are not valid UTF-8.
+    let (body, is_base64) = match std::str::from_utf8(req.body) {
+        Ok(text) => (text.to_owned(), false),
+        Err(_) => (base64::engine::general_purpose::STANDARD.encode(req.body), true),
+    };
+    let route_key = resolution.route_key();
+    let user_agent = headers.get("user-agent").cloned().unwrap_or_else(|| Value::from(""));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let event = json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": req.path,
+        "rawQueryString": req.query,
+        "headers": headers,
+        "pathParameters": params,
+        "requestContext": {
+            "accountId": "local", "apiId": "local", "domainName": "127.0.0.1", "domainPrefix": "local",
+            "http": {
+                "method": req.method, "path": req.path, "protocol": "HTTP/1.1",
+                "sourceIp": req.source_ip, "userAgent": user_agent,
+            },
+            "requestId": req.request_id,
+            "routeKey": route_key, "stage": "$default", "time": "", "timeEpoch": now.as_millis() as i64,
+        },
+        "body": if body.is_empty() { Value::Null } else { Value::from(body) },
+        "isBase64Encoded": is_base64,
+    });
+    serde_json::from_value(event).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_function_is_listed_once_with_its_handler() {
+        let mut names: Vec<&str> = ENDPOINTS.iter().map(|e| e.function).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ENDPOINTS.len());
+        assert!(ENDPOINTS.iter().all(|e| handler(e).is_some()));
+    }
+
+    #[test]
+    fn events_carry_the_route_and_its_parameters() {
+        let req = HttpRequest {
+            method: "POST",
+            path: "/api/v1/buddies/b1/gates/hat/unlock",
+            query: "",
+            headers: vec![("X-A".into(), "1".into()), ("x-a".into(), "2".into())],
+            body: b"\xff",
+            source_ip: "198.51.100.7",
+            request_id: "r1".into(),
+        };
+        let event = gateway_event(&req, &route(req.method, req.path));
+        assert_eq!(event.route_key.as_deref(), Some("POST /api/v1/buddies/{buddy_id}/gates/{gate_key}/unlock"));
+        assert_eq!(event.path_parameters.get("gate_key").map(String::as_str), Some("hat"));
+        assert_eq!(event.headers.get("x-a").and_then(|v| v.to_str().ok()), Some("1,2"));
+        assert!(event.is_base64_encoded);
+    }
+}

@@ -1,0 +1,65 @@
+//! IAM follows the code, both ways: every AWS action a function performed in the end-to-end
+//! suite (recorded by `hatched_tests::calls::ActionLog` into `$HATCHED_AWS_ACTIONS`) must be
+//! granted by its policy in `template.yaml` and declared by its `ENDPOINT`; every granted
+//! action must be one it performed or declares. `scripts/test` runs this after the suite
+//! (`cargo test --test iam`); it is not part of a plain `cargo test`, which has no record yet.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hatched::endpoint::Endpoint;
+use hatched_tests::calls::ACTIONS_FILE_ENV;
+use hatched_tests::template::Template;
+
+fn functions() -> Vec<&'static Endpoint> {
+    endpoints::ENDPOINTS.iter().copied().chain([&fallback::ENDPOINT]).collect()
+}
+
+fn performed() -> BTreeMap<String, BTreeSet<String>> {
+    let path = std::env::var(ACTIONS_FILE_ENV)
+        .unwrap_or_else(|_| panic!("{ACTIONS_FILE_ENV} is not set: scripts/test records the suite's AWS calls there"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut performed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let (function, action) = line.split_once(' ').unwrap_or_else(|| panic!("{path}: bad line {line:?}"));
+        performed.entry(function.to_owned()).or_default().insert(action.to_owned());
+    }
+    performed
+}
+
+#[test]
+fn every_performed_action_is_granted_and_every_grant_is_used_or_declared() {
+    let template = Template::load();
+    let performed = performed();
+    let mut problems = Vec::new();
+    for (function, _) in &performed {
+        if !functions().iter().any(|e| e.function == function) {
+            problems.push(format!("the suite recorded calls of {function}, which is no function"));
+        }
+    }
+    for e in functions() {
+        let Some(resource) = template.function(e.function) else {
+            problems.push(format!("template.yaml has no function building {}", e.function));
+            continue;
+        };
+        let granted = template.actions(&resource);
+        let declared: BTreeSet<String> = e.aws.iter().map(|a| a.to_string()).collect();
+        let done = performed.get(e.function).cloned().unwrap_or_default();
+        for action in &done {
+            if !granted.contains(action) {
+                problems.push(format!("{resource} needs {action} (performed in the end-to-end suite)"));
+            }
+            if !declared.contains(action) {
+                problems.push(format!("{} performs {action} but its ENDPOINT does not declare it", e.function));
+            }
+        }
+        for action in granted.difference(&done) {
+            if !declared.contains(action) {
+                problems.push(format!("{resource} is granted {action}, which it never uses and does not declare"));
+            }
+        }
+        if done.is_empty() && !e.aws.is_empty() {
+            problems.push(format!("no AWS call of {} was recorded: is it exercised by the suite?", e.function));
+        }
+    }
+    assert!(problems.is_empty(), "IAM and code disagree:\n{}", problems.join("\n"));
+}
