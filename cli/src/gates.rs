@@ -3,9 +3,10 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use hatched::App;
+use hatched::domain::gate::BuddyRef;
 use hatched::domain::gate::{Gate, TokenSlots};
 use hatched::domain::{CustomerId, GateKey, TokenKey};
-use hatched::store::{BuddyRef, StoreError};
+use hatched::store::StoreError;
 use serde_json::{Value, json};
 
 use crate::{BuddyArgs, Output, require_customer};

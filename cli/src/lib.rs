@@ -9,8 +9,9 @@ pub mod serve;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use hatched::App;
+use hatched::domain::gate::Customer;
 use hatched::domain::{BuddyId, CustomerId, Environment, TokenKey};
-use hatched::store::{Customer, StoreError};
+use hatched::store::StoreError;
 use serde_json::{Value, json};
 
 #[derive(Parser, Debug)]
@@ -206,27 +207,22 @@ pub(crate) async fn create_buddy(app: &App, args: BuddyArgs) -> Result<Output> {
 async fn signing_key(app: &App, cmd: SigningKeyCommand) -> Result<Output> {
     let ring = match cmd {
         SigningKeyCommand::Create => {
-            let created = app.signer.create_secret().await.map_err(api_error)?;
-            let ring = app.signer.ring().await.map_err(api_error)?;
+            let created = app.signer.create_secret().await?;
+            let ring = app.signer.ring().await?;
             let text = if created { "signing secret created" } else { "signing secret already exists" };
             return Ok(Output::new(
                 json!({ "created": created, "kid": ring.current.kid() }),
                 format!("{text}; current kid {}", ring.current.kid()),
             ));
         }
-        SigningKeyCommand::Rotate => app.signer.rotate().await.map_err(api_error)?,
-        SigningKeyCommand::Show => app.signer.ring().await.map_err(api_error)?,
+        SigningKeyCommand::Rotate => app.signer.rotate().await?,
+        SigningKeyCommand::Show => app.signer.ring().await?,
     };
     let previous = ring.previous.as_ref().map(|k| k.kid().to_owned());
     Ok(Output::new(
         json!({ "kid": ring.current.kid(), "previous_kid": previous }),
         format!("current kid {} (previous {})", ring.current.kid(), previous.as_deref().unwrap_or("none")),
     ))
-}
-
-/// The API error's internal cause is what an operator needs to see.
-fn api_error(e: hatched::ApiError) -> anyhow::Error {
-    anyhow::anyhow!("{e}")
 }
 
 pub(crate) async fn require_customer(app: &App, id: &CustomerId) -> Result<Customer> {

@@ -1,7 +1,6 @@
 //! Per-cold-start state: built once, shared by every request of a function.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -12,7 +11,7 @@ use aws_smithy_http_client::ConnectorBuilder;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 
-use crate::domain::UnixTime;
+use crate::domain::time::Clock;
 use crate::signing::Signer;
 use crate::store::Store;
 
@@ -66,38 +65,6 @@ impl TlsRoots {
             TlsRoots::Aws => TrustStore::empty().with_native_roots(false).with_pem_certificate(AWS_ROOTS_PEM),
             TlsRoots::System => TrustStore::default(),
         }
-    }
-}
-
-/// Wall-clock time that tests can move or stop (production does neither).
-#[derive(Debug, Clone, Default)]
-pub struct Clock {
-    offset_secs: Arc<AtomicI64>,
-    /// Non-zero: the clock is stopped at this time (plus later advances).
-    frozen_at: Arc<AtomicI64>,
-}
-
-impl Clock {
-    pub fn now(&self) -> UnixTime {
-        match self.frozen_at.load(Ordering::Relaxed) {
-            0 => UnixTime::now().plus_secs(self.offset_secs.load(Ordering::Relaxed)),
-            at => UnixTime::from_secs(at),
-        }
-    }
-
-    /// Moves this clock (and every clone of it) forward.
-    pub fn advance(&self, secs: i64) {
-        if self.frozen_at.load(Ordering::Relaxed) != 0 {
-            self.frozen_at.fetch_add(secs, Ordering::Relaxed);
-        }
-        self.offset_secs.fetch_add(secs, Ordering::Relaxed);
-    }
-
-    /// Stops the clock at its current time, so a test can sit exactly on a boundary.
-    pub fn freeze(&self) -> UnixTime {
-        let now = self.now();
-        self.frozen_at.store(now.secs(), Ordering::Relaxed);
-        now
     }
 }
 

@@ -2,10 +2,10 @@
 //! rate-window count running concurrently, then the record's verdicts in a fixed order.
 
 use crate::app::App;
-use crate::domain::{ANONYMOUS_PER_MINUTE, ApiKey, KeyRecord, KeyType, LAST_USED_RESOLUTION_SECS, Scope, UnixTime};
+use crate::domain::ratelimit::{Counted, RateLimitStatus};
+use crate::domain::{ANONYMOUS_PER_MINUTE, ApiKey, KeyRecord, KeyType, LAST_USED_RESOLUTION_SECS, Scope};
 use crate::error::ApiError;
 use crate::http::{RequestCtx, bearer_key};
-use crate::ratelimit::{RateLimitStatus, Subject, WINDOW_SECS};
 use lambda_http::Request;
 
 /// An authenticated caller: the key's record and where it stands in its rate window.
@@ -57,17 +57,11 @@ pub fn require_scopes(record: &KeyRecord, scopes: &[Scope]) -> Result<(), ApiErr
     }
 }
 
-fn window_expiry(now: UnixTime) -> UnixTime {
-    // Keep the window item a little past its minute so late readers still see it.
-    crate::ratelimit::window_start(now).plus_secs(2 * WINDOW_SECS)
-}
-
 impl App {
     /// Counts a request without a usable key against its source IP.
     pub async fn count_anonymous(&self, ctx: &RequestCtx) -> Result<RateLimitStatus, ApiError> {
         let now = self.clock.now();
-        let window = Subject::Ip(&ctx.source_ip).window_id(now);
-        let count = self.store.count_request(&window, window_expiry(now)).await?;
+        let count = self.store.count_request(&Counted::Ip(&ctx.source_ip), now).await?;
         Ok(RateLimitStatus::decide(ANONYMOUS_PER_MINUTE, count, now))
     }
 
@@ -86,9 +80,8 @@ impl App {
     pub async fn check_key(&self, key: &ApiKey, ctx: &RequestCtx, origin: Option<&str>) -> Result<Caller, Rejected> {
         let now = self.clock.now();
         let hash = key.hash();
-        let window = Subject::Key(&hash).window_id(now);
-        let (record, count) =
-            futures::join!(self.store.get_key(&hash), self.store.count_request(&window, window_expiry(now)));
+        let counted = Counted::Key(&hash);
+        let (record, count) = futures::join!(self.store.get_key(&hash), self.store.count_request(&counted, now));
         let Some(record) = record.map_err(ApiError::from)? else {
             // Unknown keys cost a read: hold them to the anonymous per-IP limit.
             return Err(self.refuse_anonymous(ctx, ApiError::InvalidKey).await);

@@ -3,8 +3,11 @@
 
 use serde_json::{Value, json};
 
+use crate::aws::AwsFailure;
 use crate::domain::token::{ScopeError, TtlOutOfRange};
 use crate::domain::{InvalidId, KeyFormatError, KeyRejection, Scope};
+use crate::signing::SigningError;
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -174,6 +177,34 @@ impl ApiError {
             error["details"] = details;
         }
         json!({ "error": error })
+    }
+}
+
+impl From<AwsFailure> for ApiError {
+    fn from(e: AwsFailure) -> ApiError {
+        match e {
+            AwsFailure::Unavailable { .. } => ApiError::Unavailable(e.to_string()),
+            AwsFailure::Internal { .. } => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// Outcomes a caller did not handle (`AlreadyExists`, `NotFound`) are bugs here.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Aws(aws) => aws.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<SigningError> for ApiError {
+    fn from(e: SigningError) -> ApiError {
+        match e {
+            SigningError::Aws(aws) => aws.into(),
+            SigningError::Broken(why) => ApiError::Internal(why),
+        }
     }
 }
 

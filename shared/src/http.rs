@@ -8,8 +8,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::ApiKey;
+use crate::domain::ratelimit::RateLimitStatus;
 use crate::error::ApiError;
-use crate::ratelimit::RateLimitStatus;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;

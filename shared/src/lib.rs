@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod aws;
 pub mod domain;
 
 pub mod endpoint;
@@ -15,15 +16,15 @@ pub mod handler;
 pub mod http;
 pub mod keys;
 pub mod lambda;
-pub mod ratelimit;
 pub mod signing;
 pub mod store;
 pub mod telemetry;
 pub mod unlock;
 pub mod views;
 
-pub use app::{App, Clock};
+pub use app::App;
 pub use auth::{Access, Caller, Rejected};
+pub use domain::time::Clock;
 pub use error::ApiError;
 pub use http::{Reply, RequestCtx};
 pub use lambda_http;

@@ -15,11 +15,21 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
-use crate::app::Clock;
+use crate::aws::{AwsFailure, classify};
 use crate::domain::UnixTime;
+use crate::domain::time::Clock;
 use crate::domain::token::{EMBED_AUDIENCE, SESSION_AUDIENCE, TokenClaims};
-use crate::error::ApiError;
-use crate::store::classify;
+
+/// Why keys could not be loaded or used.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    /// Secrets Manager unreachable, throttling or refusing.
+    #[error(transparent)]
+    Aws(#[from] AwsFailure),
+    /// Missing configuration or unusable key material: a deployment bug.
+    #[error("signing keys: {0}")]
+    Broken(String),
+}
 
 /// Keys are re-read from Secrets Manager at most this often…
 pub const REFRESH_SECS: i64 = 300;
@@ -41,9 +51,9 @@ impl std::fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    pub fn from_secret(secret: &str) -> Result<SigningKey, ApiError> {
+    pub fn from_secret(secret: &str) -> Result<SigningKey, SigningError> {
         let seed = Sha256::digest(secret.as_bytes());
-        let internal = |what: &str| ApiError::Internal(format!("deriving the signing key: {what}"));
+        let internal = |what: &str| SigningError::Broken(format!("deriving the signing key: {what}"));
         let pair = Ed25519KeyPair::from_seed_unchecked(&seed).map_err(|_| internal("seed rejected"))?;
         let pkcs8 = pair.to_pkcs8().map_err(|_| internal("pkcs8"))?;
         let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
@@ -62,11 +72,11 @@ impl SigningKey {
         json!({ "kty": "OKP", "crv": "Ed25519", "x": self.x, "kid": self.kid, "use": "sig", "alg": "EdDSA" })
     }
 
-    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, ApiError> {
+    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, SigningError> {
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some("JWT".to_owned());
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| ApiError::Internal(format!("signing: {e}")))
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| SigningError::Broken(format!("signing: {e}")))
     }
 }
 
@@ -141,13 +151,13 @@ impl Signer {
     }
 
     /// The current ring, loading or refreshing it when due.
-    pub async fn ring(&self) -> Result<Arc<KeyRing>, ApiError> {
+    pub async fn ring(&self) -> Result<Arc<KeyRing>, SigningError> {
         self.ring_fresher_than(REFRESH_SECS).await
     }
 
     /// The ring able to verify `kid` if Secrets Manager knows it (refreshes at most every
     /// [`UNKNOWN_KID_REFRESH_SECS`], so unknown kids cannot be used to hammer the secret).
-    pub async fn ring_for(&self, token: &str) -> Result<Arc<KeyRing>, ApiError> {
+    pub async fn ring_for(&self, token: &str) -> Result<Arc<KeyRing>, SigningError> {
         let ring = self.ring().await?;
         match token_kid(token) {
             Some(kid) if ring.find(&kid).is_none() => self.ring_fresher_than(UNKNOWN_KID_REFRESH_SECS).await,
@@ -155,7 +165,7 @@ impl Signer {
         }
     }
 
-    async fn ring_fresher_than(&self, max_age: i64) -> Result<Arc<KeyRing>, ApiError> {
+    async fn ring_fresher_than(&self, max_age: i64) -> Result<Arc<KeyRing>, SigningError> {
         let now = self.clock.now();
         let mut cache = self.cache.lock().await;
         if let Some(c) = cache.as_ref().filter(|c| now.secs() - c.loaded_at.secs() < max_age) {
@@ -180,7 +190,7 @@ impl Signer {
 
     /// Operators: creates the secret with a random value unless it exists. Returns whether
     /// it was created.
-    pub async fn create_secret(&self) -> Result<bool, ApiError> {
+    pub async fn create_secret(&self) -> Result<bool, SigningError> {
         let id = self.secret_id()?;
         let result =
             self.client.create_secret().name(id).secret_string(crate::domain::key::random_base62(64)).send().await;
@@ -193,7 +203,7 @@ impl Signer {
 
     /// Operators: puts a new random version. Secrets Manager moves `AWSCURRENT` to it and
     /// `AWSPREVIOUS` to the version that was current. Returns the new ring (cache reset).
-    pub async fn rotate(&self) -> Result<Arc<KeyRing>, ApiError> {
+    pub async fn rotate(&self) -> Result<Arc<KeyRing>, SigningError> {
         let id = self.secret_id()?;
         self.client
             .put_secret_value()
@@ -201,7 +211,7 @@ impl Signer {
             .secret_string(crate::domain::key::random_base62(64))
             .send()
             .await
-            .map_err(|e| ApiError::from(classify("secretsmanager:PutSecretValue", e)))?;
+            .map_err(|e| classify("secretsmanager:PutSecretValue", e))?;
         *self.cache.lock().await = None;
         self.ring().await
     }
@@ -210,22 +220,22 @@ impl Signer {
         self.secret_id.as_deref()
     }
 
-    fn secret_id(&self) -> Result<&str, ApiError> {
-        self.secret_id.as_deref().ok_or_else(|| ApiError::Internal("HATCHED_SIGNING_SECRET is not set".into()))
+    fn secret_id(&self) -> Result<&str, SigningError> {
+        self.secret_id.as_deref().ok_or_else(|| SigningError::Broken("HATCHED_SIGNING_SECRET is not set".into()))
     }
 
-    async fn load(&self) -> Result<KeyRing, ApiError> {
+    async fn load(&self) -> Result<KeyRing, SigningError> {
         let id = self.secret_id()?;
         let (current, previous) = futures::join!(self.fetch(id, "AWSCURRENT"), self.fetch(id, "AWSPREVIOUS"));
         let current =
-            current?.ok_or_else(|| ApiError::Internal("the signing secret has no AWSCURRENT version".into()))?;
+            current?.ok_or_else(|| SigningError::Broken("the signing secret has no AWSCURRENT version".into()))?;
         Ok(KeyRing {
             current: SigningKey::from_secret(&current)?,
             previous: previous?.map(|p| SigningKey::from_secret(&p)).transpose()?,
         })
     }
 
-    async fn fetch(&self, id: &str, stage: &str) -> Result<Option<String>, ApiError> {
+    async fn fetch(&self, id: &str, stage: &str) -> Result<Option<String>, SigningError> {
         match self.client.get_secret_value().secret_id(id).version_stage(stage).send().await {
             Ok(out) => Ok(out.secret_string),
             Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => Ok(None),

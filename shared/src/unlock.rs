@@ -1,16 +1,29 @@
-//! The exactly-once gate unlock: read everything once, decide, spend in one transaction,
-//! and turn a lost race into `already_unlocked: true` (never a 402, never a 5xx).
+//! The exactly-once gate unlock, top to bottom. Each attempt:
+//!
+//! 1. **Read** gate, buddy, primary balance and any existing unlock in one consistent
+//!    `BatchGetItem` ([`crate::store::Store::read_for_unlock`]).
+//! 2. **Decide** from that read alone ([`crate::domain::gate::UnlockReading::plan`]): no gate or
+//!    buddy → 404; an unlock exists → answer it (`already_unlocked`, nothing written); the
+//!    balance cannot pay → 402; otherwise spend.
+//! 3. **Spend** in one `TransactWriteItems` ([`crate::store::Store::spend`]): debit with
+//!    `amount >= cost`, put the unlock if absent, put the ledger entry, check the gate is
+//!    unchanged — all or nothing, idempotent on a `ClientRequestToken` per attempt.
+//! 4. **Read the outcome** ([`SpendOutcome`], from the per-item cancellation reasons): the
+//!    unlock put lost or the gate changed → read again (a lost race is `already_unlocked: true`,
+//!    never a 402); the debit failed → 402; a conflicting transaction → back off and retry, at
+//!    most [`MAX_ATTEMPTS`] times, then 503.
 
 use std::time::Duration;
 
 use crate::App;
+use crate::domain::gate::BuddyRef;
 use crate::domain::gate::{Gate, Unlock, UnlockPlan};
 use crate::domain::{GateKey, TokenKey};
 use crate::error::ApiError;
-use crate::store::{BuddyRef, SpendOutcome};
+use crate::store::SpendOutcome;
 
 /// Reads and transactions per request before giving up with 503 (conflicts are retried).
-const MAX_ATTEMPTS: u32 = 5;
+pub const MAX_ATTEMPTS: u32 = 5;
 
 /// The answer to an unlock request.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,8 +45,10 @@ impl App {
         request_id: &str,
     ) -> Result<UnlockResult, ApiError> {
         for attempt in 0..MAX_ATTEMPTS {
-            let view = self.store.read_for_unlock(buddy, gate_key, primary).await?;
-            let (gate, balance) = match view.plan() {
+            // 1. Read.
+            let reading = self.store.read_for_unlock(buddy, gate_key, primary).await?;
+            // 2. Decide.
+            let (gate, balance) = match reading.plan() {
                 UnlockPlan::GateNotFound => return Err(ApiError::GateNotFound),
                 UnlockPlan::BuddyNotFound => return Err(ApiError::BuddyNotFound),
                 UnlockPlan::AlreadyUnlocked { gate, unlock, balance } => {
@@ -58,6 +73,7 @@ impl App {
                 metadata: gate.metadata.clone(),
                 request_id: request_id.to_owned(),
             };
+            // 3. Spend, 4. and read the outcome.
             match self.store.spend(buddy, &gate, &unlock, attempt).await? {
                 SpendOutcome::Spent => {
                     let balance = balance - gate.cost;

@@ -119,7 +119,7 @@ struct Seeded {
     token: String,
 }
 
-/// A table, signing secret, customer, buddy, gate, balance, key and session to invoke against.
+/// The demo world (`hatchctl::seed`) in a fresh table, and a session to invoke against.
 async fn seed() -> Result<Seeded> {
     let suffix = hatched::domain::key::random_base62(8);
     let settings = hatched::app::Settings {
@@ -128,35 +128,9 @@ async fn seed() -> Result<Seeded> {
         issuer: hatched::app::DEFAULT_ISSUER.to_owned(),
     };
     let app = hatched::App::from_config(&hatched::app::aws_config().await?, settings.clone());
-    let ctl = |args: &'static [&'static str]| {
-        let app = app.clone();
-        async move { hatchctl::run_args(&app, args).await }
-    };
-    ctl(&["table", "create"]).await?;
-    ctl(&["signing-key", "create"]).await?;
-    ctl(&["customers", "create", "--customer", "acme", "--primary-token", "coins", "--progression-token", "xp"])
-        .await?;
-    ctl(&["buddies", "create", "--customer", "acme", "--env", "live", "--buddy", "buddy_1"]).await?;
-    ctl(&["gates", "create", "--customer", "acme", "--gate", "dark_mode", "--token", "coins", "--cost", "1"]).await?;
-    ctl(&[
-        "balances",
-        "credit",
-        "--customer",
-        "acme",
-        "--env",
-        "live",
-        "--buddy",
-        "buddy_1",
-        "--token",
-        "coins",
-        "--amount",
-        "1000000",
-    ])
-    .await?;
-    let issued =
-        ctl(&["keys", "issue", "--customer", "acme", "--type", "secret", "--env", "live", "--tier", "enterprise"])
-            .await?;
-    let key = issued.json["key"].as_str().context("key")?.to_owned();
+    // The demo world scripts/dev serves: buddy_1, dark_mode, an enterprise live key.
+    let demo = hatchctl::seed::seed_demo(&app, "acme").await?;
+    let key = demo.json["live_secret_key"].as_str().context("key")?.to_owned();
     let mint = std::fs::read_to_string("events/create-widget-session/valid.json")?.replace(FIXTURE_KEY, &key);
     let resp = create_widget_session::handle(&app, hatched::lambda_http::request::from_str(&mint)?).await;
     let body: serde_json::Value = serde_json::from_slice(resp.body().as_ref())?;

@@ -1,12 +1,12 @@
 //! GET /api/v1/buddies/{buddy_id}/unlocks — every unlock of a buddy, sorted by gate key,
 //! read to the last page.
 
+use hatched::domain::gate::BuddyRef;
 use hatched::domain::{BuddyId, Scope};
 use hatched::endpoint::{Endpoint, aws};
 use hatched::handler::keyed;
 use hatched::http::{no_body, path_param};
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::BuddyRef;
 use hatched::views::UnlockView;
 use hatched::{Access, ApiError, App, Caller};
 use serde::Serialize;

@@ -1,12 +1,12 @@
 //! POST /api/v1/buddies/{buddy_id}/gates/{gate_key}/unlock — spend the gate's cost once.
 //! Budget: the key read, one consistent batch read, one transaction (a repeat: two calls).
 
+use hatched::domain::gate::BuddyRef;
 use hatched::domain::{BuddyId, GateKey, Scope, TokenKey};
 use hatched::endpoint::{Endpoint, aws};
 use hatched::handler::keyed;
 use hatched::http::{no_body, path_param};
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::BuddyRef;
 use hatched::views::{GateView, UnlockView};
 use hatched::{Access, ApiError, App, Caller, RequestCtx};
 use serde::Serialize;

@@ -3,13 +3,13 @@
 
 use hatched::auth::{Access, Rejected, require_scopes};
 use hatched::domain::key::display_prefix_of;
+use hatched::domain::ratelimit::RateLimitStatus;
 use hatched::domain::time::rfc3339;
 use hatched::domain::{ApiKey, KeyPrefix, KeyRecord, Scope, UnixTime};
 use hatched::endpoint::{Endpoint, aws};
 use hatched::handler::serving;
 use hatched::http::json_body;
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::ratelimit::RateLimitStatus;
 use hatched::{ApiError, App, Caller, Reply, RequestCtx};
 use serde::{Deserialize, Serialize};
 

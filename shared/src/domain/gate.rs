@@ -9,6 +9,24 @@ use super::{BuddyId, CustomerId, Environment, GateKey, TokenKey, UnixTime};
 /// are read on every unlock, so keep them small).
 pub const MAX_METADATA_BYTES: usize = 4096;
 
+/// A buddy in one environment of a customer: everything it owns (balances, unlocks, ledger)
+/// is addressed through it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuddyRef {
+    pub customer: CustomerId,
+    pub env: Environment,
+    pub buddy: BuddyId,
+}
+
+/// A customer and its two token keys: primary (spendable) and progression (never spendable).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Customer {
+    pub customer_id: CustomerId,
+    pub primary_token: TokenKey,
+    pub progression_token: TokenKey,
+    pub created_at: UnixTime,
+}
+
 /// A gate: pay `cost` of `token_key` (the customer's primary token) to unlock it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Gate {
@@ -94,7 +112,7 @@ pub struct LedgerEntry {
 
 /// What the unlock read finds, all at once.
 #[derive(Debug, Clone, PartialEq)]
-pub struct UnlockView {
+pub struct UnlockReading {
     pub gate: Option<Gate>,
     pub buddy_exists: bool,
     pub balance: i64,
@@ -111,7 +129,7 @@ pub enum UnlockPlan {
     Spend { gate: Gate, balance: i64 },
 }
 
-impl UnlockView {
+impl UnlockReading {
     pub fn plan(self) -> UnlockPlan {
         let Some(gate) = self.gate else { return UnlockPlan::GateNotFound };
         if !self.buddy_exists {
@@ -170,7 +188,7 @@ mod tests {
             metadata: None,
             request_id: "r".into(),
         };
-        let view = |gate: Option<Gate>, buddy: bool, balance: i64, unlock: Option<Unlock>| UnlockView {
+        let view = |gate: Option<Gate>, buddy: bool, balance: i64, unlock: Option<Unlock>| UnlockReading {
             gate,
             buddy_exists: buddy,
             balance,

@@ -37,6 +37,7 @@ pub mod gate;
 pub mod ids;
 pub mod key;
 pub mod origin;
+pub mod ratelimit;
 pub mod time;
 pub mod token;
 

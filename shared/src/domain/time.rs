@@ -1,6 +1,8 @@
 //! Whole-second UTC times: stored as numbers (comparable in DynamoDB conditions),
 //! shown as RFC 3339 with a `Z`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -31,6 +33,38 @@ impl UnixTime {
     pub fn rfc3339(self) -> String {
         let t = UNIX_EPOCH + Duration::from_secs(self.0.max(0) as u64);
         humantime::format_rfc3339_seconds(t).to_string()
+    }
+}
+
+/// Wall-clock time that tests can move or stop (production does neither).
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset_secs: Arc<AtomicI64>,
+    /// Non-zero: the clock is stopped at this time (plus later advances).
+    frozen_at: Arc<AtomicI64>,
+}
+
+impl Clock {
+    pub fn now(&self) -> UnixTime {
+        match self.frozen_at.load(Ordering::Relaxed) {
+            0 => UnixTime::now().plus_secs(self.offset_secs.load(Ordering::Relaxed)),
+            at => UnixTime::from_secs(at),
+        }
+    }
+
+    /// Moves this clock (and every clone of it) forward.
+    pub fn advance(&self, secs: i64) {
+        if self.frozen_at.load(Ordering::Relaxed) != 0 {
+            self.frozen_at.fetch_add(secs, Ordering::Relaxed);
+        }
+        self.offset_secs.fetch_add(secs, Ordering::Relaxed);
+    }
+
+    /// Stops the clock at its current time, so a test can sit exactly on a boundary.
+    pub fn freeze(&self) -> UnixTime {
+        let now = self.now();
+        self.frozen_at.store(now.secs(), Ordering::Relaxed);
+        now
     }
 }
 

@@ -2,17 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, classify, is_condition_failure, to_item};
-use crate::domain::{BuddyId, CustomerId, Environment, TokenKey, UnixTime};
-
-/// A customer and its two token keys: primary (spendable) and progression (never spendable).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Customer {
-    pub customer_id: CustomerId,
-    pub primary_token: TokenKey,
-    pub progression_token: TokenKey,
-    pub created_at: UnixTime,
-}
+use super::{Store, StoreError, classify, s, to_item};
+use crate::domain::gate::Customer;
+use crate::domain::{BuddyId, CustomerId, Environment, UnixTime};
 
 #[derive(Serialize, Deserialize)]
 struct CustomerItem {
@@ -76,19 +68,25 @@ impl Store {
         self.put_new("create_buddy", item).await
     }
 
-    pub(crate) async fn put_new(&self, op: &'static str, item: super::Item) -> Result<(), StoreError> {
-        let result = self
+    /// Does the buddy exist in this customer's environment? (Consistent: a buddy created a
+    /// moment ago must be usable at once.)
+    pub async fn buddy_exists(
+        &self,
+        customer: &CustomerId,
+        env: Environment,
+        buddy: &BuddyId,
+    ) -> Result<bool, StoreError> {
+        let out = self
             .client
-            .put_item()
+            .get_item()
             .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
+            .key("pk", s(buddy_pk(customer, env, buddy)))
+            .key("sk", s("BUDDY"))
+            .projection_expression("pk")
+            .consistent_read(true)
             .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Err(StoreError::AlreadyExists),
-            Err(e) => Err(classify(op, e)),
-        }
+            .await
+            .map_err(|e| classify("buddy_exists", e))?;
+        Ok(out.item.is_some())
     }
 }

@@ -9,16 +9,17 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    CancellationReason, ConditionCheck, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
+    ConditionCheck, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::customers::{buddy_pk, customer_pk};
-use super::{Item, Store, StoreError, classify, from_item, n, s, to_item};
-use crate::domain::gate::{Gate, LedgerEntry, Unlock, UnlockView};
-use crate::domain::{BuddyId, CustomerId, Environment, GateKey, TokenKey};
+use super::{
+    Item, Store, StoreError, build_err, cancellation_reasons, classify, condition_failed, from_item, n, s, to_item,
+};
+use crate::domain::gate::{BuddyRef, Gate, LedgerEntry, Unlock, UnlockReading};
+use crate::domain::{CustomerId, GateKey, TokenKey};
 
 #[derive(Serialize, Deserialize)]
 struct GateItem {
@@ -52,18 +53,9 @@ struct LedgerItem {
     entry: LedgerEntry,
 }
 
-/// A buddy in one environment of a customer: the partition everything it owns lives in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuddyRef {
-    pub customer: CustomerId,
-    pub env: Environment,
-    pub buddy: BuddyId,
-}
-
-impl BuddyRef {
-    fn pk(&self) -> String {
-        buddy_pk(&self.customer, self.env, &self.buddy)
-    }
+/// The partition everything a buddy owns lives in.
+fn buddy_partition(buddy: &BuddyRef) -> String {
+    buddy_pk(&buddy.customer, buddy.env, &buddy.buddy)
 }
 
 fn gate_sk(gate: &GateKey) -> String {
@@ -96,15 +88,16 @@ fn key(pk: String, sk: String) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
-fn build_err(op: &'static str) -> impl Fn(aws_sdk_dynamodb::error::BuildError) -> StoreError {
-    move |e| StoreError::Internal { op, cause: e.to_string() }
-}
-
 impl Store {
     /// The spend's idempotency token: one per table, request, buddy, gate and attempt
     /// (DynamoDB scopes tokens to the account, not the table).
     fn spend_token(&self, request_id: &str, buddy: &BuddyRef, gate: &GateKey, attempt: u32) -> String {
-        let digest = Sha256::digest(format!("{}|{request_id}|{}|{}|{attempt}", self.table, buddy.pk(), gate.as_str()));
+        let digest = Sha256::digest(format!(
+            "{}|{request_id}|{}|{}|{attempt}",
+            self.table,
+            buddy_partition(buddy),
+            gate.as_str()
+        ));
         hex::encode(digest)[..36].to_owned()
     }
 
@@ -122,19 +115,19 @@ impl Store {
 
     /// All unlocks of a buddy, sorted by gate key.
     pub async fn list_unlocks(&self, buddy: &BuddyRef) -> Result<Vec<Unlock>, StoreError> {
-        let items = self.query_prefix("list_unlocks", buddy.pk(), "UNLOCK#").await?;
+        let items = self.query_prefix("list_unlocks", buddy_partition(buddy), "UNLOCK#").await?;
         items.into_iter().map(|i| from_item::<UnlockItem>(i).map(|u| u.unlock)).collect()
     }
 
     /// All ledger entries of a buddy, oldest first.
     pub async fn list_ledger(&self, buddy: &BuddyRef) -> Result<Vec<LedgerEntry>, StoreError> {
-        let items = self.query_prefix("list_ledger", buddy.pk(), "LEDGER#").await?;
+        let items = self.query_prefix("list_ledger", buddy_partition(buddy), "LEDGER#").await?;
         items.into_iter().map(|i| from_item::<LedgerItem>(i).map(|l| l.entry)).collect()
     }
 
     /// Every balance of a buddy, by token key.
     pub async fn list_balances(&self, buddy: &BuddyRef) -> Result<Vec<(TokenKey, i64)>, StoreError> {
-        let items = self.query_prefix("list_balances", buddy.pk(), "BAL#").await?;
+        let items = self.query_prefix("list_balances", buddy_partition(buddy), "BAL#").await?;
         items.into_iter().map(|i| from_item::<BalanceItem>(i).map(|b| (b.token_key, b.amount))).collect()
     }
 
@@ -143,13 +136,13 @@ impl Store {
         let err = build_err("credit");
         let check = ConditionCheck::builder()
             .table_name(&self.table)
-            .set_key(Some(key(buddy.pk(), "BUDDY".into())))
+            .set_key(Some(key(buddy_partition(buddy), "BUDDY".into())))
             .condition_expression("attribute_exists(pk)")
             .build()
             .map_err(&err)?;
         let update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(buddy.pk(), balance_sk(token))))
+            .set_key(Some(key(buddy_partition(buddy), balance_sk(token))))
             .update_expression("ADD #amount :amount SET #token = :token")
             .expression_attribute_names("#amount", "amount")
             .expression_attribute_names("#token", "token_key")
@@ -166,7 +159,7 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if reasons(&e).is_some_and(|r| failed(r, 0)) => Err(StoreError::NotFound),
+            Err(e) if cancellation_reasons(&e).is_some_and(|r| condition_failed(r, 0)) => Err(StoreError::NotFound),
             Err(e) => Err(classify("credit", e)),
         }
     }
@@ -177,13 +170,13 @@ impl Store {
         buddy: &BuddyRef,
         gate: &GateKey,
         token: &TokenKey,
-    ) -> Result<UnlockView, StoreError> {
+    ) -> Result<UnlockReading, StoreError> {
         let customer_pk = customer_pk(&buddy.customer);
         let keys = vec![
             key(customer_pk.clone(), gate_sk(gate)),
-            key(buddy.pk(), "BUDDY".into()),
-            key(buddy.pk(), balance_sk(token)),
-            key(buddy.pk(), unlock_sk(gate)),
+            key(buddy_partition(buddy), "BUDDY".into()),
+            key(buddy_partition(buddy), balance_sk(token)),
+            key(buddy_partition(buddy), unlock_sk(gate)),
         ];
         let mut request = KeysAndAttributes::builder()
             .set_keys(Some(keys))
@@ -206,7 +199,10 @@ impl Store {
                 _ => return view_of(found, &customer_pk, gate),
             }
         }
-        Err(StoreError::Unavailable { op: "read_for_unlock", cause: "keys left unprocessed after retries".into() })
+        Err(StoreError::Aws(crate::aws::AwsFailure::Unavailable {
+            op: "read_for_unlock",
+            cause: "keys left unprocessed after retries".into(),
+        }))
     }
 
     /// The spend transaction. `ClientRequestToken` makes an SDK retry of the same request
@@ -225,7 +221,7 @@ impl Store {
         let err = build_err("spend");
         let debit = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(buddy.pk(), balance_sk(&gate.token_key))))
+            .set_key(Some(key(buddy_partition(buddy), balance_sk(&gate.token_key))))
             .update_expression("SET #amount = #amount - :cost")
             .condition_expression("#amount >= :cost")
             .expression_attribute_names("#amount", "amount")
@@ -236,7 +232,7 @@ impl Store {
         let unlock_put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(to_item(&UnlockItem {
-                pk: buddy.pk(),
+                pk: buddy_partition(buddy),
                 sk: unlock_sk(&gate.gate_key),
                 unlock: unlock.clone(),
             })?))
@@ -257,7 +253,7 @@ impl Store {
         let ledger_sk = format!("LEDGER#{:012}#{}", unlock.unlocked_at.secs(), &token[..16]);
         let ledger_put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(to_item(&LedgerItem { pk: buddy.pk(), sk: ledger_sk, entry })?))
+            .set_item(Some(to_item(&LedgerItem { pk: buddy_partition(buddy), sk: ledger_sk, entry })?))
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(&err)?;
@@ -285,22 +281,22 @@ impl Store {
             Ok(_) => return Ok(SpendOutcome::Spent),
             Err(e) => e,
         };
-        let Some(reasons) = reasons(&e) else {
+        let Some(reasons) = cancellation_reasons(&e) else {
             return match e.as_service_error() {
                 Some(TransactWriteItemsError::TransactionInProgressException(_)) => Ok(SpendOutcome::Conflict),
                 _ => Err(classify("spend", e)),
             };
         };
         // An existing unlock wins over everything: concurrent identical calls never 402.
-        if failed(reasons, 1) {
+        if condition_failed(reasons, 1) {
             let existing =
                 reasons[1].item().cloned().map(from_item::<UnlockItem>).transpose().ok().flatten().map(|u| u.unlock);
             return Ok(SpendOutcome::AlreadyUnlocked(existing));
         }
-        if failed(reasons, 3) {
+        if condition_failed(reasons, 3) {
             return Ok(SpendOutcome::GateChanged);
         }
-        if failed(reasons, 0) {
+        if condition_failed(reasons, 0) {
             let available = reasons[0]
                 .item()
                 .and_then(|i| i.get("amount"))
@@ -316,43 +312,14 @@ impl Store {
 
     /// The unlock of a gate, if any (consistent), for answering after a lost race.
     pub async fn get_unlock(&self, buddy: &BuddyRef, gate: &GateKey) -> Result<Option<Unlock>, StoreError> {
-        let item: Option<UnlockItem> = self.get_consistent("get_unlock", buddy.pk(), &unlock_sk(gate)).await?;
+        let item: Option<UnlockItem> =
+            self.get_consistent("get_unlock", buddy_partition(buddy), &unlock_sk(gate)).await?;
         Ok(item.map(|u| u.unlock))
     }
-
-    async fn query_prefix(&self, op: &'static str, pk: String, prefix: &str) -> Result<Vec<Item>, StoreError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":prefix", s(prefix))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send();
-        let mut items = Vec::new();
-        while let Some(item) = pages.next().await {
-            items.push(item.map_err(|e| classify(op, e))?);
-        }
-        Ok(items)
-    }
 }
 
-fn reasons<R>(e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>) -> Option<&[CancellationReason]> {
-    match e.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(t)) => Some(t.cancellation_reasons()),
-        _ => None,
-    }
-}
-
-fn failed(reasons: &[CancellationReason], index: usize) -> bool {
-    reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
-}
-
-fn view_of(items: Vec<Item>, customer_pk: &str, gate: &GateKey) -> Result<UnlockView, StoreError> {
-    let mut view = UnlockView { gate: None, buddy_exists: false, balance: 0, unlock: None };
+fn view_of(items: Vec<Item>, customer_pk: &str, gate: &GateKey) -> Result<UnlockReading, StoreError> {
+    let mut view = UnlockReading { gate: None, buddy_exists: false, balance: 0, unlock: None };
     for item in items {
         let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
         let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();

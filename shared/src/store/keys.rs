@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Item, Store, StoreError, classify, from_item, is_condition_failure, n, s, to_item};
+use super::{
+    Item, Store, StoreError, build_err, cancellation_reasons, classify, condition_failed, from_item,
+    is_condition_failure, n, s, to_item,
+};
 use crate::domain::{CustomerId, KeyHash, KeyPrefix, KeyRecord, UnixTime};
 
 #[derive(Serialize, Deserialize)]
@@ -64,7 +67,7 @@ impl Store {
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
                 .map(|p| aws_sdk_dynamodb::types::TransactWriteItem::builder().put(p).build())
-                .map_err(|e| StoreError::Internal { op: "create_key", cause: e.to_string() })
+                .map_err(build_err("create_key"))
         };
         let result = self
             .client
@@ -75,17 +78,8 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_transaction_canceled_exception()) => {
-                let conditional = e
-                    .as_service_error()
-                    .and_then(|se| match se {
-                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(t) => {
-                            Some(t.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed")))
-                        }
-                        _ => None,
-                    })
-                    .unwrap_or(false);
-                if conditional { Err(StoreError::AlreadyExists) } else { Err(classify("create_key", e)) }
+            Err(e) if cancellation_reasons(&e).is_some_and(|r| condition_failed(r, 0) || condition_failed(r, 1)) => {
+                Err(StoreError::AlreadyExists)
             }
             Err(e) => Err(classify("create_key", e)),
         }

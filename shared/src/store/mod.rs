@@ -11,14 +11,15 @@ mod table;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason};
 
+use crate::aws::AwsFailure;
 use crate::domain::UnixTime;
-use crate::error::ApiError;
+use crate::domain::ratelimit::{Counted, window_expiry, window_start};
 
-pub use customers::Customer;
-pub use gates::{BuddyRef, SpendOutcome};
+pub use gates::SpendOutcome;
 pub use sessions::CreateSessionError;
 pub use table::TableSpec;
 
@@ -33,11 +34,9 @@ pub struct Store {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// Unreachable, timing out or throttling after the SDK's retries.
-    #[error("dependency unavailable during {op}: {cause}")]
-    Unavailable { op: &'static str, cause: String },
-    #[error("dependency error during {op}: {cause}")]
-    Internal { op: &'static str, cause: String },
+    /// DynamoDB unreachable, throttling, or answering something unexpected.
+    #[error(transparent)]
+    Aws(#[from] AwsFailure),
     /// A conditional write found the item already there.
     #[error("item already exists")]
     AlreadyExists,
@@ -46,41 +45,47 @@ pub enum StoreError {
     NotFound,
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> ApiError {
-        match e {
-            StoreError::Unavailable { .. } => ApiError::Unavailable(e.to_string()),
-            _ => ApiError::Internal(e.to_string()),
+/// A rate window's partition: per key hash or per (hashed) source IP, per minute.
+fn window_pk(counted: &Counted<'_>, now: UnixTime) -> String {
+    let start = window_start(now).secs();
+    match counted {
+        Counted::Key(hash) => format!("RL#K#{}#{start}", hash.as_str()),
+        // IPs are not validated ids: hash them so arbitrary text never shapes a key.
+        Counted::Ip(ip) => {
+            format!("RL#IP#{}#{start}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(ip.as_bytes())))
         }
     }
 }
 
-/// Error codes DynamoDB uses for "try again later".
-const RETRYABLE_CODES: &[&str] = &[
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "TransactionConflictException",
-    "TransactionInProgressException",
-];
+/// A store-side bug or an item that does not decode.
+pub(crate) fn internal(op: &'static str, cause: impl Into<String>) -> StoreError {
+    StoreError::Aws(AwsFailure::Internal { op, cause: cause.into() })
+}
 
 pub(crate) fn classify<E, R>(op: &'static str, err: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    let cause = DisplayErrorContext(&err).to_string();
-    match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            StoreError::Unavailable { op, cause }
-        }
-        SdkError::ServiceError(se) if se.err().code().is_some_and(|c| RETRYABLE_CODES.contains(&c)) => {
-            StoreError::Unavailable { op, cause }
-        }
-        _ => StoreError::Internal { op, cause },
+    crate::aws::classify(op, err).into()
+}
+
+/// A request builder's missing required field: a bug in the store.
+pub(crate) fn build_err(op: &'static str) -> impl Fn(aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    move |e| internal(op, e.to_string())
+}
+
+/// The per-item reasons of a cancelled transaction (index = the item's position).
+pub(crate) fn cancellation_reasons<R>(e: &SdkError<TransactWriteItemsError, R>) -> Option<&[CancellationReason]> {
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(t)) => Some(t.cancellation_reasons()),
+        _ => None,
     }
+}
+
+/// Did the transaction's item at `index` fail its condition?
+pub(crate) fn condition_failed(reasons: &[CancellationReason], index: usize) -> bool {
+    reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
 }
 
 pub(crate) fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
@@ -96,11 +101,11 @@ pub(crate) fn n(value: i64) -> AttributeValue {
 }
 
 pub(crate) fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, StoreError> {
-    serde_dynamo::to_item(value).map_err(|e| StoreError::Internal { op: "to_item", cause: e.to_string() })
+    serde_dynamo::to_item(value).map_err(|e| internal("to_item", e.to_string()))
 }
 
 pub(crate) fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
-    serde_dynamo::from_item(item).map_err(|e| StoreError::Internal { op: "from_item", cause: e.to_string() })
+    serde_dynamo::from_item(item).map_err(|e| internal("from_item", e.to_string()))
 }
 
 impl Store {
@@ -136,14 +141,56 @@ impl Store {
         out.item.map(from_item).transpose()
     }
 
+    pub(crate) async fn put_new(&self, op: &'static str, item: Item) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Err(StoreError::AlreadyExists),
+            Err(e) => Err(classify(op, e)),
+        }
+    }
+
+    /// Every item of a partition whose sort key starts with `prefix`, consistent, all pages.
+    pub(crate) async fn query_prefix(
+        &self,
+        op: &'static str,
+        pk: String,
+        prefix: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut items = Vec::new();
+        while let Some(item) = pages.next().await {
+            items.push(item.map_err(|e| classify(op, e))?);
+        }
+        Ok(items)
+    }
+
     /// Counts one request in its rate window and returns the window's new count.
     /// `ADD` is atomic, so concurrent requests get distinct counts.
-    pub async fn count_request(&self, window_id: &str, expires: UnixTime) -> Result<u64, StoreError> {
+    pub async fn count_request(&self, counted: &Counted<'_>, now: UnixTime) -> Result<u64, StoreError> {
+        let expires = window_expiry(now);
         let out = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(window_id))
+            .key("pk", s(window_pk(counted, now)))
             .key("sk", s("RL"))
             .update_expression("ADD #count :one SET #ttl = if_not_exists(#ttl, :ttl)")
             .expression_attribute_names("#count", "count")
@@ -158,6 +205,20 @@ impl Store {
             .and_then(|a| a.get("count"))
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse().ok())
-            .ok_or(StoreError::Internal { op: "count_request", cause: "no count returned".into() })
+            .ok_or_else(|| internal("count_request", "no count returned"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_keys_are_per_minute_and_never_hold_raw_ips() {
+        let ip = Counted::Ip("10.0.0.1");
+        let at = |secs| window_pk(&ip, UnixTime::from_secs(secs));
+        assert_eq!(at(60), at(119));
+        assert_ne!(at(119), at(120));
+        assert!(!at(0).contains("10.0.0.1"));
     }
 }

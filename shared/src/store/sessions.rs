@@ -1,14 +1,16 @@
 //! Widget sessions (`WS#<session id>` / `SESSION`), kept until a day after they expire
 //! (DynamoDB TTL is lazy, so every read checks `expires_at` itself).
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, ReturnValue, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
 use super::customers::buddy_pk;
-use super::{Store, StoreError, classify, from_item, is_condition_failure, n, s, to_item};
+use super::{
+    Store, StoreError, build_err, cancellation_reasons, classify, condition_failed, from_item, is_condition_failure, n,
+    s, to_item,
+};
 use crate::domain::token::WidgetSession;
-use crate::domain::{BuddyId, CustomerId, Environment, SessionId, UnixTime};
+use crate::domain::{CustomerId, Environment, SessionId, UnixTime};
 
 /// How long a session item outlives its expiry, so a late revoke still finds it.
 const KEEP_AFTER_EXPIRY_SECS: i64 = 86_400;
@@ -45,23 +47,20 @@ impl Store {
             ttl: session.expires_at.secs() + KEEP_AFTER_EXPIRY_SECS,
             session: session.clone(),
         })?;
-        let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Internal {
-            op: "create_session",
-            cause: e.to_string(),
-        };
+        let build = build_err("create_session");
         let buddy = ConditionCheck::builder()
             .table_name(&self.table)
             .key("pk", s(buddy_pk(&session.customer_id, session.environment, &session.buddy_id)))
             .key("sk", s("BUDDY"))
             .condition_expression("attribute_exists(pk)")
             .build()
-            .map_err(build)?;
+            .map_err(&build)?;
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .build()
-            .map_err(build)?;
+            .map_err(&build)?;
         let result = self
             .client
             .transact_write_items()
@@ -71,20 +70,11 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) => {
-                if let Some(TransactWriteItemsError::TransactionCanceledException(t)) = e.as_service_error() {
-                    let failed = |i: usize| {
-                        t.cancellation_reasons().get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
-                    };
-                    if failed(0) {
-                        return Err(CreateSessionError::BuddyNotFound);
-                    }
-                    if failed(1) {
-                        return Err(StoreError::AlreadyExists.into());
-                    }
-                }
-                Err(classify("create_session", e).into())
-            }
+            Err(e) => match cancellation_reasons(&e) {
+                Some(r) if condition_failed(r, 0) => Err(CreateSessionError::BuddyNotFound),
+                Some(r) if condition_failed(r, 1) => Err(StoreError::AlreadyExists.into()),
+                _ => Err(classify("create_session", e).into()),
+            },
         }
     }
 
@@ -125,27 +115,5 @@ impl Store {
             Err(e) if is_condition_failure(&e) => Err(StoreError::NotFound),
             Err(e) => Err(classify("revoke_session", e)),
         }
-    }
-
-    /// Does the buddy exist in this customer's environment? (Consistent: a buddy created a
-    /// moment ago must be usable at once.)
-    pub async fn buddy_exists(
-        &self,
-        customer: &CustomerId,
-        env: Environment,
-        buddy: &BuddyId,
-    ) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(buddy_pk(customer, env, buddy)))
-            .key("sk", s("BUDDY"))
-            .projection_expression("pk")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("buddy_exists", e))?;
-        Ok(out.item.is_some())
     }
 }

@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TimeToLiveSpecification,
 };
 
-use super::{Store, StoreError, classify};
+use super::{Store, StoreError, classify, internal};
 
 /// What `create_table` made or found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +34,7 @@ impl Store {
                 TimeToLiveSpecification::builder().attribute_name("ttl").enabled(true).build()?,
             ))
         })()
-        .map_err(|e| StoreError::Internal { op: "create_table", cause: e.to_string() })?;
+        .map_err(|e| internal("create_table", e.to_string()))?;
         let (attrs, schema, gsi, ttl) = built;
 
         let created = self

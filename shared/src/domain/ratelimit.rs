@@ -2,28 +2,21 @@
 //! returns the new value), so concurrent callers each see a distinct count: exactly
 //! `limit` of them are admitted per window.
 
-use crate::domain::UnixTime;
+use crate::domain::{KeyHash, UnixTime};
 
 pub const WINDOW_SECS: i64 = 60;
 
 /// Who a window counts: a key (by hash) or an anonymous source IP.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Subject<'a> {
-    Key(&'a crate::domain::KeyHash),
+pub enum Counted<'a> {
+    Key(&'a KeyHash),
     Ip(&'a str),
 }
 
-impl Subject<'_> {
-    pub fn window_id(&self, now: UnixTime) -> String {
-        let start = window_start(now);
-        match self {
-            Subject::Key(hash) => format!("RL#K#{}#{}", hash.as_str(), start.secs()),
-            // IPs are not validated ids: hash them so arbitrary text never shapes a key.
-            Subject::Ip(ip) => {
-                format!("RL#IP#{}#{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(ip.as_bytes())), start.secs())
-            }
-        }
-    }
+/// Until when a window's counter must be kept: a little past its minute, so late readers
+/// still see it.
+pub fn window_expiry(now: UnixTime) -> UnixTime {
+    window_start(now).plus_secs(2 * WINDOW_SECS)
 }
 
 pub fn window_start(now: UnixTime) -> UnixTime {
@@ -72,9 +65,8 @@ mod tests {
 
     #[test]
     fn windows_are_per_minute() {
-        let ip = Subject::Ip("10.0.0.1");
-        assert_eq!(ip.window_id(UnixTime::from_secs(60)), ip.window_id(UnixTime::from_secs(119)));
-        assert_ne!(ip.window_id(UnixTime::from_secs(119)), ip.window_id(UnixTime::from_secs(120)));
-        assert!(!ip.window_id(UnixTime::from_secs(0)).contains("10.0.0.1"));
+        assert_eq!(window_start(UnixTime::from_secs(60)), window_start(UnixTime::from_secs(119)));
+        assert_ne!(window_start(UnixTime::from_secs(119)), window_start(UnixTime::from_secs(120)));
+        assert_eq!(window_expiry(UnixTime::from_secs(119)), UnixTime::from_secs(180));
     }
 }
