@@ -27,7 +27,7 @@ impl Subject<'_> {
 }
 
 pub fn window_start(now: UnixTime) -> UnixTime {
-    UnixTime::from_secs(now.secs() - now.secs().rem_euclid(WINDOW_SECS))
+    UnixTime::from_secs(now.secs().saturating_sub(now.secs().rem_euclid(WINDOW_SECS)))
 }
 
 /// The outcome of counting one request in its window.
@@ -48,7 +48,7 @@ impl RateLimitStatus {
             limit,
             remaining: (limit as u64).saturating_sub(count) as u32,
             reset_at,
-            reset_in_secs: (reset_at.secs() - now.secs()).max(1) as u64,
+            reset_in_secs: reset_at.secs().saturating_sub(now.secs()).max(1) as u64,
             allowed: count <= limit as u64,
         }
     }
@@ -76,5 +76,17 @@ mod tests {
         assert_eq!(ip.window_id(UnixTime::from_secs(60)), ip.window_id(UnixTime::from_secs(119)));
         assert_ne!(ip.window_id(UnixTime::from_secs(119)), ip.window_id(UnixTime::from_secs(120)));
         assert!(!ip.window_id(UnixTime::from_secs(0)).contains("10.0.0.1"));
+    }
+
+    #[test]
+    fn extreme_clocks_do_not_overflow() {
+        for now in [i64::MIN, i64::MIN + 1, -1, i64::MAX - 1, i64::MAX] {
+            let now = UnixTime::from_secs(now);
+            let status = RateLimitStatus::decide(60, u64::MAX, now);
+            assert!(!status.allowed);
+            assert!((1..=60).contains(&status.reset_in_secs), "{status:?}");
+            assert!(window_start(now) <= now);
+            let _ = Subject::Ip("10.0.0.1").window_id(now);
+        }
     }
 }
