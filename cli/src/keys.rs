@@ -95,8 +95,14 @@ async fn issue(app: &App, args: IssueArgs) -> Result<Output> {
     if key_type == KeyType::Secret && (!args.allowed_origins.is_empty() || args.require_signed_user_id) {
         bail!("--allowed-origins and --require-signed-user-id apply to publishable keys only");
     }
-    if let Some(bad) = args.allowed_origins.iter().find(|o| !origin::is_valid_pattern(o)) {
-        bail!("{bad:?} is not an origin (expected https://host[:port] or https://*.domain)");
+    for o in &args.allowed_origins {
+        match origin::check_pattern(o) {
+            Ok(()) => {}
+            Err(origin::OriginPatternError::Malformed) => {
+                bail!("{o:?} is not an origin (expected https://host[:port] or https://*.domain)")
+            }
+            Err(e) => bail!("{o:?} is refused: {e}"),
+        }
     }
     let scopes = grant_scopes(key_type, args.scopes.as_deref())?;
     let customer = require_customer(app, &args.customer).await?;
