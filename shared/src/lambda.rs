@@ -37,6 +37,7 @@ pub fn into_request(mut event: ApiGatewayV2httpRequest) -> Request {
     let stage = event.request_context.stage.take();
     let raw_path = event.raw_path.take().unwrap_or_default();
     let raw_query = event.raw_query_string.take();
+    let parsed_query = event.query_string_parameters.clone();
     let (safe_path, safe_query) = safe_uri_parts(&raw_path, raw_query.as_deref().unwrap_or_default());
     event.raw_path = Some(safe_path);
     event.raw_query_string = Some(safe_query);
@@ -50,9 +51,10 @@ pub fn into_request(mut event: ApiGatewayV2httpRequest) -> Request {
         ctx.domain_name = domain_name;
         ctx.stage = stage;
     }
+    // As `lambda_http` does: parsed from rawQueryString, else the event's own map.
     let query: QueryMap = match raw_query {
         Some(q) => q.parse().unwrap_or_default(),
-        None => QueryMap::default(),
+        None => parsed_query,
     };
     let mut req = req.with_raw_http_path(raw_path).with_query_string_parameters(query);
     if undecodable {

@@ -281,6 +281,15 @@ fn hostile_paths_queries_and_domain_names_do_not_panic() {
         assert_eq!(ctx.domain_name.as_deref(), Some(domain));
         assert_eq!(ctx.stage.as_deref(), Some("$default"));
     }
+    // Query parameters come from rawQueryString, else from the event's own map.
+    let mut event = event_with("content-type", "application/json");
+    event.raw_query_string = Some("a=1&b=%C3%A9 x".to_owned());
+    let req = hatched::lambda::into_request(event);
+    assert_eq!(req.query_string_parameters().first("b"), Some("é x"));
+    let mut event = event_with("content-type", "application/json");
+    event.raw_query_string = None;
+    event.query_string_parameters = "c=3".parse().unwrap();
+    assert_eq!(hatched::lambda::into_request(event).query_string_parameters().first("c"), Some("3"));
     let long = format!("/{}", "a".repeat(70_000));
     let mut event = event_with("content-type", "application/json");
     event.raw_path = Some(long.clone());
