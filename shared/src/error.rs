@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::aws::AwsFailure;
+use crate::domain::origin::OriginPatternError;
 use crate::domain::token::{ScopeError, TtlOutOfRange};
 use crate::domain::{InvalidId, KeyFormatError, KeyRejection, Scope};
 use crate::signing::SigningError;
@@ -205,6 +206,12 @@ impl From<SigningError> for ApiError {
             SigningError::Aws(aws) => aws.into(),
             SigningError::Broken(why) => ApiError::Internal(why),
         }
+    }
+}
+
+impl From<OriginPatternError> for ApiError {
+    fn from(e: OriginPatternError) -> ApiError {
+        ApiError::InvalidRequest(e.to_string())
     }
 }
 

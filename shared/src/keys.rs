@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use crate::App;
 use crate::domain::key::random_base62;
+use crate::domain::origin::OriginPatternError;
 use crate::domain::{
     ApiKey, CustomerId, Environment, KeyKind, KeyRecord, KeyType, Scope, ScopeGrantError, Tier, UnixTime, grant_scopes,
     origin,
@@ -37,6 +38,8 @@ pub enum IssueError {
     PublishableOnly,
     #[error("{0:?} is not an origin (expected https://host[:port] or https://*.domain)")]
     InvalidOrigin(String),
+    #[error("{0:?} is refused: {1}")]
+    RefusedOrigin(String, OriginPatternError),
     #[error(transparent)]
     Scopes(#[from] ScopeGrantError),
     #[error("no customer {0}")]
@@ -73,8 +76,12 @@ impl App {
         if key_type == KeyType::Secret && (!options.allowed_origins.is_empty() || options.require_signed_user_id) {
             return Err(IssueError::PublishableOnly);
         }
-        if let Some(bad) = options.allowed_origins.iter().find(|o| !origin::is_valid_pattern(o)) {
-            return Err(IssueError::InvalidOrigin(bad.clone()));
+        for entry in &options.allowed_origins {
+            match origin::check_pattern(entry) {
+                Ok(()) => {}
+                Err(OriginPatternError::Malformed) => return Err(IssueError::InvalidOrigin(entry.clone())),
+                Err(e) => return Err(IssueError::RefusedOrigin(entry.clone(), e)),
+            }
         }
         let scopes = grant_scopes(key_type, options.scopes.as_deref())?;
         let found = self.store.get_customer(customer).await?;

@@ -26,15 +26,53 @@ pub fn matches(pattern: &str, origin: &str) -> bool {
 
 /// Is this text an allowlist entry we can honour? (Checked at key issuance.)
 pub fn is_valid_pattern(pattern: &str) -> bool {
+    check_pattern(pattern).is_ok()
+}
+
+/// Why an allowlist entry is refused. The messages never repeat the entry (callers that
+/// show it to its author, like hatchctl, add it themselves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OriginPatternError {
+    #[error("an allowed origin must be http(s)://host[:port] or https://*.domain")]
+    Malformed,
+    #[error(
+        "an allowed origin's wildcard must sit on a registrable domain, not a public suffix like *.com, *.co.uk or *.github.io"
+    )]
+    PublicSuffixWildcard,
+}
+
+/// The one place that decides whether an allowlist entry may be set (key issuance, key
+/// management): the shape, and for a wildcard `*.REST`, that REST is a registrable domain
+/// or below it per the Public Suffix List (ICANN and private sections, `psl` crate), so
+/// `https://*.com`, `https://*.co.uk` and `https://*.github.io` are refused. A bare name
+/// under an unknown TLD counts as a suffix (the list's default `*` rule): refused too.
+pub fn check_pattern(pattern: &str) -> Result<(), OriginPatternError> {
     let Some((scheme, host)) = pattern.split_once("://") else {
-        return false;
+        return Err(OriginPatternError::Malformed);
     };
-    let host = host.strip_prefix("*.").unwrap_or(host);
-    matches!(scheme, "http" | "https")
+    let wildcard = host.strip_prefix("*.");
+    let host = wildcard.unwrap_or(host);
+    let well_formed = matches!(scheme, "http" | "https")
         && !host.is_empty()
         && !host.contains('*')
         && !host.contains('/')
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    if !well_formed {
+        return Err(OriginPatternError::Malformed);
+    }
+    if let Some(rest) = wildcard {
+        let name = rest.split_once(':').map_or(rest, |(name, _port)| name).to_ascii_lowercase();
+        let name = name.strip_suffix('.').unwrap_or(&name);
+        if name.is_empty() || name.starts_with('.') || name.contains("..") {
+            return Err(OriginPatternError::Malformed);
+        }
+        // `domain_str` is the registrable domain (one label above the public suffix), or
+        // None when the name is itself a public suffix.
+        if psl::domain_str(name).is_none() {
+            return Err(OriginPatternError::PublicSuffixWildcard);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -70,5 +108,43 @@ mod tests {
         assert!(!is_valid_pattern("https://*.*.example.com"));
         assert!(!is_valid_pattern("ftp://x"));
         assert!(!is_valid_pattern("https://a.com/path"));
+    }
+
+    #[test]
+    fn wildcards_on_public_suffixes_are_refused() {
+        for p in [
+            "https://*.com",
+            "https://*.co.uk",
+            "https://*.github.io",
+            "https://*.COM",
+            "https://*.com.",
+            "https://*.com:8443",
+            "http://*.co.uk",
+            "https://*.s3.amazonaws.com",
+            "https://*.localhost",
+            "https://*..com",
+            "https://*.",
+        ] {
+            assert!(!is_valid_pattern(p), "{p}");
+        }
+        for p in [
+            "https://*.example.com",
+            "https://*.example.co.uk",
+            "https://*.foo.github.io",
+            "https://*.Example.COM",
+            "https://*.example.com:8443",
+            "https://*.a.b.example.com",
+            "https://*.shop.example",
+        ] {
+            assert!(is_valid_pattern(p), "{p}");
+        }
+        // Exact origins on a suffix are one site, not a wildcard over many.
+        assert!(is_valid_pattern("https://github.io"));
+        assert_eq!(check_pattern("https://*.com"), Err(OriginPatternError::PublicSuffixWildcard));
+        assert_eq!(check_pattern("https://*.github.io"), Err(OriginPatternError::PublicSuffixWildcard));
+        assert_eq!(check_pattern("example.com"), Err(OriginPatternError::Malformed));
+        assert_eq!(check_pattern("https://*.example.co.uk"), Ok(()));
+        let api: crate::error::ApiError = OriginPatternError::PublicSuffixWildcard.into();
+        assert_eq!((api.status(), api.code()), (400, "invalid_request"));
     }
 }

@@ -20,7 +20,7 @@ pub fn window_expiry(now: UnixTime) -> UnixTime {
 }
 
 pub fn window_start(now: UnixTime) -> UnixTime {
-    UnixTime::from_secs(now.secs() - now.secs().rem_euclid(WINDOW_SECS))
+    UnixTime::from_secs(now.secs().saturating_sub(now.secs().rem_euclid(WINDOW_SECS)))
 }
 
 /// The outcome of counting one request in its window.
@@ -41,7 +41,7 @@ impl RateLimitStatus {
             limit,
             remaining: (limit as u64).saturating_sub(count) as u32,
             reset_at,
-            reset_in_secs: (reset_at.secs() - now.secs()).max(1) as u64,
+            reset_in_secs: reset_at.secs().saturating_sub(now.secs()).max(1) as u64,
             allowed: count <= limit as u64,
         }
     }
@@ -68,5 +68,17 @@ mod tests {
         assert_eq!(window_start(UnixTime::from_secs(60)), window_start(UnixTime::from_secs(119)));
         assert_ne!(window_start(UnixTime::from_secs(119)), window_start(UnixTime::from_secs(120)));
         assert_eq!(window_expiry(UnixTime::from_secs(119)), UnixTime::from_secs(180));
+    }
+
+    #[test]
+    fn extreme_clocks_do_not_overflow() {
+        for now in [i64::MIN, i64::MIN + 1, -1, i64::MAX - 1, i64::MAX] {
+            let now = UnixTime::from_secs(now);
+            let status = RateLimitStatus::decide(60, u64::MAX, now);
+            assert!(!status.allowed);
+            assert!((1..=60).contains(&status.reset_in_secs), "{status:?}");
+            assert!(window_start(now) <= now);
+            let _ = window_expiry(now);
+        }
     }
 }

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct UnixTime(i64);
 
+/// 9999-12-31T23:59:59Z, the last second RFC 3339's four-digit year can show.
+const MAX_RFC3339_SECS: i64 = 253_402_300_799;
+
 impl UnixTime {
     pub fn from_secs(secs: i64) -> UnixTime {
         UnixTime(secs)
@@ -25,13 +28,15 @@ impl UnixTime {
         self.0
     }
 
+    /// Saturates at the ends of `i64` (request-supplied offsets never overflow).
     pub fn plus_secs(self, secs: i64) -> UnixTime {
         UnixTime(self.0.saturating_add(secs))
     }
 
-    /// `2026-11-25T12:00:00Z`
+    /// `2026-11-25T12:00:00Z`; clamped to 1970-01-01T00:00:00Z ..= 9999-12-31T23:59:59Z
+    /// (the formatter fails past year 9999).
     pub fn rfc3339(self) -> String {
-        let t = UNIX_EPOCH + Duration::from_secs(self.0.max(0) as u64);
+        let t = UNIX_EPOCH + Duration::from_secs(self.0.clamp(0, MAX_RFC3339_SECS) as u64);
         humantime::format_rfc3339_seconds(t).to_string()
     }
 }
@@ -98,5 +103,17 @@ mod tests {
     fn formats_whole_seconds_with_z() {
         assert_eq!(UnixTime::from_secs(0).rfc3339(), "1970-01-01T00:00:00Z");
         assert_eq!(UnixTime::from_secs(1_795_000_000).rfc3339(), "2026-11-18T11:06:40Z");
+    }
+
+    #[test]
+    fn plus_secs_saturates() {
+        assert_eq!(UnixTime::from_secs(i64::MAX).plus_secs(1).secs(), i64::MAX);
+        assert_eq!(UnixTime::from_secs(i64::MAX).plus_secs(i64::MAX).secs(), i64::MAX);
+        assert_eq!(UnixTime::from_secs(i64::MIN).plus_secs(-1).secs(), i64::MIN);
+        assert_eq!(UnixTime::from_secs(i64::MIN).plus_secs(i64::MIN).secs(), i64::MIN);
+        assert_eq!(UnixTime::from_secs(10).plus_secs(-20).secs(), -10);
+        assert_eq!(UnixTime::from_secs(i64::MIN).rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(UnixTime::from_secs(i64::MAX).rfc3339(), "9999-12-31T23:59:59Z");
+        assert_eq!(UnixTime::from_secs(253_402_300_800).rfc3339(), "9999-12-31T23:59:59Z");
     }
 }

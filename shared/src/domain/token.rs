@@ -151,7 +151,7 @@ impl SessionClaims {
             mode: SESSION_MODE.to_owned(),
             iat: now.secs(),
             nbf: now.secs(),
-            exp: now.secs() + ttl,
+            exp: now.plus_secs(ttl).secs(),
         }
     }
 
@@ -178,7 +178,7 @@ impl EmbedClaims {
             mode: EMBED_MODE.to_owned(),
             iat: now.secs(),
             nbf: now.secs(),
-            exp: now.secs() + ttl,
+            exp: now.plus_secs(ttl).secs(),
         }
     }
 
@@ -221,7 +221,7 @@ impl TokenClaims {
     pub fn current_at(&self, now: UnixTime) -> bool {
         let (iat, nbf, exp) = self.times();
         let now = now.secs();
-        iat <= exp && nbf <= now + NBF_LEEWAY_SECS && now <= exp + EXP_LEEWAY_SECS
+        iat <= exp && nbf <= now.saturating_add(NBF_LEEWAY_SECS) && now <= exp.saturating_add(EXP_LEEWAY_SECS)
     }
 }
 
@@ -229,7 +229,10 @@ impl TokenClaims {
 /// at most 300 s old and 30 s ahead. The comparison is constant-time.
 pub fn user_signature_valid(secret: &str, user: &UserId, ts: i64, sig_hex: &str, now: UnixTime) -> bool {
     use hmac::{Hmac, Mac};
-    let age = now.secs() - ts;
+    // `ts` is whatever the request says (i64::MIN included): no unchecked arithmetic on it.
+    let Some(age) = now.secs().checked_sub(ts) else {
+        return false;
+    };
     if !(-30..=300).contains(&age) {
         return false;
     }
@@ -261,7 +264,7 @@ pub struct WidgetSession {
 impl WidgetSession {
     /// Active at `now`: not revoked, not past expiry (with the token leeway).
     pub fn active_at(&self, now: UnixTime) -> bool {
-        self.revoked_at.is_none() && now.secs() <= self.expires_at.secs() + EXP_LEEWAY_SECS
+        self.revoked_at.is_none() && now.secs() <= self.expires_at.secs().saturating_add(EXP_LEEWAY_SECS)
     }
 }
 
@@ -350,5 +353,57 @@ mod tests {
         let edge = now.secs() - 300;
         assert!(user_signature_valid("s3cret", &user, edge, &sign("s3cret", &format!("user_42.{edge}")), now));
         assert!(!user_signature_valid("s3cret", &user, ts, "zz", now));
+    }
+
+    #[test]
+    fn extreme_user_id_timestamps_are_refused_without_overflow() {
+        let user = UserId::parse("user_42").unwrap();
+        for now in [UnixTime::from_secs(1_800_000_000), UnixTime::from_secs(i64::MAX), UnixTime::from_secs(i64::MIN)] {
+            for ts in [i64::MIN, i64::MIN + 1, -1, i64::MAX - 1, i64::MAX] {
+                if ts == now.secs() {
+                    continue;
+                }
+                assert!(!user_signature_valid("s3cret", &user, ts, "00", now), "ts {ts} at {now:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_ttls_are_refused_and_claims_never_overflow() {
+        for range in [SESSION_TTL, EMBED_TTL] {
+            assert!(range.pick(Some(i64::MIN)).is_err());
+            assert!(range.pick(Some(i64::MAX)).is_err());
+        }
+        let sid = SessionId::generate();
+        for (now, ttl) in [(i64::MAX, 3600), (i64::MAX, i64::MAX), (i64::MIN, i64::MIN), (0, i64::MAX), (0, i64::MIN)] {
+            let now = UnixTime::from_secs(now);
+            let s = SessionClaims::new("iss", &who(), &sid, &[WidgetScope::Read], now, ttl);
+            let e = EmbedClaims::new("iss", &who(), "j".into(), now, ttl);
+            assert_eq!(s.exp, now.plus_secs(ttl).secs());
+            assert_eq!(e.exp, now.plus_secs(ttl).secs());
+            let _ = TokenClaims::Session(s).current_at(now);
+            let _ = TokenClaims::Embed(e).current_at(now);
+        }
+        let mut far = EmbedClaims::new("iss", &who(), "j".into(), UnixTime::from_secs(0), 300);
+        (far.iat, far.nbf, far.exp) = (i64::MIN, i64::MIN, i64::MAX);
+        assert!(TokenClaims::Embed(far.clone()).current_at(UnixTime::from_secs(i64::MAX)));
+        (far.iat, far.nbf, far.exp) = (i64::MAX, i64::MAX, i64::MAX);
+        assert!(!TokenClaims::Embed(far).current_at(UnixTime::from_secs(i64::MIN)));
+    }
+
+    #[test]
+    fn sessions_at_the_end_of_time_do_not_overflow() {
+        let session = WidgetSession {
+            session_id: SessionId::generate(),
+            customer_id: CustomerId::parse("acme").unwrap(),
+            environment: Environment::Live,
+            buddy_id: BuddyId::parse("b1").unwrap(),
+            user_id: UserId::parse("u1").unwrap(),
+            scopes: vec![WidgetScope::Read],
+            created_at: UnixTime::from_secs(0),
+            expires_at: UnixTime::from_secs(i64::MAX),
+            revoked_at: None,
+        };
+        assert!(session.active_at(UnixTime::from_secs(i64::MAX)));
     }
 }
