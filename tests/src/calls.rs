@@ -45,18 +45,22 @@ impl Intercept for CallLog {
         _components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let target = context.request().headers().get("x-amz-target").unwrap_or("unknown");
-        let op = target.rsplit('.').next().unwrap_or(target).to_owned();
-        self.ops.lock().unwrap().push(op);
+        let request = context.request();
+        let target = request.headers().get("x-amz-target").unwrap_or("unknown");
+        self.ops.lock().unwrap().push(target.rsplit('.').next().unwrap_or(target).to_owned());
+        if let Some(function) = hatched::handler::current_function() {
+            for action in iam_actions(target, request.body().bytes()) {
+                ActionLog::record(function, action);
+            }
+        }
         Ok(())
     }
 }
 
-/// Records the IAM actions each function performs, attributed through
-/// [`hatched::handler::current_function`]: the evidence for the IAM check (`tests/tests/iam.rs`,
+/// The IAM actions each function performs (every [`CallLog`] records them, attributed through
+/// [`hatched::handler::current_function`]): the evidence for the IAM check (`tests/tests/iam.rs`,
 /// run by `scripts/test` after the suite). With `HATCHED_AWS_ACTIONS` set, each new
 /// (function, action) pair is appended to that file as `function action`.
-#[derive(Debug, Clone, Default)]
 pub struct ActionLog;
 
 pub const ACTIONS_FILE_ENV: &str = "HATCHED_AWS_ACTIONS";
@@ -98,29 +102,6 @@ pub fn iam_actions(target: &str, body: Option<&[u8]>) -> Vec<String> {
         ("dynamodb", "TransactWriteItems") => per_item("TransactItems"),
         ("dynamodb", "TransactGetItems") => per_item("TransactItems"),
         _ => vec![format!("{service}:{op}")],
-    }
-}
-
-impl Intercept for ActionLog {
-    fn name(&self) -> &'static str {
-        "ActionLog"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let Some(function) = hatched::handler::current_function() else {
-            return Ok(());
-        };
-        let request = context.request();
-        let target = request.headers().get("x-amz-target").unwrap_or("unknown");
-        for action in iam_actions(target, request.body().bytes()) {
-            ActionLog::record(function, action);
-        }
-        Ok(())
     }
 }
 

@@ -75,3 +75,48 @@ impl Template {
         actions
     }
 }
+
+/// Where `template.yaml`'s policies and the functions' declared actions disagree, and, given
+/// what each function performed in the suite (`function → actions`), where the code does.
+pub fn policy_problems(
+    functions: &[&hatched::endpoint::Endpoint],
+    performed: Option<&std::collections::BTreeMap<String, BTreeSet<String>>>,
+) -> Vec<String> {
+    let template = Template::load();
+    let mut problems = Vec::new();
+    for e in functions {
+        let Some(resource) = template.function(e.function) else {
+            problems.push(format!("template.yaml has no function building {}", e.function));
+            continue;
+        };
+        let granted = template.actions(&resource);
+        let declared: BTreeSet<String> = e.aws.iter().map(|a| a.to_string()).collect();
+        for action in declared.difference(&granted) {
+            problems.push(format!("{resource} needs {action} (declared by {})", e.function));
+        }
+        let Some(performed) = performed else {
+            for action in granted.difference(&declared) {
+                problems.push(format!("{resource} is granted {action}, which {} does not declare", e.function));
+            }
+            continue;
+        };
+        let done = performed.get(e.function).cloned().unwrap_or_default();
+        for action in &done {
+            if !granted.contains(action) {
+                problems.push(format!("{resource} needs {action} (performed in the end-to-end suite)"));
+            }
+            if !declared.contains(action) {
+                problems.push(format!("{} performs {action} but its ENDPOINT does not declare it", e.function));
+            }
+        }
+        for action in granted.difference(&done) {
+            if !declared.contains(action) {
+                problems.push(format!("{resource} is granted {action}, which it never uses and does not declare"));
+            }
+        }
+        if done.is_empty() && !e.aws.is_empty() {
+            problems.push(format!("no AWS call of {} was recorded: is it exercised by the suite?", e.function));
+        }
+    }
+    problems
+}

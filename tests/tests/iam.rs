@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use hatched::endpoint::Endpoint;
 use hatched_tests::calls::ACTIONS_FILE_ENV;
-use hatched_tests::template::Template;
+use hatched_tests::template::policy_problems;
 
 fn functions() -> Vec<&'static Endpoint> {
     endpoints::ENDPOINTS.iter().copied().chain([&fallback::ENDPOINT]).collect()
@@ -28,38 +28,13 @@ fn performed() -> BTreeMap<String, BTreeSet<String>> {
 
 #[test]
 fn every_performed_action_is_granted_and_every_grant_is_used_or_declared() {
-    let template = Template::load();
     let performed = performed();
-    let mut problems = Vec::new();
-    for (function, _) in &performed {
-        if !functions().iter().any(|e| e.function == function) {
-            problems.push(format!("the suite recorded calls of {function}, which is no function"));
-        }
-    }
-    for e in functions() {
-        let Some(resource) = template.function(e.function) else {
-            problems.push(format!("template.yaml has no function building {}", e.function));
-            continue;
-        };
-        let granted = template.actions(&resource);
-        let declared: BTreeSet<String> = e.aws.iter().map(|a| a.to_string()).collect();
-        let done = performed.get(e.function).cloned().unwrap_or_default();
-        for action in &done {
-            if !granted.contains(action) {
-                problems.push(format!("{resource} needs {action} (performed in the end-to-end suite)"));
-            }
-            if !declared.contains(action) {
-                problems.push(format!("{} performs {action} but its ENDPOINT does not declare it", e.function));
-            }
-        }
-        for action in granted.difference(&done) {
-            if !declared.contains(action) {
-                problems.push(format!("{resource} is granted {action}, which it never uses and does not declare"));
-            }
-        }
-        if done.is_empty() && !e.aws.is_empty() {
-            problems.push(format!("no AWS call of {} was recorded: is it exercised by the suite?", e.function));
-        }
-    }
+    let functions = functions();
+    let mut problems: Vec<String> = performed
+        .keys()
+        .filter(|f| !functions.iter().any(|e| e.function == f.as_str()))
+        .map(|f| format!("the suite recorded calls of {f}, which is no function"))
+        .collect();
+    problems.extend(policy_problems(&functions, Some(&performed)));
     assert!(problems.is_empty(), "IAM and code disagree:\n{}", problems.join("\n"));
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use endpoints::ENDPOINTS;
 use hatched::endpoint::Endpoint;
 use hatched::lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use hatched_tests::template::{Template, repo_file};
+use hatched_tests::template::{Template, policy_problems, repo_file};
 use hatched_tests::{Answer, Call, TestApp};
 use serde_yaml_ng::Value;
 
@@ -64,22 +64,7 @@ fn template_routes_exactly_the_endpoints() {
 
 #[test]
 fn template_policies_grant_exactly_the_declared_actions() {
-    let template = Template::load();
-    let mut problems = Vec::new();
-    for e in all() {
-        let Some(function) = template.function(e.function) else {
-            problems.push(format!("template.yaml has no function building {}", e.function));
-            continue;
-        };
-        let granted = template.actions(&function);
-        let declared: BTreeSet<String> = e.aws.iter().map(|a| a.to_string()).collect();
-        for action in declared.difference(&granted) {
-            problems.push(format!("{function} needs {action} (declared by {})", e.function));
-        }
-        for action in granted.difference(&declared) {
-            problems.push(format!("{function} is granted {action}, which {} does not declare", e.function));
-        }
-    }
+    let problems = policy_problems(&all(), None);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
