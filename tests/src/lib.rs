@@ -60,9 +60,7 @@ impl TestApp {
     pub async fn new() -> TestApp {
         let config = sdk_config().await;
         let calls = CallLog::default();
-        let dynamo = aws_sdk_dynamodb::config::Builder::from(&config)
-            .interceptor(calls.clone())
-            .build();
+        let dynamo = aws_sdk_dynamodb::config::Builder::from(&config).interceptor(calls.clone()).build();
         // Its own log: round trips count DynamoDB calls only; its actions are recorded all the same.
         let secrets = aws_sdk_secretsmanager::config::Builder::from(&config).interceptor(CallLog::default()).build();
         let suffix = hatched::domain::key::random_base62(12);

@@ -120,3 +120,80 @@ fn ids_outside_their_pattern_never_reach_dynamodb() {
         })
         .unwrap();
 }
+
+/// Whole API Gateway events with arbitrary headers (hostile `Host`, `X-Forwarded-*` among
+/// them), paths, queries and bodies, to every function through the Lambda adapter: no panic,
+/// no 5xx.
+#[test]
+fn hostile_events_never_crash_any_function() {
+    let rt = runtime();
+    let (t, key) = rt.block_on(async {
+        let t = TestApp::new().await.with_customer().await;
+        t.buddy(Live, "b1").await;
+        let (key, _) = t.issue(Secret, Live, tier(Tier::Enterprise)).await;
+        (t, key)
+    });
+    let header_name = prop_oneof![
+        Just("host".to_owned()),
+        Just("x-forwarded-proto".to_owned()),
+        Just("x-forwarded-host".to_owned()),
+        Just("x-forwarded-port".to_owned()),
+        Just("x-forwarded-for".to_owned()),
+        Just("origin".to_owned()),
+        Just("content-type".to_owned()),
+        Just("cookie".to_owned()),
+        "[a-z-]{1,20}",
+    ];
+    let header_value = prop_oneof![
+        Just("1".to_owned()),
+        Just("127.0.0.1:99999".to_owned()),
+        Just("[::1".to_owned()),
+        Just("https".to_owned()),
+        "[ -~]{0,40}",
+    ];
+    let headers = proptest::collection::vec((header_name, header_value), 0..6);
+    let all: Vec<_> = endpoints::ENDPOINTS.iter().copied().chain([&fallback::ENDPOINT]).collect();
+    let mut runner = TestRunner::new(Config { cases: CASES * 2, ..Config::default() });
+    runner
+        .run(
+            &(0..all.len(), headers, "[ -~]{0,60}", "[ -~]{0,40}", ".{0,200}", any::<bool>()),
+            |(which, headers, path_tail, query, body, keyed)| {
+                let endpoint = all[which];
+                let path = if endpoint.path == "$default" {
+                    format!("/{path_tail}")
+                } else {
+                    endpoint
+                        .path
+                        .replace("{buddy_id}", "b1")
+                        .replace("{gate_key}", &path_tail)
+                        .replace("{session_id}", &path_tail)
+                };
+                let mut headers: Vec<(String, String)> = headers;
+                if keyed {
+                    headers.push(("authorization".into(), format!("Bearer {key}")));
+                }
+                let req = endpoints::HttpRequest {
+                    method: endpoint.method.trim_start_matches('$'),
+                    path: &path,
+                    query: &query,
+                    headers,
+                    body: body.as_bytes(),
+                    source_ip: "198.51.100.9",
+                    request_id: "hostile".into(),
+                };
+                let mut event = endpoints::gateway_event(&req, &endpoints::route(req.method, req.path));
+                // The route the event names, even if the hostile path would not match it.
+                event.raw_path = Some(path.clone());
+                let request = hatched::lambda::into_request(event);
+                let status = rt.block_on(async {
+                    match endpoints::handler(endpoint) {
+                        Some(handle) => handle(&t.app, request).await.status().as_u16(),
+                        None => fallback::handle(request).await.status().as_u16(),
+                    }
+                });
+                prop_assert!(status < 500, "{} answered {status}", endpoint.function);
+                Ok(())
+            },
+        )
+        .unwrap();
+}

@@ -60,3 +60,23 @@ async fn invalid_utf8_and_huge_bodies_are_client_errors() {
         http.post(&url).header("content-type", "application/json").body(vec![b' '; 64 * 1024]).send().await.unwrap();
     assert_eq!(resp.status(), 413);
 }
+
+/// What crashed `lambda_http` (`Url::parse(..).unwrap()`): a request line and headers sent as
+/// raw bytes, so no client library tidies them. The server answers and keeps serving.
+#[tokio::test]
+async fn hostile_host_and_forwarded_proto_headers_are_ignored() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = TestApp::new().await;
+    let base = start(&t).await;
+    let addr = base.trim_start_matches("http://").to_owned();
+    for headers in ["X-Forwarded-Proto: 1\r\nHost: x\r\n", "Host: 127.0.0.1:99999\r\n", "Host: [::1\r\n"] {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let request = format!("GET /.well-known/jwks.json HTTP/1.1\r\n{headers}Connection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{headers:?}: {answer}");
+    }
+    let after = reqwest::get(format!("{base}/.well-known/jwks.json")).await.unwrap();
+    assert_eq!(after.status(), 200);
+}

@@ -135,3 +135,42 @@ async fn the_local_api_serves_every_endpoint_with_its_own_function() {
     assert_eq!(t.send(Call::new("PUT", "/api/v1/gates")).await.code(), "method_not_allowed");
     assert_eq!(t.send(Call::new("OPTIONS", "/api/v1/gates")).await.status, 204);
 }
+
+/// The deployed shape protects itself: stage throttling from parameters, JSON access logs to
+/// a log group, a log group with retention per function, a table that cannot be deleted.
+#[test]
+fn template_throttles_logs_and_protects_the_table() {
+    let template: Value = serde_yaml_ng::from_str(&repo_file("template.yaml")).unwrap();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let of_type = |t: &'static str| resources.iter().filter(move |(_, r)| r["Type"].as_str() == Some(t));
+    let (_, api) = of_type("AWS::Serverless::HttpApi").next().expect("an HttpApi");
+    let throttling = &api["Properties"]["DefaultRouteSettings"];
+    for (setting, parameter) in
+        [("ThrottlingBurstLimit", "ThrottlingBurstLimit"), ("ThrottlingRateLimit", "ThrottlingRateLimit")]
+    {
+        let value = serde_yaml_ng::to_string(&throttling[setting]).unwrap();
+        assert!(value.contains(parameter), "{setting} comes from the parameter {parameter}: {value}");
+        assert!(template["Parameters"][parameter].is_mapping(), "parameter {parameter}");
+    }
+    let logs = &api["Properties"]["AccessLogSettings"];
+    let format: serde_json::Value =
+        serde_json::from_str(logs["Format"].as_str().expect("a Format")).expect("the access log format is JSON");
+    let format = format.to_string();
+    for variable in ["requestId", "sourceIp", "routeKey", "status", "responseLatency", "integrationErrorMessage"] {
+        assert!(format.contains(&format!("$context.{variable}")) || format.contains(variable), "{variable}");
+    }
+    assert!(!logs["DestinationArn"].is_null(), "access logs go to a log group");
+    let groups: Vec<String> =
+        of_type("AWS::Logs::LogGroup").map(|(_, g)| serde_yaml_ng::to_string(&g["Properties"]).unwrap()).collect();
+    for (id, resource) in of_type("AWS::Serverless::Function") {
+        let id = id.as_str().unwrap();
+        let group = groups
+            .iter()
+            .find(|g| g.contains(&format!("/aws/lambda/${{{id}}}")))
+            .unwrap_or_else(|| panic!("{id} has no log group"));
+        assert!(group.contains("RetentionInDays"), "{id}'s log group keeps logs forever");
+        assert!(resource["Properties"]["Policies"].is_sequence() || id == "FallbackFunction", "{id}");
+    }
+    let (_, table) = of_type("AWS::DynamoDB::Table").next().expect("the table");
+    assert_eq!(table["Properties"]["DeletionProtectionEnabled"].as_bool(), Some(true));
+}
