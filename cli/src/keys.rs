@@ -89,7 +89,7 @@ async fn issue(app: &App, args: IssueArgs) -> Result<Output> {
         Err(IssueError::NoCustomer(c)) => bail!("no customer {c}: create it with `hatchctl customers create`"),
         other => other?,
     };
-    Ok(issued_output(&issued.key, &issued.record, issued.record.hmac_secret.as_deref()))
+    Ok(issued_output(&issued.key, &issued.record, issued.hmac_secret.as_ref().map(|s| s.expose())))
 }
 
 fn issued_output(key: &ApiKey, record: &KeyRecord, hmac_secret: Option<&str>) -> Output {
@@ -136,7 +136,7 @@ async fn rotate(app: &App, prefix: &str, grace_hours: u32) -> Result<Output> {
     if old.usable_at(now).is_err() {
         bail!("{prefix} has already expired; issue a new key instead");
     }
-    let (Issued { key, record }, expires) = app.roll_key(&old, i64::from(grace_hours) * 3600).await?;
+    let (Issued { key, record, .. }, expires) = app.roll_key(&old, i64::from(grace_hours) * 3600).await?;
     let mut out = issued_output(&key, &record, None);
     out.json["old_prefix"] = Value::from(old.prefix.as_str());
     out.json["old_expires_at"] = Value::from(expires.rfc3339());

@@ -27,6 +27,9 @@ pub struct Cli {
     /// Secrets Manager secret (name or ARN) holding the signing-key material.
     #[arg(long, env = "HATCHED_SIGNING_SECRET", global = true, default_value = "hatched-signing-key")]
     pub signing_secret: String,
+    /// Secrets Manager secret (name or ARN) of the data key that seals HMAC secrets at rest.
+    #[arg(long, env = "HATCHED_DATA_KEY_SECRET", global = true, default_value = "hatched-data-key")]
+    pub data_key_secret: String,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,

@@ -8,6 +8,7 @@ async fn main() -> std::process::ExitCode {
     let settings = hatched::app::Settings {
         table: cli.table.clone(),
         signing_secret: Some(cli.signing_secret.clone()),
+        data_key_secret: Some(cli.data_key_secret.clone()),
         issuer: std::env::var(hatched::app::ISSUER_ENV).unwrap_or_else(|_| hatched::app::DEFAULT_ISSUER.to_owned()),
     };
     let config = match hatched::app::aws_config().await {

@@ -132,6 +132,7 @@ pub async fn demo(app: &App, customer: &str) -> Result<Demo> {
 pub async fn seed_demo(app: &App, customer: &str) -> Result<crate::Output> {
     app.store.create_table().await?;
     app.signer.create_secret().await?;
+    app.sealer.create_secret().await?;
     let demo = demo(app, customer).await.context("seeding the demo world")?;
     let json = serde_json::to_value(&demo)?;
     Ok(crate::Output::new(json.clone(), serde_json::to_string_pretty(&json)?))

@@ -11,7 +11,9 @@ use aws_smithy_http_client::ConnectorBuilder;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 
+use crate::domain::ratelimit::IpBlock;
 use crate::domain::time::Clock;
+use crate::sealing::Sealer;
 use crate::signing::Signer;
 use crate::store::Store;
 
@@ -19,6 +21,9 @@ use crate::store::Store;
 pub const TABLE_ENV: &str = "HATCHED_TABLE";
 /// Environment variable naming the Secrets Manager secret (name or ARN) of the signing key.
 pub const SIGNING_SECRET_ENV: &str = "HATCHED_SIGNING_SECRET";
+/// Environment variable naming the Secrets Manager secret of the data key that seals HMAC
+/// secrets at rest (only the functions that check signed user ids have it).
+pub const DATA_KEY_SECRET_ENV: &str = "HATCHED_DATA_KEY_SECRET";
 /// Environment variable overriding the `iss` of minted tokens.
 pub const ISSUER_ENV: &str = "HATCHED_ISSUER";
 pub const DEFAULT_ISSUER: &str = "hatched-auth-edge";
@@ -75,6 +80,10 @@ pub struct App {
     pub clock: Clock,
     /// Signing keys, fetched on first use (functions that never sign never fetch).
     pub signer: Arc<Signer>,
+    /// The data key for HMAC secrets at rest, fetched on first use.
+    pub sealer: Arc<Sealer>,
+    /// Source IPs over their anonymous limit, as this instance has seen.
+    pub ip_block: Arc<IpBlock>,
     pub issuer: String,
 }
 
@@ -83,6 +92,7 @@ pub struct App {
 pub struct Settings {
     pub table: String,
     pub signing_secret: Option<String>,
+    pub data_key_secret: Option<String>,
     pub issuer: String,
 }
 
@@ -91,6 +101,7 @@ impl Settings {
         Ok(Settings {
             table: std::env::var(TABLE_ENV).map_err(|_| ConfigError::Missing(TABLE_ENV))?,
             signing_secret: std::env::var(SIGNING_SECRET_ENV).ok().filter(|s| !s.is_empty()),
+            data_key_secret: std::env::var(DATA_KEY_SECRET_ENV).ok().filter(|s| !s.is_empty()),
             issuer: std::env::var(ISSUER_ENV).unwrap_or_else(|_| DEFAULT_ISSUER.to_owned()),
         })
     }
@@ -147,7 +158,9 @@ impl App {
         let clock = Clock::default();
         App {
             store: Store::new(dynamo, settings.table),
-            signer: Arc::new(Signer::new(secrets, settings.signing_secret, clock.clone())),
+            signer: Arc::new(Signer::new(secrets.clone(), settings.signing_secret, clock.clone())),
+            sealer: Arc::new(Sealer::new(secrets, settings.data_key_secret)),
+            ip_block: Arc::default(),
             clock,
             issuer: settings.issuer,
         }

@@ -2,8 +2,10 @@
 //! rate-window count running concurrently, then the record's verdicts in a fixed order.
 
 use crate::app::App;
+use crate::domain::UnixTime;
 use crate::domain::ratelimit::{Counted, RateLimitStatus};
-use crate::domain::{ANONYMOUS_PER_MINUTE, ApiKey, KeyRecord, KeyType, LAST_USED_RESOLUTION_SECS, Scope};
+use crate::domain::token::{SignedUser, user_signature_valid};
+use crate::domain::{ANONYMOUS_PER_MINUTE, ApiKey, BuddyId, KeyRecord, KeyType, LAST_USED_RESOLUTION_SECS, Scope};
 use crate::error::ApiError;
 use crate::http::{RequestCtx, bearer_key};
 use lambda_http::Request;
@@ -13,6 +15,8 @@ use lambda_http::Request;
 pub struct Caller {
     pub record: KeyRecord,
     pub rate: RateLimitStatus,
+    /// When the request was counted (a refusal gives the count back to that window).
+    pub counted_at: UnixTime,
 }
 
 /// A refusal, with the rate window when the key was far enough along to be counted.
@@ -58,11 +62,17 @@ pub fn require_scopes(record: &KeyRecord, scopes: &[Scope]) -> Result<(), ApiErr
 }
 
 impl App {
-    /// Counts a request without a usable key against its source IP.
+    /// Counts a request without a usable key against its source IP. An IP this instance has
+    /// already seen over its limit this minute is refused without another write.
     pub async fn count_anonymous(&self, ctx: &RequestCtx) -> Result<RateLimitStatus, ApiError> {
         let now = self.clock.now();
+        if let Some(refused) = self.ip_block.refusal(&ctx.source_ip, now) {
+            return Ok(refused);
+        }
         let count = self.store.count_request(&Counted::Ip(&ctx.source_ip), now).await?;
-        Ok(RateLimitStatus::decide(ANONYMOUS_PER_MINUTE, count, now))
+        let status = RateLimitStatus::decide(ANONYMOUS_PER_MINUTE, count, now);
+        self.ip_block.remember(&ctx.source_ip, &status, now);
+        Ok(status)
     }
 
     /// A refusal of a call without a usable key: counted against the source IP, and a 429
@@ -75,35 +85,60 @@ impl App {
         }
     }
 
-    /// Verdict on a well-formed key: on record, not revoked or expired, within its rate
-    /// limit, and (publishable keys) called from an allowed origin. Records the use.
+    /// A request the key itself refuses (`origin_not_allowed`, `invalid_user_signature`)
+    /// never spends the key's budget: its count is given back, and the source IP's anonymous
+    /// window counts it instead (one more write, on the refused path only).
+    pub async fn refuse_for_key(&self, caller: &Caller, ctx: &RequestCtx, error: ApiError) -> Rejected {
+        let hash = &caller.record.key_hash;
+        let counted = Counted::key(hash, caller.record.key_type, &ctx.source_ip);
+        let (refund, refusal) =
+            futures::join!(self.store.uncount_request(&counted, caller.counted_at), self.refuse_anonymous(ctx, error));
+        if let Err(e) = refund {
+            tracing::warn!(prefix = %caller.record.prefix, cause = %e, "refused request not given back");
+        }
+        refusal
+    }
+
+    /// Verdict on a well-formed key: on record, not revoked or expired, called from an
+    /// allowed origin (publishable keys), within its rate limit. Records the use.
     pub async fn check_key(&self, key: &ApiKey, ctx: &RequestCtx, origin: Option<&str>) -> Result<Caller, Rejected> {
         let now = self.clock.now();
         let hash = key.hash();
-        let counted = Counted::Key(&hash);
-        let (record, count) = futures::join!(self.store.get_key(&hash), self.store.count_request(&counted, now));
-        let Some(record) = record.map_err(ApiError::from)? else {
+        let counted = Counted::key(&hash, key.kind().key_type(), &ctx.source_ip);
+        let (record, count) = if self.ip_block.refusal(&ctx.source_ip, now).is_some() {
+            // An IP over its anonymous limit: read first, so an unknown key costs no write.
+            match self.store.get_key(&hash).await.map_err(ApiError::from)? {
+                None => return Err(self.refuse_anonymous(ctx, ApiError::InvalidKey).await),
+                Some(record) => (Some(record), self.store.count_request(&counted, now).await),
+            }
+        } else {
+            let (record, count) = futures::join!(self.store.get_key(&hash), self.store.count_request(&counted, now));
+            (record.map_err(ApiError::from)?, count)
+        };
+        let Some(record) = record else {
             // Unknown keys cost a read: hold them to the anonymous per-IP limit.
             return Err(self.refuse_anonymous(ctx, ApiError::InvalidKey).await);
         };
         let rate = RateLimitStatus::decide(record.tier.per_minute(), count.map_err(ApiError::from)?, now);
-        let reject = |error: ApiError, rate: &RateLimitStatus| Err(Rejected { error, rate: Some(rate.clone()) });
-        if let Err(r) = record.usable_at(now) {
-            return reject(r.into(), &rate);
+        let caller = Caller { record, rate, counted_at: now };
+        if let Err(r) = caller.record.usable_at(now) {
+            return Err(Rejected { error: r.into(), rate: Some(caller.rate) });
         }
-        if !rate.allowed {
-            return reject(ApiError::RateLimited { retry_after_secs: rate.reset_in_secs }, &rate);
+        if !caller.record.origin_allowed(origin) {
+            return Err(self.refuse_for_key(&caller, ctx, ApiError::OriginNotAllowed).await);
         }
-        if !record.origin_allowed(origin) {
-            return reject(ApiError::OriginNotAllowed, &rate);
+        if !caller.rate.allowed {
+            let error = ApiError::RateLimited { retry_after_secs: caller.rate.reset_in_secs };
+            return Err(Rejected { error, rate: Some(caller.rate) });
         }
-        if record.last_used_is_stale(now) {
+        if caller.record.last_used_is_stale(now) {
             // Bookkeeping only: a failure here must not fail an otherwise good request.
-            if let Err(e) = self.store.touch_key_last_used(&record.key_hash, now, LAST_USED_RESOLUTION_SECS).await {
-                tracing::warn!(prefix = %record.prefix, cause = %e, "last_used_at not recorded");
+            let touched = self.store.touch_key_last_used(&caller.record.key_hash, now, LAST_USED_RESOLUTION_SECS).await;
+            if let Err(e) = touched {
+                tracing::warn!(prefix = %caller.record.prefix, cause = %e, "last_used_at not recorded");
             }
         }
-        Ok(Caller { record, rate })
+        Ok(caller)
     }
 
     /// The whole gate of a keyed endpoint: `Authorization` → key checks → access rule.
@@ -116,5 +151,33 @@ impl App {
         let caller = self.check_key(&key, ctx, ctx.origin.as_deref()).await?;
         access.check(&caller.record).map_err(|error| Rejected { error, rate: Some(caller.rate.clone()) })?;
         Ok(caller)
+    }
+}
+
+impl App {
+    /// Keys that require signed user ids must prove their customer's backend vouched for
+    /// this user acting for `buddy` (API.md "Signed user ids"). Fails closed: a key that
+    /// requires them with no (or an unopenable) secret on record refuses every such request.
+    pub async fn check_signed_user(
+        &self,
+        record: &KeyRecord,
+        proof: Option<&SignedUser>,
+        buddy: &BuddyId,
+    ) -> Result<(), ApiError> {
+        if !record.require_signed_user_id {
+            return Ok(());
+        }
+        let (Some(proof), Some(sealed)) = (proof, record.hmac_secret.as_ref()) else {
+            return Err(ApiError::InvalidUserSignature);
+        };
+        let Some(secret) = self.sealer.key().await?.open(sealed, &record.key_hash) else {
+            tracing::error!(prefix = %record.prefix, "the key's sealed HMAC secret does not open");
+            return Err(ApiError::InvalidUserSignature);
+        };
+        let now = self.clock.now();
+        match user_signature_valid(&secret, &proof.user_id, buddy, proof.user_id_ts, &proof.user_id_sig, now) {
+            true => Ok(()),
+            false => Err(ApiError::InvalidUserSignature),
+        }
     }
 }

@@ -32,9 +32,27 @@ pub struct Endpoint {
     pub browser: bool,
     /// Status of a successful answer.
     pub status: u16,
-    /// IAM actions the function needs (`dynamodb:GetItem`, …): its template policy must grant
-    /// exactly these, and the tests check it performs nothing else.
-    pub aws: &'static [&'static str],
+    /// What the function may do in AWS: IAM actions, and for DynamoDB the table partitions
+    /// (`pk` prefixes) each may touch. Its template policy must grant exactly these (DynamoDB
+    /// statements scoped with `dynamodb:LeadingKeys`), and the tests check it does nothing else.
+    pub aws: &'static [Grant],
+}
+
+/// One IAM action, and the partitions it is limited to (none for Secrets Manager).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub action: &'static str,
+    pub partitions: &'static [&'static str],
+}
+
+/// A DynamoDB action on these partitions (`crate::store::partition`).
+pub const fn dynamodb(action: &'static str, partitions: &'static [&'static str]) -> Grant {
+    Grant { action, partitions }
+}
+
+/// A Secrets Manager action (on the secret the template names).
+pub const fn secrets(action: &'static str) -> Grant {
+    Grant { action, partitions: &[] }
 }
 
 impl std::fmt::Debug for Endpoint {

@@ -105,7 +105,17 @@ where
     parse(text).map_err(Into::into)
 }
 
-/// Routes without a body (GET, DELETE, unlock) accept an empty one and ignore its type,
+/// A route whose body is optional (the unlock): empty is `None`, anything else must be the
+/// JSON object `T`. Like the bodiless routes it ignores `Content-Type`.
+pub fn optional_json_body<T: DeserializeOwned>(req: &Request) -> Result<Option<T>, ApiError> {
+    let bytes = body_bytes(req)?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(bytes).map(Some).map_err(|e| ApiError::InvalidRequest(describe_json_error(&e)))
+}
+
+/// Routes without a body (GET, DELETE) accept an empty one and ignore its type,
 /// but still refuse oversize or undecodable bodies.
 pub fn no_body(req: &Request) -> Result<(), ApiError> {
     body_bytes(req).map(|_| ())

@@ -4,12 +4,12 @@
 use std::collections::BTreeSet;
 
 use crate::App;
-use crate::domain::key::random_base62;
 use crate::domain::origin::OriginPatternError;
 use crate::domain::{
-    ApiKey, CustomerId, Environment, KeyKind, KeyRecord, KeyType, Scope, ScopeGrantError, Tier, UnixTime, grant_scopes,
-    origin,
+    ApiKey, CustomerId, Environment, HmacSecret, KeyKind, KeyRecord, KeyType, Scope, ScopeGrantError, Tier, UnixTime,
+    grant_scopes, origin,
 };
+use crate::signing::SigningError;
 use crate::store::StoreError;
 
 /// What a new key may be issued with besides its customer, type and environment.
@@ -25,11 +25,12 @@ pub struct KeyOptions {
     pub require_signed_user_id: bool,
 }
 
-/// A key just issued: the plaintext (shown once) and the record.
+/// A key just issued: the plaintext and HMAC secret (shown once) and the record.
 #[derive(Debug)]
 pub struct Issued {
     pub key: ApiKey,
     pub record: KeyRecord,
+    pub hmac_secret: Option<HmacSecret>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,8 @@ pub enum IssueError {
     NoFreePrefix,
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Sealing(#[from] SigningError),
 }
 
 /// The attributes a key is created with (an issue's, or copied from the key a roll replaces).
@@ -60,7 +63,8 @@ struct KeyTemplate {
     tier: Tier,
     scopes: BTreeSet<Scope>,
     allowed_origins: Vec<String>,
-    hmac_secret: Option<String>,
+    hmac_secret: Option<HmacSecret>,
+    require_signed_user_id: bool,
     label: Option<String>,
     owner: Option<String>,
 }
@@ -94,7 +98,8 @@ impl App {
             tier: options.tier.unwrap_or(Tier::Free),
             scopes,
             allowed_origins: options.allowed_origins,
-            hmac_secret: options.require_signed_user_id.then(|| random_base62(40)),
+            hmac_secret: options.require_signed_user_id.then(HmacSecret::generate),
+            require_signed_user_id: options.require_signed_user_id,
             label: options.label,
             owner: options.owner,
         };
@@ -105,6 +110,12 @@ impl App {
     /// customer's backend); the old key expires at `now + grace`, never later than an expiry
     /// it already had. Returns the new key and the old key's expiry.
     pub async fn roll_key(&self, old: &KeyRecord, grace_secs: i64) -> Result<(Issued, UnixTime), IssueError> {
+        // Re-sealed for the new key (the seal is bound to its record); one that no longer
+        // opens is dropped, and the new key fails closed like the old one.
+        let hmac_secret = match &old.hmac_secret {
+            Some(sealed) => self.sealer.key().await?.open(sealed, &old.key_hash),
+            None => None,
+        };
         let template = KeyTemplate {
             key_type: old.key_type,
             environment: old.environment,
@@ -113,7 +124,8 @@ impl App {
             tier: old.tier,
             scopes: old.scopes.clone(),
             allowed_origins: old.allowed_origins.clone(),
-            hmac_secret: old.hmac_secret.clone(),
+            hmac_secret,
+            require_signed_user_id: old.require_signed_user_id,
             label: old.label.clone(),
             owner: old.owner.clone(),
         };
@@ -125,9 +137,17 @@ impl App {
     }
 
     async fn create_from(&self, t: &KeyTemplate) -> Result<Issued, IssueError> {
+        let sealer = match &t.hmac_secret {
+            Some(_) => Some(self.sealer.key().await?),
+            None => None,
+        };
         // A prefix collision (1 in 62^6 per pair) just means drawing again.
         for _ in 0..5 {
             let key = ApiKey::generate(KeyKind::for_issue(t.key_type, t.environment));
+            let sealed = match (sealer, &t.hmac_secret) {
+                (Some(data_key), Some(secret)) => Some(data_key.seal(secret, &key.hash())?),
+                _ => None,
+            };
             let record = KeyRecord {
                 key_hash: key.hash(),
                 prefix: key.prefix(),
@@ -138,8 +158,8 @@ impl App {
                 tier: t.tier,
                 scopes: t.scopes.clone(),
                 allowed_origins: t.allowed_origins.clone(),
-                require_signed_user_id: t.hmac_secret.is_some(),
-                hmac_secret: t.hmac_secret.clone(),
+                require_signed_user_id: t.require_signed_user_id,
+                hmac_secret: sealed,
                 label: t.label.clone(),
                 owner: t.owner.clone(),
                 created_at: self.clock.now(),
@@ -148,7 +168,7 @@ impl App {
                 expires_at: None,
             };
             match self.store.create_key(&record).await {
-                Ok(()) => return Ok(Issued { key, record }),
+                Ok(()) => return Ok(Issued { key, record, hmac_secret: t.hmac_secret.clone() }),
                 Err(StoreError::AlreadyExists) => continue,
                 Err(e) => return Err(e.into()),
             }

@@ -49,8 +49,8 @@ impl Intercept for CallLog {
         let target = request.headers().get("x-amz-target").unwrap_or("unknown");
         self.ops.lock().unwrap().push(target.rsplit('.').next().unwrap_or(target).to_owned());
         if let Some(function) = hatched::handler::current_function() {
-            for action in iam_actions(target, request.body().bytes()) {
-                ActionLog::record(function, action);
+            for (action, partition) in iam_actions(target, request.body().bytes()) {
+                ActionLog::record(function, format!("{action} {partition}"));
             }
         }
         Ok(())
@@ -60,7 +60,7 @@ impl Intercept for CallLog {
 /// The IAM actions each function performs (every [`CallLog`] records them, attributed through
 /// [`hatched::handler::current_function`]): the evidence for the IAM check (`tests/tests/iam.rs`,
 /// run by `scripts/test` after the suite). With `HATCHED_AWS_ACTIONS` set, each new
-/// (function, action) pair is appended to that file as `function action`.
+/// (function, action, partition) is appended to that file as `function action partition`.
 pub struct ActionLog;
 
 pub const ACTIONS_FILE_ENV: &str = "HATCHED_AWS_ACTIONS";
@@ -80,28 +80,49 @@ impl ActionLog {
     }
 }
 
-/// The IAM actions one request performs: a transaction is authorized per item
-/// (`dynamodb:PutItem`, `UpdateItem`, `ConditionCheckItem`, `DeleteItem`), not as a whole.
-pub fn iam_actions(target: &str, body: Option<&[u8]>) -> Vec<String> {
+/// What one request asks IAM for: (action, partition) pairs. A transaction is authorized per
+/// item (`dynamodb:PutItem`, `UpdateItem`, `ConditionCheckItem`, `DeleteItem`), not as a
+/// whole; the partition is the prefix of the item's `pk` up to its first `#` (what
+/// `dynamodb:LeadingKeys` sees), `-` for Secrets Manager.
+pub fn iam_actions(target: &str, body: Option<&[u8]>) -> Vec<(String, String)> {
     let (service, op) = target.split_once('.').unwrap_or(("unknown", target));
-    let service = if service.starts_with("DynamoDB") { "dynamodb" } else { service };
-    let per_item = |list: &str| -> Vec<String> {
-        let json: serde_json::Value = body.and_then(|b| serde_json::from_slice(b).ok()).unwrap_or_default();
-        let items = json[list].as_array().cloned().unwrap_or_default();
-        items
-            .iter()
-            .filter_map(|item| item.as_object()?.keys().next().cloned())
-            .map(|kind| match kind.as_str() {
-                "ConditionCheck" => "dynamodb:ConditionCheckItem".to_owned(),
-                "Get" => "dynamodb:GetItem".to_owned(),
-                other => format!("dynamodb:{other}Item"),
-            })
-            .collect()
+    if !service.starts_with("DynamoDB") {
+        return vec![(format!("{service}:{op}"), "-".to_owned())];
+    }
+    let json: serde_json::Value = body.and_then(|b| serde_json::from_slice(b).ok()).unwrap_or_default();
+    let partition = |item: &serde_json::Value| -> String {
+        let pk = item["pk"]["S"].as_str().unwrap_or("?");
+        pk.find('#').map_or(pk, |i| &pk[..=i]).to_owned()
     };
-    match (service, op) {
-        ("dynamodb", "TransactWriteItems") => per_item("TransactItems"),
-        ("dynamodb", "TransactGetItems") => per_item("TransactItems"),
-        _ => vec![format!("{service}:{op}")],
+    let action = |name: &str| format!("dynamodb:{name}");
+    match op {
+        "TransactWriteItems" | "TransactGetItems" => json["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry.as_object()?.iter().next())
+            .map(|(kind, item)| {
+                let name = match kind.as_str() {
+                    "ConditionCheck" => "ConditionCheckItem".to_owned(),
+                    other => format!("{other}Item"),
+                };
+                let key = if item["Item"].is_null() { &item["Key"] } else { &item["Item"] };
+                (action(&name), partition(key))
+            })
+            .collect(),
+        "BatchGetItem" => json["RequestItems"]
+            .as_object()
+            .into_iter()
+            .flat_map(|tables| tables.values())
+            .flat_map(|t| t["Keys"].as_array().cloned().unwrap_or_default())
+            .map(|key| (action(op), partition(&key)))
+            .collect(),
+        "Query" => {
+            let pk = &json["ExpressionAttributeValues"][":pk"];
+            vec![(action(op), partition(&serde_json::json!({ "pk": pk })))]
+        }
+        "PutItem" => vec![(action(op), partition(&json["Item"]))],
+        _ => vec![(action(op), partition(&json["Key"]))],
     }
 }
 
@@ -110,13 +131,27 @@ mod tests {
     use super::iam_actions;
 
     #[test]
-    fn transactions_are_authorized_per_item() {
-        let body = br#"{"TransactItems":[{"Update":{}},{"Put":{}},{"ConditionCheck":{}},{"Delete":{}}]}"#;
+    fn transactions_are_authorized_per_item_and_partition() {
+        let body =
+            br#"{"TransactItems":[{"Update":{"Key":{"pk":{"S":"BDY#a#live#b"}}}},{"Put":{"Item":{"pk":{"S":"WS#x"}}}},
+            {"ConditionCheck":{"Key":{"pk":{"S":"CUS#a"}}}},{"Delete":{"Key":{"pk":{"S":"KEY#h"}}}}]}"#;
+        let pairs: Vec<String> = iam_actions("DynamoDB_20120810.TransactWriteItems", Some(body))
+            .into_iter()
+            .map(|(a, p)| format!("{a} {p}"))
+            .collect();
         assert_eq!(
-            iam_actions("DynamoDB_20120810.TransactWriteItems", Some(body)),
-            ["dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem", "dynamodb:DeleteItem"]
+            pairs,
+            [
+                "dynamodb:UpdateItem BDY#",
+                "dynamodb:PutItem WS#",
+                "dynamodb:ConditionCheckItem CUS#",
+                "dynamodb:DeleteItem KEY#"
+            ]
         );
-        assert_eq!(iam_actions("DynamoDB_20120810.BatchGetItem", None), ["dynamodb:BatchGetItem"]);
-        assert_eq!(iam_actions("secretsmanager.GetSecretValue", None), ["secretsmanager:GetSecretValue"]);
+        let batch = br#"{"RequestItems":{"t":{"Keys":[{"pk":{"S":"CUS#a"}},{"pk":{"S":"BDY#x"}}]}}}"#;
+        assert_eq!(iam_actions("DynamoDB_20120810.BatchGetItem", Some(batch)).len(), 2);
+        let query = br#"{"ExpressionAttributeValues":{":pk":{"S":"CUS#a"}}}"#;
+        assert_eq!(iam_actions("DynamoDB_20120810.Query", Some(query))[0].1, "CUS#");
+        assert_eq!(iam_actions("secretsmanager.GetSecretValue", None)[0].0, "secretsmanager:GetSecretValue");
     }
 }

@@ -71,6 +71,7 @@ pub fn app(
     let settings = hatched::app::Settings {
         table: table.into(),
         signing_secret: Some("canned".into()),
+        data_key_secret: Some("canned-data".into()),
         issuer: hatched::app::DEFAULT_ISSUER.into(),
     };
     hatched::App::with_clients(

@@ -67,6 +67,7 @@ impl TestApp {
         let settings = hatched::app::Settings {
             table: format!("t_{suffix}"),
             signing_secret: Some(format!("hatched-test-{suffix}")),
+            data_key_secret: Some(format!("hatched-test-data-{suffix}")),
             issuer: "https://auth.hatched.test".to_owned(),
         };
         let app = App::with_clients(
@@ -76,6 +77,7 @@ impl TestApp {
         );
         app.store.create_table().await.expect("create test table");
         app.signer.create_secret().await.expect("create signing secret");
+        app.sealer.create_secret().await.expect("create data key secret");
         calls.clear();
         TestApp { app, calls }
     }
@@ -100,6 +102,7 @@ impl TestApp {
         let settings = hatched::app::Settings {
             table: self.app.store.table().to_owned(),
             signing_secret: self.app.signer.secret_name().map(str::to_owned),
+            data_key_secret: self.app.sealer.secret_name().map(str::to_owned),
             issuer: self.app.issuer.clone(),
         };
         App::with_clients(
@@ -122,6 +125,7 @@ impl TestApp {
         let settings = hatched::app::Settings {
             table: self.app.store.table().to_owned(),
             signing_secret: self.app.signer.secret_name().map(str::to_owned),
+            data_key_secret: self.app.sealer.secret_name().map(str::to_owned),
             issuer: self.app.issuer.clone(),
         };
         App::with_clients(
@@ -168,7 +172,7 @@ impl TestApp {
         IssuedKey {
             key: issued.key.expose().to_owned(),
             prefix: issued.record.prefix.as_str().to_owned(),
-            hmac_secret: issued.record.hmac_secret,
+            hmac_secret: issued.hmac_secret.map(|s| s.expose().to_owned()),
         }
     }
 
@@ -212,6 +216,14 @@ pub struct IssuedKey {
     pub key: String,
     pub prefix: String,
     pub hmac_secret: Option<String>,
+}
+
+/// A customer backend's signed user id: hex HMAC-SHA256 of `user\nbuddy\nts` (API.md).
+pub fn sign_user(secret: &str, user: &str, buddy: &str, ts: i64) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(format!("{user}\n{buddy}\n{ts}").as_bytes());
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// Key options: the type's defaults.

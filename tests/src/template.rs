@@ -54,26 +54,51 @@ impl Template {
         routes
     }
 
-    /// Every action the function's `Policies` statements allow.
+    /// Every (action, partition) the function's `Policies` statements allow: DynamoDB actions
+    /// per `dynamodb:LeadingKeys` pattern (`*` when a statement does not scope them), other
+    /// services' actions with `-`.
     pub fn actions(&self, function: &str) -> BTreeSet<String> {
         let resource = &self.0["Resources"][function];
-        let mut actions = BTreeSet::new();
+        let mut granted = BTreeSet::new();
         for policy in resource["Properties"]["Policies"].as_sequence().into_iter().flatten() {
             for statement in policy["Statement"].as_sequence().into_iter().flatten() {
                 if statement["Effect"].as_str() != Some("Allow") {
                     continue;
                 }
-                match &statement["Action"] {
-                    Value::String(a) => {
-                        actions.insert(a.clone());
+                let actions: Vec<String> = match &statement["Action"] {
+                    Value::String(a) => vec![a.clone()],
+                    Value::Sequence(list) => list.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect(),
+                    _ => vec![],
+                };
+                let leading = &statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+                let partitions: Vec<String> = match leading.as_sequence() {
+                    Some(list) => {
+                        list.iter().filter_map(|p| p.as_str().map(|p| p.trim_end_matches('*').to_owned())).collect()
                     }
-                    Value::Sequence(list) => actions.extend(list.iter().filter_map(|a| a.as_str().map(str::to_owned))),
-                    _ => {}
+                    None => vec!["*".to_owned()],
+                };
+                for action in actions {
+                    if action.starts_with("dynamodb:") {
+                        granted.extend(partitions.iter().map(|p| format!("{action} {p}")));
+                    } else {
+                        granted.insert(format!("{action} -"));
+                    }
                 }
             }
         }
-        actions
+        granted
     }
+}
+
+/// What an endpoint declares, in the form of [`Template::actions`].
+pub fn declared(e: &hatched::endpoint::Endpoint) -> BTreeSet<String> {
+    e.aws
+        .iter()
+        .flat_map(|g| match g.partitions {
+            [] => vec![format!("{} -", g.action)],
+            partitions => partitions.iter().map(|p| format!("{} {p}", g.action)).collect(),
+        })
+        .collect()
 }
 
 /// Where `template.yaml`'s policies and the functions' declared actions disagree, and, given
@@ -90,28 +115,29 @@ pub fn policy_problems(
             continue;
         };
         let granted = template.actions(&resource);
-        let declared: BTreeSet<String> = e.aws.iter().map(|a| a.to_string()).collect();
+        let declared = declared(e);
         for action in declared.difference(&granted) {
-            problems.push(format!("{resource} needs {action} (declared by {})", e.function));
+            problems.push(format!("{resource} needs {} (declared by {})", on(action), e.function));
         }
         let Some(performed) = performed else {
             for action in granted.difference(&declared) {
-                problems.push(format!("{resource} is granted {action}, which {} does not declare", e.function));
+                problems.push(format!("{resource} is granted {}, which {} does not declare", on(action), e.function));
             }
             continue;
         };
         let done = performed.get(e.function).cloned().unwrap_or_default();
         for action in &done {
             if !granted.contains(action) {
-                problems.push(format!("{resource} needs {action} (performed in the end-to-end suite)"));
+                problems.push(format!("{resource} needs {} (performed in the end-to-end suite)", on(action)));
             }
             if !declared.contains(action) {
-                problems.push(format!("{} performs {action} but its ENDPOINT does not declare it", e.function));
+                problems.push(format!("{} performs {} but its ENDPOINT does not declare it", e.function, on(action)));
             }
         }
         for action in granted.difference(&done) {
             if !declared.contains(action) {
-                problems.push(format!("{resource} is granted {action}, which it never uses and does not declare"));
+                problems
+                    .push(format!("{resource} is granted {}, which it never uses and does not declare", on(action)));
             }
         }
         if done.is_empty() && !e.aws.is_empty() {
@@ -119,4 +145,14 @@ pub fn policy_problems(
         }
     }
     problems
+}
+
+/// `dynamodb:GetItem KEY#` → `dynamodb:GetItem on KEY#…`; `* ` means every partition.
+fn on(pair: &str) -> String {
+    match pair.split_once(' ') {
+        Some((action, "-")) => action.to_owned(),
+        Some((action, "*")) => format!("{action} on every partition (no dynamodb:LeadingKeys)"),
+        Some((action, partition)) => format!("{action} on {partition}…"),
+        None => pair.to_owned(),
+    }
 }

@@ -113,6 +113,7 @@ fn ms(d: Duration) -> f64 {
 struct Seeded {
     table: String,
     secret: String,
+    data_key: String,
     key: String,
     session_id: String,
     /// A live session token: introspection verifies it and reads its session.
@@ -125,6 +126,7 @@ async fn seed() -> Result<Seeded> {
     let settings = hatched::app::Settings {
         table: format!("coldstart_{suffix}"),
         signing_secret: Some(format!("coldstart-{suffix}")),
+        data_key_secret: Some(format!("coldstart-data-{suffix}")),
         issuer: hatched::app::DEFAULT_ISSUER.to_owned(),
     };
     let app = hatched::App::from_config(&hatched::app::aws_config().await?, settings.clone());
@@ -136,7 +138,14 @@ async fn seed() -> Result<Seeded> {
     let body: serde_json::Value = serde_json::from_slice(resp.body().as_ref())?;
     let session_id = body["session_id"].as_str().context("session")?.to_owned();
     let token = body["token"].as_str().context("token")?.to_owned();
-    Ok(Seeded { table: settings.table, secret: settings.signing_secret.unwrap(), key, session_id, token })
+    Ok(Seeded {
+        table: settings.table,
+        secret: settings.signing_secret.unwrap_or_default(),
+        data_key: settings.data_key_secret.unwrap_or_default(),
+        key,
+        session_id,
+        token,
+    })
 }
 
 fn fixture(name: &str, s: &Seeded) -> String {
@@ -174,6 +183,7 @@ async fn measure(path: &str, function: &str, seeded: &Seeded, event: &str, warm:
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "coldstart")
         .env("HATCHED_TABLE", &seeded.table)
         .env("HATCHED_SIGNING_SECRET", &seeded.secret)
+        .env("HATCHED_DATA_KEY_SECRET", &seeded.data_key)
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .spawn()?;

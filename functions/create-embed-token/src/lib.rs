@@ -4,12 +4,13 @@
 
 use hatched::domain::key::random_base62;
 use hatched::domain::time::rfc3339;
-use hatched::domain::token::{EMBED_MODE, EMBED_TTL, EmbedClaims, Subject, user_signature_valid};
-use hatched::domain::{BuddyId, KeyRecord, Scope, UnixTime, UserId};
-use hatched::endpoint::{Endpoint, aws};
+use hatched::domain::token::{EMBED_MODE, EMBED_TTL, EmbedClaims, SignedUser, Subject};
+use hatched::domain::{BuddyId, Scope, UnixTime, UserId};
+use hatched::endpoint::{Endpoint, aws, dynamodb, secrets};
 use hatched::handler::keyed;
 use hatched::http::json_body;
 use hatched::lambda_http::{Body, Request, Response};
+use hatched::store::partition::{BUDDY, KEY, RATE_WINDOW};
 use hatched::{Access, ApiError, App, Caller};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -51,7 +52,11 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::Scoped(Scope::EmbedTokensCreate),
     browser: true,
     status: 201,
-    aws: &[aws::GET_ITEM, aws::UPDATE_ITEM, aws::GET_SECRET_VALUE],
+    aws: &[
+        dynamodb(aws::GET_ITEM, &[KEY, BUDDY]),
+        dynamodb(aws::UPDATE_ITEM, &[KEY, RATE_WINDOW]),
+        secrets(aws::GET_SECRET_VALUE),
+    ],
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
@@ -65,7 +70,13 @@ async fn mint(app: &App, caller: Caller, req: Request) -> Result<MintedEmbed, Ap
     }
     let ttl = EMBED_TTL.pick(body.ttl_seconds)?;
     let now = app.clock.now();
-    check_signed_user(&caller.record, &body, now)?;
+    let proof = match (body.user_id_sig, body.user_id_ts) {
+        (Some(user_id_sig), Some(user_id_ts)) => {
+            Some(SignedUser { user_id: body.user_id.clone(), user_id_sig, user_id_ts })
+        }
+        _ => None,
+    };
+    app.check_signed_user(&caller.record, proof.as_ref(), &body.buddy_id).await?;
     let record = caller.record;
     if !app.store.buddy_exists(&record.customer_id, record.environment, &body.buddy_id).await? {
         return Err(ApiError::BuddyNotFound);
@@ -81,15 +92,4 @@ async fn mint(app: &App, caller: Caller, req: Request) -> Result<MintedEmbed, Ap
         user_id: who.user,
         mode: EMBED_MODE,
     })
-}
-
-/// Keys that require it must prove the user id came from the customer's backend.
-fn check_signed_user(record: &KeyRecord, body: &MintRequest, now: UnixTime) -> Result<(), ApiError> {
-    let Some(secret) = record.hmac_secret.as_deref().filter(|_| record.require_signed_user_id) else {
-        return Ok(());
-    };
-    match (body.user_id_sig.as_deref(), body.user_id_ts) {
-        (Some(sig), Some(ts)) if user_signature_valid(secret, &body.user_id, ts, sig, now) => Ok(()),
-        _ => Err(ApiError::InvalidUserSignature),
-    }
 }

@@ -6,11 +6,12 @@ use hatched::domain::token::{
     SESSION_MODE, SESSION_TTL, SessionClaims, Subject, WidgetScope, WidgetSession, widget_scopes,
 };
 use hatched::domain::{BuddyId, Scope, SessionId, UnixTime, UserId};
-use hatched::endpoint::{Endpoint, aws};
+use hatched::endpoint::{Endpoint, aws, dynamodb, secrets};
 use hatched::handler::keyed;
 use hatched::http::json_body;
 use hatched::lambda_http::{Body, Request, Response};
 use hatched::store::CreateSessionError;
+use hatched::store::partition::{BUDDY, KEY, RATE_WINDOW, SESSION};
 use hatched::{Access, ApiError, App, Caller};
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +45,13 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::SecretOnly(Scope::WidgetSessionsWrite),
     browser: false,
     status: 201,
-    aws: &[aws::GET_ITEM, aws::UPDATE_ITEM, aws::CONDITION_CHECK_ITEM, aws::PUT_ITEM, aws::GET_SECRET_VALUE],
+    aws: &[
+        dynamodb(aws::GET_ITEM, &[KEY]),
+        dynamodb(aws::UPDATE_ITEM, &[KEY, RATE_WINDOW]),
+        dynamodb(aws::CONDITION_CHECK_ITEM, &[BUDDY]),
+        dynamodb(aws::PUT_ITEM, &[SESSION]),
+        secrets(aws::GET_SECRET_VALUE),
+    ],
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {

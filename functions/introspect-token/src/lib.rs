@@ -4,10 +4,11 @@
 
 use hatched::auth::Access;
 use hatched::domain::token::{TokenClaims, WidgetScope, WidgetSession};
-use hatched::endpoint::{Endpoint, aws};
+use hatched::endpoint::{Endpoint, aws, dynamodb, secrets};
 use hatched::handler::anonymous;
 use hatched::http::json_body;
 use hatched::lambda_http::{Body, Request, Response};
+use hatched::store::partition::{RATE_WINDOW, SESSION};
 use hatched::{ApiError, App};
 use serde::{Deserialize, Serialize};
 
@@ -47,7 +48,11 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::Anonymous,
     browser: false,
     status: 200,
-    aws: &[aws::GET_ITEM, aws::UPDATE_ITEM, aws::GET_SECRET_VALUE],
+    aws: &[
+        dynamodb(aws::GET_ITEM, &[SESSION]),
+        dynamodb(aws::UPDATE_ITEM, &[RATE_WINDOW]),
+        secrets(aws::GET_SECRET_VALUE),
+    ],
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {

@@ -3,10 +3,11 @@
 
 use hatched::App;
 use hatched::auth::Access;
-use hatched::endpoint::{Endpoint, aws};
+use hatched::endpoint::{Endpoint, aws, dynamodb, secrets};
 use hatched::handler::anonymous;
 use hatched::http::no_body;
 use hatched::lambda_http::{Body, Request, Response};
+use hatched::store::partition::RATE_WINDOW;
 
 pub const ENDPOINT: Endpoint = Endpoint {
     function: "jwks",
@@ -15,7 +16,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::Anonymous,
     browser: false,
     status: 200,
-    aws: &[aws::UPDATE_ITEM, aws::GET_SECRET_VALUE],
+    aws: &[dynamodb(aws::UPDATE_ITEM, &[RATE_WINDOW]), secrets(aws::GET_SECRET_VALUE)],
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {

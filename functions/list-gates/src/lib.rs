@@ -1,10 +1,11 @@
 //! GET /api/v1/gates — the customer's gates, sorted by gate key.
 
 use hatched::domain::Scope;
-use hatched::endpoint::{Endpoint, aws};
+use hatched::endpoint::{Endpoint, aws, dynamodb};
 use hatched::handler::keyed;
 use hatched::http::no_body;
 use hatched::lambda_http::{Body, Request, Response};
+use hatched::store::partition::{CUSTOMER, KEY, RATE_WINDOW};
 use hatched::views::GateView;
 use hatched::{Access, ApiError, App, Caller};
 use serde::Serialize;
@@ -21,7 +22,11 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::Scoped(Scope::ReadBuddies),
     browser: true,
     status: 200,
-    aws: &[aws::GET_ITEM, aws::UPDATE_ITEM, aws::QUERY],
+    aws: &[
+        dynamodb(aws::GET_ITEM, &[KEY]),
+        dynamodb(aws::UPDATE_ITEM, &[KEY, RATE_WINDOW]),
+        dynamodb(aws::QUERY, &[CUSTOMER]),
+    ],
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {

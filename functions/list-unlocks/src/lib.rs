@@ -3,10 +3,11 @@
 
 use hatched::domain::gate::BuddyRef;
 use hatched::domain::{BuddyId, Scope};
-use hatched::endpoint::{Endpoint, aws};
+use hatched::endpoint::{Endpoint, aws, dynamodb};
 use hatched::handler::keyed;
 use hatched::http::{no_body, path_param};
 use hatched::lambda_http::{Body, Request, Response};
+use hatched::store::partition::{BUDDY, KEY, RATE_WINDOW};
 use hatched::views::UnlockView;
 use hatched::{Access, ApiError, App, Caller};
 use serde::Serialize;
@@ -23,7 +24,11 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::Scoped(Scope::ReadBuddies),
     browser: true,
     status: 200,
-    aws: &[aws::GET_ITEM, aws::UPDATE_ITEM, aws::QUERY],
+    aws: &[
+        dynamodb(aws::GET_ITEM, &[KEY, BUDDY]),
+        dynamodb(aws::UPDATE_ITEM, &[KEY, RATE_WINDOW]),
+        dynamodb(aws::QUERY, &[BUDDY]),
+    ],
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {

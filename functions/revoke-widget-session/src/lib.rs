@@ -4,11 +4,12 @@
 
 use hatched::domain::time::rfc3339;
 use hatched::domain::{Scope, SessionId, UnixTime};
-use hatched::endpoint::{Endpoint, aws};
+use hatched::endpoint::{Endpoint, aws, dynamodb};
 use hatched::handler::keyed;
 use hatched::http::{no_body, path_param};
 use hatched::lambda_http::{Body, Request, Response};
 use hatched::store::StoreError;
+use hatched::store::partition::{KEY, RATE_WINDOW, SESSION};
 use hatched::{Access, ApiError, App, Caller};
 use serde::Serialize;
 
@@ -27,7 +28,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::SecretOnly(Scope::WidgetSessionsWrite),
     browser: false,
     status: 200,
-    aws: &[aws::GET_ITEM, aws::UPDATE_ITEM],
+    aws: &[dynamodb(aws::GET_ITEM, &[KEY]), dynamodb(aws::UPDATE_ITEM, &[KEY, RATE_WINDOW, SESSION])],
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {

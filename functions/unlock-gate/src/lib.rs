@@ -1,12 +1,16 @@
 //! POST /api/v1/buddies/{buddy_id}/gates/{gate_key}/unlock — spend the gate's cost once.
 //! Budget: the key read, one consistent batch read, one transaction (a repeat: two calls).
+//! A publishable key that requires signed user ids spends only for a buddy its customer's
+//! backend vouched for (`{"user_id","user_id_sig","user_id_ts"}` as the body).
 
 use hatched::domain::gate::BuddyRef;
+use hatched::domain::token::SignedUser;
 use hatched::domain::{BuddyId, GateKey, Scope, TokenKey};
-use hatched::endpoint::{Endpoint, aws};
+use hatched::endpoint::{Endpoint, aws, dynamodb, secrets};
 use hatched::handler::keyed;
-use hatched::http::{no_body, path_param};
+use hatched::http::{optional_json_body, path_param};
 use hatched::lambda_http::{Body, Request, Response};
+use hatched::store::partition::{BUDDY, CUSTOMER, KEY, RATE_WINDOW};
 use hatched::views::{GateView, UnlockView};
 use hatched::{Access, ApiError, App, Caller, RequestCtx};
 use serde::Serialize;
@@ -32,7 +36,14 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::Scoped(Scope::WriteUnlocks),
     browser: true,
     status: 200,
-    aws: &[aws::GET_ITEM, aws::UPDATE_ITEM, aws::BATCH_GET_ITEM, aws::PUT_ITEM, aws::CONDITION_CHECK_ITEM],
+    aws: &[
+        dynamodb(aws::GET_ITEM, &[KEY]),
+        dynamodb(aws::UPDATE_ITEM, &[KEY, RATE_WINDOW, BUDDY]),
+        dynamodb(aws::BATCH_GET_ITEM, &[CUSTOMER, BUDDY]),
+        dynamodb(aws::PUT_ITEM, &[BUDDY]),
+        dynamodb(aws::CONDITION_CHECK_ITEM, &[CUSTOMER]),
+        secrets(aws::GET_SECRET_VALUE),
+    ],
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
@@ -40,10 +51,12 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 }
 
 async fn unlock(app: &App, caller: Caller, req: Request) -> Result<Unlocked, ApiError> {
-    no_body(&req)?;
+    // Empty, or a signed user id vouching for this buddy (required for keys that ask for one).
+    let proof: Option<SignedUser> = optional_json_body(&req)?;
     let buddy = path_param(&req, "buddy_id", BuddyId::parse)?;
     let gate_key = path_param(&req, "gate_key", GateKey::parse)?;
     let record = caller.record;
+    app.check_signed_user(&record, proof.as_ref(), &buddy).await?;
     let buddy = BuddyRef { customer: record.customer_id, env: record.environment, buddy };
     let request_id = RequestCtx::of(&req).request_id;
     let result = app.unlock_gate(&buddy, &gate_key, &record.primary_token, &request_id).await?;

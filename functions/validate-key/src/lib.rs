@@ -6,10 +6,11 @@ use hatched::domain::key::display_prefix_of;
 use hatched::domain::ratelimit::RateLimitStatus;
 use hatched::domain::time::rfc3339;
 use hatched::domain::{ApiKey, KeyPrefix, KeyRecord, Scope, UnixTime};
-use hatched::endpoint::{Endpoint, aws};
+use hatched::endpoint::{Endpoint, aws, dynamodb};
 use hatched::handler::serving;
 use hatched::http::json_body;
 use hatched::lambda_http::{Body, Request, Response};
+use hatched::store::partition::{KEY, RATE_WINDOW};
 use hatched::{ApiError, App, Caller, Reply, RequestCtx};
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +32,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::Anonymous,
     browser: false,
     status: 200,
-    aws: &[aws::GET_ITEM, aws::UPDATE_ITEM],
+    aws: &[dynamodb(aws::GET_ITEM, &[KEY]), dynamodb(aws::UPDATE_ITEM, &[KEY, RATE_WINDOW])],
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Environment, KeyType};
@@ -211,6 +212,52 @@ pub fn random_base62(len: usize) -> String {
         }
     }
     out
+}
+
+/// A publishable key's HMAC secret for signed user ids: shown once at issuance, held by the
+/// customer's backend, stored only sealed ([`SealedSecret`]). `Debug` prints nothing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HmacSecret(String);
+
+impl HmacSecret {
+    pub fn generate() -> HmacSecret {
+        HmacSecret(random_base62(40))
+    }
+
+    pub fn new(text: String) -> Option<HmacSecret> {
+        (!text.is_empty()).then_some(HmacSecret(text))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for HmacSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HmacSecret(..)")
+    }
+}
+
+/// An [`HmacSecret`] sealed under the data key (`crate::sealing`), as stored on the key record.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SealedSecret(String);
+
+impl SealedSecret {
+    pub fn from_stored(text: String) -> SealedSecret {
+        SealedSecret(text)
+    }
+
+    pub fn as_stored(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealedSecret(..)")
+    }
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 pub use ids::{BuddyId, CustomerId, GateKey, InvalidId, SessionId, TokenKey, UserId};
-pub use key::{ApiKey, KeyFormatError, KeyHash, KeyKind, KeyPrefix};
+pub use key::{ApiKey, HmacSecret, KeyFormatError, KeyHash, KeyKind, KeyPrefix, SealedSecret};
 pub use time::UnixTime;
 
 word_enum!(
@@ -123,9 +123,10 @@ pub struct KeyRecord {
     pub scopes: BTreeSet<Scope>,
     #[serde(default)]
     pub allowed_origins: Vec<String>,
-    /// HMAC secret for signed user ids (publishable keys that require them).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hmac_secret: Option<String>,
+    /// HMAC secret for signed user ids (publishable keys that require them), sealed: the
+    /// table never holds it in the clear.
+    #[serde(default, rename = "hmac_secret_sealed", skip_serializing_if = "Option::is_none")]
+    pub hmac_secret: Option<SealedSecret>,
     #[serde(default)]
     pub require_signed_user_id: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]

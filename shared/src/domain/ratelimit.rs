@@ -2,15 +2,64 @@
 //! returns the new value), so concurrent callers each see a distinct count: exactly
 //! `limit` of them are admitted per window.
 
-use crate::domain::{KeyHash, UnixTime};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::domain::{KeyHash, KeyType, UnixTime};
 
 pub const WINDOW_SECS: i64 = 60;
 
-/// Who a window counts: a key (by hash) or an anonymous source IP.
+/// Who a window counts: a secret key (by hash), a publishable key per source IP (it is
+/// shared by every visitor of a site, so one visitor cannot use up the others' budget), or
+/// an anonymous source IP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Counted<'a> {
     Key(&'a KeyHash),
+    KeyFromIp(&'a KeyHash, &'a str),
     Ip(&'a str),
+}
+
+impl<'a> Counted<'a> {
+    /// The window a key's requests count in.
+    pub fn key(hash: &'a KeyHash, key_type: KeyType, source_ip: &'a str) -> Counted<'a> {
+        match key_type {
+            KeyType::Secret => Counted::Key(hash),
+            KeyType::Publishable => Counted::KeyFromIp(hash, source_ip),
+        }
+    }
+}
+
+/// The source IPs this instance has seen over their anonymous limit, until their window
+/// ends: further calls from them are refused without writing a counter (a flood of random
+/// keys from one address costs no DynamoDB write once it is over). Bounded, so a flood of
+/// addresses cannot grow it without limit; when full, counting simply goes on in DynamoDB.
+#[derive(Debug, Default)]
+pub struct IpBlock(Mutex<HashMap<String, RateLimitStatus>>);
+
+const IP_BLOCK_CAPACITY: usize = 10_000;
+
+impl IpBlock {
+    /// The refusal still in force for `ip` at `now`, if any.
+    pub fn refusal(&self, ip: &str, now: UnixTime) -> Option<RateLimitStatus> {
+        let blocked = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let status = blocked.get(ip).filter(|s| s.reset_at > now)?;
+        let reset_in_secs = status.reset_at.secs().saturating_sub(now.secs()).max(1) as u64;
+        Some(RateLimitStatus { reset_in_secs, ..status.clone() })
+    }
+
+    /// Remembers an over-limit status for `ip`.
+    pub fn remember(&self, ip: &str, status: &RateLimitStatus, now: UnixTime) {
+        if status.allowed {
+            return;
+        }
+        let mut blocked = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if blocked.len() >= IP_BLOCK_CAPACITY {
+            blocked.retain(|_, s| s.reset_at > now);
+        }
+        if blocked.len() < IP_BLOCK_CAPACITY {
+            blocked.insert(ip.to_owned(), status.clone());
+        }
+    }
 }
 
 /// Until when a window's counter must be kept: a little past its minute, so late readers
@@ -68,6 +117,21 @@ mod tests {
         assert_eq!(window_start(UnixTime::from_secs(60)), window_start(UnixTime::from_secs(119)));
         assert_ne!(window_start(UnixTime::from_secs(119)), window_start(UnixTime::from_secs(120)));
         assert_eq!(window_expiry(UnixTime::from_secs(119)), UnixTime::from_secs(180));
+    }
+
+    #[test]
+    fn an_over_limit_ip_is_refused_until_its_window_ends() {
+        let block = IpBlock::default();
+        let now = UnixTime::from_secs(120 + 15);
+        assert_eq!(block.refusal("1.2.3.4", now), None);
+        block.remember("1.2.3.4", &RateLimitStatus::decide(60, 60, now), now);
+        assert_eq!(block.refusal("1.2.3.4", now), None, "the 60th request is still allowed");
+        block.remember("1.2.3.4", &RateLimitStatus::decide(60, 61, now), now);
+        let refused = block.refusal("1.2.3.4", now).expect("over the limit");
+        assert!(!refused.allowed);
+        assert_eq!(refused.reset_in_secs, 45);
+        assert_eq!(block.refusal("1.2.3.5", now), None, "per address");
+        assert_eq!(block.refusal("1.2.3.4", UnixTime::from_secs(180)), None, "a new window");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{BuddyId, CustomerId, Environment, SessionId, UnixTime, UserId};
+use super::{BuddyId, CustomerId, Environment, HmacSecret, SessionId, UnixTime, UserId};
 
 pub const SESSION_AUDIENCE: &str = "hatched:widget-session";
 pub const EMBED_AUDIENCE: &str = "hatched:embed";
@@ -225,9 +225,32 @@ impl TokenClaims {
     }
 }
 
-/// Checks a signed user id: hex HMAC-SHA256 of `"{user_id}.{ts}"` under the key's secret,
-/// at most 300 s old and 30 s ahead. The comparison is constant-time.
-pub fn user_signature_valid(secret: &str, user: &UserId, ts: i64, sig_hex: &str, now: UnixTime) -> bool {
+/// What a customer's backend signs to vouch that `user_id` may act for `buddy_id`:
+/// `user_id + "\n" + buddy_id + "\n" + user_id_ts` (the old `"{user_id}.{ts}"` form binds no
+/// buddy and is refused).
+pub fn signed_user_message(user: &UserId, buddy: &BuddyId, ts: i64) -> String {
+    format!("{}\n{}\n{ts}", user.as_str(), buddy.as_str())
+}
+
+/// A signed user id as a request carries it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedUser {
+    pub user_id: UserId,
+    pub user_id_sig: String,
+    pub user_id_ts: i64,
+}
+
+/// Checks a signed user id: hex HMAC-SHA256 of [`signed_user_message`] under the key's
+/// secret, at most 300 s old and 30 s ahead. The comparison is constant-time.
+pub fn user_signature_valid(
+    secret: &HmacSecret,
+    user: &UserId,
+    buddy: &BuddyId,
+    ts: i64,
+    sig_hex: &str,
+    now: UnixTime,
+) -> bool {
     use hmac::{Hmac, Mac};
     // `ts` is whatever the request says (i64::MIN included): no unchecked arithmetic on it.
     let Some(age) = now.secs().checked_sub(ts) else {
@@ -239,10 +262,10 @@ pub fn user_signature_valid(secret: &str, user: &UserId, ts: i64, sig_hex: &str,
     let Ok(sig) = hex::decode(sig_hex) else {
         return false;
     };
-    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else {
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret.expose().as_bytes()) else {
         return false;
     };
-    mac.update(format!("{}.{ts}", user.as_str()).as_bytes());
+    mac.update(signed_user_message(user, buddy, ts).as_bytes());
     mac.verify_slice(&sig).is_ok()
 }
 
@@ -332,38 +355,45 @@ mod tests {
     }
 
     #[test]
-    fn signed_user_ids() {
+    fn signed_user_ids_bind_user_buddy_and_time() {
         use hmac::{Hmac, Mac};
-        let user = UserId::parse("user_42").unwrap();
+        let (user, buddy) = (UserId::parse("user_42").unwrap(), BuddyId::parse("buddy_1").unwrap());
+        let secret = HmacSecret::new("s3cret".into()).unwrap();
         let now = UnixTime::from_secs(1_800_000_000);
         let sign = |secret: &str, text: &str| {
             let mut m = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
             m.update(text.as_bytes());
             hex::encode(m.finalize().into_bytes())
         };
+        let valid = |user: &UserId, buddy: &BuddyId, ts: i64, sig: &str| {
+            user_signature_valid(&secret, user, buddy, ts, sig, now)
+        };
         let ts = now.secs() - 10;
-        let sig = sign("s3cret", &format!("user_42.{ts}"));
-        assert!(user_signature_valid("s3cret", &user, ts, &sig, now));
-        assert!(!user_signature_valid("other", &user, ts, &sig, now));
-        assert!(!user_signature_valid("s3cret", &UserId::parse("user_43").unwrap(), ts, &sig, now));
-        let old = now.secs() - 301;
-        assert!(!user_signature_valid("s3cret", &user, old, &sign("s3cret", &format!("user_42.{old}")), now));
-        let ahead = now.secs() + 31;
-        assert!(!user_signature_valid("s3cret", &user, ahead, &sign("s3cret", &format!("user_42.{ahead}")), now));
-        let edge = now.secs() - 300;
-        assert!(user_signature_valid("s3cret", &user, edge, &sign("s3cret", &format!("user_42.{edge}")), now));
-        assert!(!user_signature_valid("s3cret", &user, ts, "zz", now));
+        let sig = sign("s3cret", &format!("user_42\nbuddy_1\n{ts}"));
+        assert!(valid(&user, &buddy, ts, &sig));
+        assert!(!user_signature_valid(&HmacSecret::new("other".into()).unwrap(), &user, &buddy, ts, &sig, now));
+        assert!(!valid(&UserId::parse("user_43").unwrap(), &buddy, ts, &sig));
+        assert!(!valid(&user, &BuddyId::parse("buddy_2").unwrap(), ts, &sig), "bound to one buddy");
+        assert!(!valid(&user, &buddy, ts, &sign("s3cret", &format!("user_42.{ts}"))), "the old form is refused");
+        let at = |ts: i64| sign("s3cret", &format!("user_42\nbuddy_1\n{ts}"));
+        let (old, ahead, edge) = (now.secs() - 301, now.secs() + 31, now.secs() - 300);
+        assert!(!valid(&user, &buddy, old, &at(old)));
+        assert!(!valid(&user, &buddy, ahead, &at(ahead)));
+        assert!(valid(&user, &buddy, edge, &at(edge)));
+        assert!(valid(&user, &buddy, now.secs() + 30, &at(now.secs() + 30)));
+        assert!(!valid(&user, &buddy, ts, "zz"));
     }
 
     #[test]
     fn extreme_user_id_timestamps_are_refused_without_overflow() {
-        let user = UserId::parse("user_42").unwrap();
+        let (user, buddy) = (UserId::parse("user_42").unwrap(), BuddyId::parse("b").unwrap());
+        let secret = HmacSecret::new("s3cret".into()).unwrap();
         for now in [UnixTime::from_secs(1_800_000_000), UnixTime::from_secs(i64::MAX), UnixTime::from_secs(i64::MIN)] {
             for ts in [i64::MIN, i64::MIN + 1, -1, i64::MAX - 1, i64::MAX] {
                 if ts == now.secs() {
                     continue;
                 }
-                assert!(!user_signature_valid("s3cret", &user, ts, "00", now), "ts {ts} at {now:?}");
+                assert!(!user_signature_valid(&secret, &user, &buddy, ts, "00", now), "ts {ts} at {now:?}");
             }
         }
     }

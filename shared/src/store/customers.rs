@@ -25,12 +25,12 @@ struct BuddyItem {
 }
 
 pub(crate) fn customer_pk(customer: &CustomerId) -> String {
-    format!("CUS#{}", customer.as_str())
+    format!("{}{}", super::partition::CUSTOMER, customer.as_str())
 }
 
 /// Partition of everything a buddy owns in one environment.
 pub(crate) fn buddy_pk(customer: &CustomerId, env: Environment, buddy: &BuddyId) -> String {
-    format!("BDY#{}#{}#{}", customer.as_str(), env.as_str(), buddy.as_str())
+    format!("{}{}#{}#{}", super::partition::BUDDY, customer.as_str(), env.as_str(), buddy.as_str())
 }
 
 impl Store {

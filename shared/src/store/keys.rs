@@ -27,15 +27,15 @@ struct PrefixItem {
 }
 
 fn key_pk(hash: &KeyHash) -> String {
-    format!("KEY#{}", hash.as_str())
+    format!("{}{}", super::partition::KEY, hash.as_str())
 }
 
 fn prefix_pk(prefix: &KeyPrefix) -> String {
-    format!("PREFIX#{}", prefix.as_str())
+    format!("{}{}", super::partition::PREFIX, prefix.as_str())
 }
 
 fn customer_keys_pk(customer: &CustomerId) -> String {
-    format!("CUS#{}#KEYS", customer.as_str())
+    format!("{}{}#KEYS", super::partition::CUSTOMER, customer.as_str())
 }
 
 impl Store {

@@ -25,6 +25,23 @@ pub use table::TableSpec;
 
 pub type Item = HashMap<String, AttributeValue>;
 
+/// The table's partitions, by the prefix of `pk`. IAM limits each function to the ones it
+/// touches (`dynamodb:LeadingKeys`), so no function can write, say, a balance it never spends.
+pub mod partition {
+    /// API keys by hash.
+    pub const KEY: &str = "KEY#";
+    /// Prefix claims (prefix → hash).
+    pub const PREFIX: &str = "PREFIX#";
+    /// A customer, its gates (and, in the index, its keys).
+    pub const CUSTOMER: &str = "CUS#";
+    /// A buddy in one environment: existence, balances, unlocks, ledger.
+    pub const BUDDY: &str = "BDY#";
+    /// Widget sessions.
+    pub const SESSION: &str = "WS#";
+    /// Rate-limit windows.
+    pub const RATE_WINDOW: &str = "RL#";
+}
+
 /// The DynamoDB table every function shares.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -49,12 +66,17 @@ pub enum StoreError {
 fn window_pk(counted: &Counted<'_>, now: UnixTime) -> String {
     let start = window_start(now).secs();
     match counted {
-        Counted::Key(hash) => format!("RL#K#{}#{start}", hash.as_str()),
-        // IPs are not validated ids: hash them so arbitrary text never shapes a key.
-        Counted::Ip(ip) => {
-            format!("RL#IP#{}#{start}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(ip.as_bytes())))
+        Counted::Key(hash) => format!("{}K#{}#{start}", partition::RATE_WINDOW, hash.as_str()),
+        Counted::KeyFromIp(hash, ip) => {
+            format!("{}KIP#{}#{}#{start}", partition::RATE_WINDOW, hash.as_str(), ip_digest(ip))
         }
+        Counted::Ip(ip) => format!("{}IP#{}#{start}", partition::RATE_WINDOW, ip_digest(ip)),
     }
+}
+
+/// IPs are not validated ids: hashed, so arbitrary text never shapes a key.
+fn ip_digest(ip: &str) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(ip.as_bytes()))
 }
 
 /// A store-side bug or an item that does not decode.
@@ -185,6 +207,15 @@ impl Store {
     /// Counts one request in its rate window and returns the window's new count.
     /// `ADD` is atomic, so concurrent requests get distinct counts.
     pub async fn count_request(&self, counted: &Counted<'_>, now: UnixTime) -> Result<u64, StoreError> {
+        self.add_to_window(counted, now, 1).await
+    }
+
+    /// Gives back a count taken by [`Store::count_request`] (a request the key refused).
+    pub async fn uncount_request(&self, counted: &Counted<'_>, now: UnixTime) -> Result<u64, StoreError> {
+        self.add_to_window(counted, now, -1).await
+    }
+
+    async fn add_to_window(&self, counted: &Counted<'_>, now: UnixTime, delta: i64) -> Result<u64, StoreError> {
         let expires = window_expiry(now);
         let out = self
             .client
@@ -195,7 +226,7 @@ impl Store {
             .update_expression("ADD #count :one SET #ttl = if_not_exists(#ttl, :ttl)")
             .expression_attribute_names("#count", "count")
             .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":one", n(delta))
             .expression_attribute_values(":ttl", n(expires.secs()))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
             .send()
@@ -204,7 +235,8 @@ impl Store {
         out.attributes()
             .and_then(|a| a.get("count"))
             .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+            .map(|count| count.max(0) as u64)
             .ok_or_else(|| internal("count_request", "no count returned"))
     }
 }

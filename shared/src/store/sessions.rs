@@ -34,7 +34,7 @@ pub enum CreateSessionError {
 }
 
 fn session_pk(id: &SessionId) -> String {
-    format!("WS#{}", id.as_str())
+    format!("{}{}", super::partition::SESSION, id.as_str())
 }
 
 impl Store {

@@ -6,6 +6,7 @@ mod error_mapping;
 mod events;
 mod faults;
 mod gates;
+mod hardening;
 mod hostile;
 mod keys;
 mod load;

@@ -302,12 +302,14 @@ async fn embed_error_paths() {
 
 #[tokio::test]
 async fn signed_user_ids_for_keys_that_require_them() {
+    use hatched_tests::sign_user;
     use hmac::{Hmac, Mac};
     let (t, _) = setup().await;
     let issued = t.issue_key(Publishable, Live, signed_user_ids()).await;
     let (pk, secret) = (issued.key.as_str(), issued.hmac_secret.as_deref().unwrap());
     let now = t.app.clock.freeze().secs();
-    let sign = |secret: &str, user: &str, ts: i64| {
+    let sign = |secret: &str, user: &str, ts: i64| sign_user(secret, user, "b1", ts);
+    let old_form = |secret: &str, user: &str, ts: i64| {
         let mut m = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
         m.update(format!("{user}.{ts}").as_bytes());
         hex::encode(m.finalize().into_bytes())
@@ -332,6 +334,8 @@ async fn signed_user_ids_for_keys_that_require_them() {
         ("31 s ahead", body("u1", Some(sign(secret, "u1", now + 31)), Some(now + 31)), 403),
         ("missing", body("u1", None, None), 403),
         ("missing ts", body("u1", Some(sign(secret, "u1", now)), None), 403),
+        ("signed for another buddy", body("u1", Some(sign_user(secret, "u1", "b2", now)), Some(now)), 403),
+        ("the old user.ts form", body("u1", Some(old_form(secret, "u1", now)), Some(now)), 403),
     ];
     for (name, b, status) in cases {
         let a = mint_embed(&t, pk, b).await;

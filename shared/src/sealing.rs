@@ -1,0 +1,146 @@
+//! Secrets at rest: a publishable key's HMAC secret is stored sealed with AES-256-GCM under a
+//! data key held in Secrets Manager (`HATCHED_DATA_KEY_SECRET`), never in the table, so a
+//! table dump or backup alone reveals none. The key record's hash is the associated data: a
+//! sealed secret copied onto another key does not open.
+//!
+//! Only the functions that check signed user ids (and the operator's `hatchctl`) load the
+//! data key, once per cold start.
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
+use aws_sdk_secretsmanager::Client;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+
+use crate::aws::classify;
+use crate::domain::{HmacSecret, KeyHash, SealedSecret};
+use crate::signing::SigningError;
+
+const VERSION: &str = "v1";
+
+/// The AES-256-GCM data key (SHA-256 of the secret string, as for signing keys).
+pub struct DataKey(RandomizedNonceKey);
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(..)")
+    }
+}
+
+impl DataKey {
+    pub fn from_secret(secret: &str) -> Result<DataKey, SigningError> {
+        RandomizedNonceKey::new(&AES_256_GCM, &Sha256::digest(secret.as_bytes()))
+            .map(DataKey)
+            .map_err(|_| SigningError::Broken("data key rejected".into()))
+    }
+
+    /// `v1.<nonce>.<ciphertext+tag>`, bound to `owner`.
+    pub fn seal(&self, secret: &HmacSecret, owner: &KeyHash) -> Result<SealedSecret, SigningError> {
+        let mut data = secret.expose().as_bytes().to_vec();
+        let nonce = self
+            .0
+            .seal_in_place_append_tag(Aad::from(owner.as_str().as_bytes()), &mut data)
+            .map_err(|_| SigningError::Broken("sealing failed".into()))?;
+        let nonce: &[u8; NONCE_LEN] = nonce.as_ref();
+        Ok(SealedSecret::from_stored(format!("{VERSION}.{}.{}", B64.encode(nonce), B64.encode(&data))))
+    }
+
+    /// The secret, or `None` if the text is not ours, was tampered with, or belongs to
+    /// another key.
+    pub fn open(&self, sealed: &SealedSecret, owner: &KeyHash) -> Option<HmacSecret> {
+        let mut parts = sealed.as_stored().split('.');
+        let (Some(VERSION), Some(nonce), Some(data), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let nonce = Nonce::try_assume_unique_for_key(&B64.decode(nonce).ok()?).ok()?;
+        let mut data = B64.decode(data).ok()?;
+        let plain = self.0.open_in_place(nonce, Aad::from(owner.as_str().as_bytes()), &mut data).ok()?;
+        HmacSecret::new(String::from_utf8(plain.to_vec()).ok()?)
+    }
+}
+
+/// Loads the data key from Secrets Manager on first use and keeps it for the process.
+#[derive(Debug)]
+pub struct Sealer {
+    client: Client,
+    secret_id: Option<String>,
+    key: OnceCell<DataKey>,
+}
+
+impl Sealer {
+    pub fn new(client: Client, secret_id: Option<String>) -> Sealer {
+        Sealer { client, secret_id, key: OnceCell::new() }
+    }
+
+    /// Loads the key ahead of the first request; a failure is only logged (the first request
+    /// tries again).
+    pub async fn preload(&self) {
+        if let Err(e) = self.key().await {
+            tracing::warn!(cause = %e, "data key not loaded at start");
+        }
+    }
+
+    pub async fn key(&self) -> Result<&DataKey, SigningError> {
+        self.key
+            .get_or_try_init(|| async {
+                let id = self.secret_id()?;
+                let out = self
+                    .client
+                    .get_secret_value()
+                    .secret_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| classify("secretsmanager:GetSecretValue", e))?;
+                let text = out.secret_string.ok_or_else(|| SigningError::Broken("the data key has no value".into()))?;
+                DataKey::from_secret(&text)
+            })
+            .await
+    }
+
+    /// Operators: creates the secret with a random value unless it exists.
+    pub async fn create_secret(&self) -> Result<bool, SigningError> {
+        let value = crate::domain::key::random_base62(64);
+        match self.client.create_secret().name(self.secret_id()?).secret_string(value).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_exists_exception()) => Ok(false),
+            Err(e) => Err(classify("secretsmanager:CreateSecret", e).into()),
+        }
+    }
+
+    pub fn secret_name(&self) -> Option<&str> {
+        self.secret_id.as_deref()
+    }
+
+    fn secret_id(&self) -> Result<&str, SigningError> {
+        self.secret_id.as_deref().ok_or_else(|| SigningError::Broken("HATCHED_DATA_KEY_SECRET is not set".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ApiKey, KeyKind};
+
+    #[test]
+    fn sealed_secrets_open_only_for_their_key_and_hide_the_plaintext() {
+        let key = DataKey::from_secret("data").unwrap();
+        let (a, b) = (ApiKey::generate(KeyKind::Publishable).hash(), ApiKey::generate(KeyKind::Publishable).hash());
+        let secret = HmacSecret::generate();
+        let sealed = key.seal(&secret, &a).unwrap();
+        assert!(!sealed.as_stored().contains(secret.expose()));
+        assert_eq!(key.open(&sealed, &a).map(|s| s.expose().to_owned()), Some(secret.expose().to_owned()));
+        assert!(key.open(&sealed, &b).is_none(), "bound to its key record");
+        assert!(DataKey::from_secret("other").unwrap().open(&sealed, &a).is_none(), "another data key");
+        let again = key.seal(&secret, &a).unwrap();
+        assert_ne!(again, sealed, "a fresh nonce each time");
+        let mut tampered = sealed.as_stored().to_owned();
+        tampered.replace_range(tampered.len() - 2.., "AA");
+        assert!(key.open(&SealedSecret::from_stored(tampered), &a).is_none());
+        assert!(
+            key.open(&SealedSecret::from_stored(secret.expose().to_owned()), &a).is_none(),
+            "plaintext is not sealed"
+        );
+    }
+}
