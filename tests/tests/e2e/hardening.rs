@@ -152,6 +152,8 @@ async fn hmac_secrets_are_sealed_at_rest() {
 #[tokio::test]
 async fn refused_origins_never_spend_a_publishable_keys_budget() {
     let t = TestApp::new().await.with_customer().await;
+    // One rate window for the whole test.
+    t.app.clock.freeze();
     let (pk, _) = t.issue(Publishable, Live, origins(&[ORIGIN])).await;
     let gates =
         |ip: &str, origin: &str| Call::new("GET", "/api/v1/gates").key(&pk).header("origin", origin).from_ip(ip);
@@ -173,6 +175,8 @@ async fn refused_origins_never_spend_a_publishable_keys_budget() {
 #[tokio::test]
 async fn a_publishable_keys_limit_applies_per_key_and_source_ip() {
     let t = TestApp::new().await.with_customer().await;
+    // One rate window for the whole test.
+    t.app.clock.freeze();
     let (pk, _) = t.issue(Publishable, Live, plain()).await;
     let (sk, _) = t.issue(Secret, Live, plain()).await;
     let gates = |key: &str, ip: &str| Call::new("GET", "/api/v1/gates").key(key).from_ip(ip);
@@ -208,6 +212,8 @@ async fn refused_signatures_never_spend_the_keys_budget() {
 #[tokio::test]
 async fn a_flood_of_random_keys_costs_no_write_once_the_ip_is_over_its_limit() {
     let t = TestApp::new().await.with_customer().await;
+    // One rate window for the whole test.
+    t.app.clock.freeze();
     let random_key = || hatched::domain::ApiKey::generate(hatched::domain::KeyKind::SecretLive).expose().to_owned();
     let flood = |key: String| Call::new("GET", "/api/v1/gates").key(&key).from_ip("203.0.113.200");
     for _ in 0..60 {
