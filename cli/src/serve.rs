@@ -8,7 +8,9 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 use endpoints::HttpRequest;
-use hatched::endpoint::Resolution;
+use hatched::auth::Access;
+use hatched::endpoint::{Endpoint, Resolution};
+use hatched::lambda_http::aws_lambda_events::apigw::ApiGatewayRequestAuthorizer;
 use hatched::lambda_http::{self, Body};
 use hatched::{ApiError, App, Reply, RequestCtx};
 use http_body_util::{BodyExt, Full, Limited};
@@ -16,6 +18,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use serde_json::Value;
 use tokio::net::TcpListener;
 
 #[derive(Args, Debug)]
@@ -33,16 +36,44 @@ const GATEWAY_BODY_LIMIT: usize = 10 * 1024 * 1024;
 pub async fn dispatch(app: &App, req: &HttpRequest<'_>) -> lambda_http::Response<Body> {
     let resolution = endpoints::route(req.method, req.path);
     let request = hatched::lambda::into_request(endpoints::gateway_event(req, &resolution));
-    match resolution {
-        Resolution::Found(endpoint, _) => match endpoints::handler(endpoint) {
-            Some(handle) => handle(app, request).await,
-            None => Reply::new(&RequestCtx::of(&request))
-                .error(&ApiError::Internal(format!("no handler for {}", endpoint.function))),
-        },
+    match &resolution {
+        Resolution::Found(endpoint, _) if endpoint.access == Access::Authorized => {
+            // As API Gateway does: the authorizer first; a deny is its own 403 body, an allow
+            // hands the route's function the authorizer's context.
+            let verdict = authorize::handle(app, endpoints::authorizer_event(req, &resolution)).await;
+            if !verdict.is_authorized {
+                return gateway_forbidden();
+            }
+            let mut event = endpoints::gateway_event(req, &resolution);
+            let mut authorizer = ApiGatewayRequestAuthorizer::default();
+            if let Value::Object(context) = verdict.context {
+                authorizer.fields = context.into_iter().collect();
+            }
+            event.request_context.authorizer = Some(authorizer);
+            call(app, endpoint, hatched::lambda::into_request(event)).await
+        }
+        Resolution::Found(endpoint, _) => call(app, endpoint, request).await,
         Resolution::Preflight(..) | Resolution::MethodNotAllowed | Resolution::NotFound => {
             fallback::handle(request).await
         }
     }
+}
+
+async fn call(app: &App, endpoint: &Endpoint, request: lambda_http::Request) -> lambda_http::Response<Body> {
+    match endpoints::handler(endpoint) {
+        Some(handle) => handle(app, request).await,
+        None => Reply::new(&RequestCtx::of(&request))
+            .error(&ApiError::Internal(format!("no handler for {}", endpoint.function))),
+    }
+}
+
+/// What API Gateway itself answers when a Lambda authorizer denies (not the API.md body: the
+/// route's function never runs).
+fn gateway_forbidden() -> lambda_http::Response<Body> {
+    let mut response = lambda_http::Response::new(Body::Text(r#"{"message":"Forbidden"}"#.to_owned()));
+    *response.status_mut() = lambda_http::http::StatusCode::FORBIDDEN;
+    response.headers_mut().insert("content-type", lambda_http::http::HeaderValue::from_static("application/json"));
+    response
 }
 
 pub async fn bind(port: u16) -> Result<TcpListener> {

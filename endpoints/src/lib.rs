@@ -8,8 +8,8 @@
 //! of those is missing.
 
 use base64::Engine;
-use hatched::endpoint::{Endpoint, Handler, Resolution, resolve};
-use hatched::lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use hatched::endpoint::{Endpoint, Handler, Resolution, Worker, resolve};
+use hatched::lambda_http::aws_lambda_events::apigw::{ApiGatewayV2CustomAuthorizerV2Request, ApiGatewayV2httpRequest};
 use serde_json::{Map, Value, json};
 
 /// A function and the handler the local API calls for it.
@@ -40,7 +40,11 @@ endpoints!(
     unlock_gate,
     list_gates,
     list_unlocks,
+    whoami,
 );
+
+/// The functions no route calls directly.
+pub static WORKERS: &[&Worker] = &[&authorize::WORKER];
 
 /// What API Gateway does with a method and path.
 pub fn route(method: &str, path: &str) -> Resolution<'static> {
@@ -68,6 +72,27 @@ pub struct HttpRequest<'a> {
 /// The HTTP API (payload 2.0) event API Gateway sends to the function `resolution` names.
 /// Shared by the local API and the tests, so both feed handlers the deployed shape.
 pub fn gateway_event(req: &HttpRequest<'_>, resolution: &Resolution<'_>) -> ApiGatewayV2httpRequest {
+    serde_json::from_value(event_json(req, resolution)).unwrap_or_default()
+}
+
+/// The REQUEST authorizer event (payload 2.0) API Gateway sends before calling a route's
+/// function: the same request, no body, and no identity source (none is configured).
+pub fn authorizer_event(req: &HttpRequest<'_>, resolution: &Resolution<'_>) -> ApiGatewayV2CustomAuthorizerV2Request {
+    let mut event = event_json(req, resolution);
+    if let Some(fields) = event.as_object_mut() {
+        for field in ["body", "isBase64Encoded"] {
+            fields.remove(field);
+        }
+        fields.insert("type".into(), Value::from("REQUEST"));
+        fields.insert(
+            "routeArn".into(),
+            Value::from(format!("arn:aws:execute-api:local:local:local/$default/{}", req.method)),
+        );
+    }
+    serde_json::from_value(event).unwrap_or_default()
+}
+
+fn event_json(req: &HttpRequest<'_>, resolution: &Resolution<'_>) -> Value {
     let mut headers: Map<String, Value> = Map::new();
     for (name, value) in &req.headers {
         let name = name.to_ascii_lowercase();
@@ -89,7 +114,7 @@ pub fn gateway_event(req: &HttpRequest<'_>, resolution: &Resolution<'_>) -> ApiG
     let route_key = resolution.route_key();
     let user_agent = headers.get("user-agent").cloned().unwrap_or_else(|| Value::from(""));
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let event = json!({
+    json!({
         "version": "2.0",
         "routeKey": route_key,
         "rawPath": req.path,
@@ -107,8 +132,7 @@ pub fn gateway_event(req: &HttpRequest<'_>, resolution: &Resolution<'_>) -> ApiG
         },
         "body": if body.is_empty() { Value::Null } else { Value::from(body) },
         "isBase64Encoded": is_base64,
-    });
-    serde_json::from_value(event).unwrap_or_default()
+    })
 }
 
 #[cfg(test)]

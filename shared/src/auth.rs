@@ -41,12 +41,15 @@ pub enum Access {
     SecretOnly(Scope),
     /// Either kind of key, holding this scope.
     Scoped(Scope),
+    /// API Gateway runs the platform authorizer (`functions/authorize`) first; the function
+    /// gets its verdict in `requestContext.authorizer.lambda`.
+    Authorized,
 }
 
 impl Access {
     pub fn check(self, record: &KeyRecord) -> Result<(), ApiError> {
         match self {
-            Access::Anonymous => Ok(()),
+            Access::Anonymous | Access::Authorized => Ok(()),
             Access::SecretOnly(_) if record.key_type == KeyType::Publishable => Err(ApiError::PublishableKeyScope),
             Access::SecretOnly(scope) | Access::Scoped(scope) => require_scopes(record, &[scope]),
         }

@@ -38,6 +38,14 @@ pub struct Endpoint {
     pub aws: &'static [Grant],
 }
 
+/// A function no route calls directly (API Gateway's authorizer, Secrets Manager's rotation):
+/// its name and what it may do in AWS, checked against the template like an endpoint's.
+#[derive(Debug, Clone, Copy)]
+pub struct Worker {
+    pub function: &'static str,
+    pub aws: &'static [Grant],
+}
+
 /// One IAM action, and the partitions it is limited to (none for Secrets Manager).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grant {

@@ -23,9 +23,14 @@ pub fn current_function() -> Option<&'static str> {
     FUNCTION.try_with(|f| *f).ok()
 }
 
-/// Runs `fut` as a request of `endpoint`'s function.
-pub async fn serving<F: Future>(endpoint: &Endpoint, fut: F) -> F::Output {
-    FUNCTION.scope(endpoint.function, fut).await
+/// Runs `fut` as a request of `function`.
+pub async fn serving<F: Future>(function: &'static str, fut: F) -> F::Output {
+    FUNCTION.scope(function, fut).await
+}
+
+/// The one log line per request every function writes (never a key, only its prefix).
+pub fn log_request(ctx: &RequestCtx, function: &str, prefix: Option<&str>, status: u16, code: Option<&str>) {
+    tracing::info!(request_id = %ctx.request_id, function, prefix, status, code, "request");
 }
 
 /// A keyed endpoint: `Authorization` is checked against the endpoint's access rule before
@@ -36,7 +41,7 @@ where
     Fut: Future<Output = Result<T, ApiError>>,
     T: Serialize,
 {
-    serving(endpoint, async move {
+    serving(endpoint.function, async move {
         let ctx = RequestCtx::of(&req);
         let caller = match app.authenticate(&req, &ctx, endpoint.access).await {
             Ok(caller) => caller,
@@ -68,7 +73,7 @@ where
     Fut: Future<Output = Result<T, ApiError>>,
     T: Serialize,
 {
-    serving(endpoint, async move {
+    serving(endpoint.function, async move {
         let ctx = RequestCtx::of(&req);
         let (window, result) = futures::join!(app.count_anonymous(&ctx), story(req));
         let response = match (window, result) {
@@ -87,11 +92,13 @@ fn finish(
     prefix: Option<&str>,
     response: Result<Response<Body>, Rejected>,
 ) -> Response<Body> {
-    let mut response =
-        response.unwrap_or_else(|Rejected { error, rate }| Reply::new(ctx).with_rate(rate.as_ref()).error(&error));
+    let (mut response, code) = match response {
+        Ok(response) => (response, None),
+        Err(Rejected { error, rate }) => (Reply::new(ctx).with_rate(rate.as_ref()).error(&error), Some(error.code())),
+    };
     if endpoint.browser {
         crate::http::add_cors(&mut response);
     }
-    tracing::info!(request_id = %ctx.request_id, function = endpoint.function, prefix, status = response.status().as_u16(), "request");
+    log_request(ctx, endpoint.function, prefix, response.status().as_u16(), code);
     response
 }

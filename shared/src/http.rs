@@ -1,7 +1,8 @@
 //! HTTP glue shared by every function: request context, body parsing per API.md,
 //! credentials from `Authorization`, and responses with the common headers.
 
-use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+use lambda_http::http::{HeaderMap, HeaderValue, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
@@ -29,16 +30,23 @@ pub struct RequestCtx {
 
 impl RequestCtx {
     pub fn of(req: &Request) -> RequestCtx {
-        let (request_id, source_ip) = match req.request_context_ref() {
-            Some(RequestContext::ApiGatewayV2(ctx)) => (ctx.request_id.clone(), Some(ctx.http.source_ip.clone())),
-            _ => (None, None),
-        };
+        match req.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(ctx)) => RequestCtx::from_gateway(ctx, req.headers()),
+            _ => RequestCtx::from_gateway(&Default::default(), req.headers()),
+        }
+    }
+
+    /// From an API Gateway v2 request context and headers (HTTP events and authorizer
+    /// events carry the same ones).
+    pub fn from_gateway(ctx: &ApiGatewayV2httpRequestContext, headers: &HeaderMap) -> RequestCtx {
         RequestCtx {
-            request_id: request_id
+            request_id: ctx
+                .request_id
+                .clone()
                 .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
                 .unwrap_or_else(fresh_request_id),
-            source_ip: source_ip.flatten().unwrap_or_else(|| "unknown".to_owned()),
-            origin: header_text(req, header::ORIGIN.as_str()).map(str::to_owned),
+            source_ip: ctx.http.source_ip.clone().filter(|ip| !ip.is_empty()).unwrap_or_else(|| "unknown".to_owned()),
+            origin: headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned),
         }
     }
 }
@@ -60,7 +68,12 @@ fn header_text<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
 
 /// The key from `Authorization: Bearer <key>` (scheme case-insensitive).
 pub fn bearer_key(req: &Request) -> Result<ApiKey, ApiError> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+    bearer_key_in(req.headers())
+}
+
+/// [`bearer_key`] from a header map (an authorizer's request has no body to go with it).
+pub fn bearer_key_in(headers: &HeaderMap) -> Result<ApiKey, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::MissingKey);
     };
     let text = value.to_str().map_err(|_| ApiError::InvalidKeyFormat(crate::domain::KeyFormatError::Charset))?;

@@ -5,7 +5,10 @@ use std::convert::Infallible;
 use std::future::Future;
 
 use base64::Engine;
-use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use lambda_http::aws_lambda_events::apigw::{
+    ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request, ApiGatewayV2httpRequest,
+    ApiGatewayV2httpResponse,
+};
 use lambda_http::aws_lambda_events::encodings::Body as EventBody;
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::http::{HeaderValue, header};
@@ -103,6 +106,20 @@ pub fn into_event_response(resp: Response<Body>) -> ApiGatewayV2httpResponse {
     };
     out.is_base64_encoded = false;
     out
+}
+
+/// Runs an HTTP API Lambda authorizer (payload 2.0, simple responses) on the Lambda runtime.
+/// It decides every request itself (denying on any failure), so the runtime never sees an error.
+pub async fn run_authorizer<F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(ApiGatewayV2CustomAuthorizerV2Request) -> Fut,
+    Fut: Future<Output = ApiGatewayV2CustomAuthorizerSimpleResponse>,
+{
+    lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
+        let fut = Box::pin(handler(event.payload));
+        async move { Ok::<_, Infallible>(fut.await) }
+    }))
+    .await
 }
 
 /// Runs a handler on the Lambda runtime. Handlers answer every error themselves, so the

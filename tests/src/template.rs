@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use hatched::endpoint::Grant;
 use serde_yaml_ng::Value;
 
 pub fn repo_file(path: &str) -> String {
@@ -90,10 +91,20 @@ impl Template {
     }
 }
 
-/// What an endpoint declares, in the form of [`Template::actions`].
-pub fn declared(e: &hatched::endpoint::Endpoint) -> BTreeSet<String> {
-    e.aws
+/// Every deployed function and what it declares it may do in AWS: the routed endpoints, the
+/// fallback, and the workers (authorizer, …).
+pub fn functions() -> Vec<(&'static str, &'static [Grant])> {
+    endpoints::ENDPOINTS
         .iter()
+        .chain([&&fallback::ENDPOINT])
+        .map(|e| (e.function, e.aws))
+        .chain(endpoints::WORKERS.iter().map(|w| (w.function, w.aws)))
+        .collect()
+}
+
+/// What a function declares, in the form of [`Template::actions`].
+pub fn declared(aws: &[Grant]) -> BTreeSet<String> {
+    aws.iter()
         .flat_map(|g| match g.partitions {
             [] => vec![format!("{} -", g.action)],
             partitions => partitions.iter().map(|p| format!("{} {p}", g.action)).collect(),
@@ -103,35 +114,32 @@ pub fn declared(e: &hatched::endpoint::Endpoint) -> BTreeSet<String> {
 
 /// Where `template.yaml`'s policies and the functions' declared actions disagree, and, given
 /// what each function performed in the suite (`function → actions`), where the code does.
-pub fn policy_problems(
-    functions: &[&hatched::endpoint::Endpoint],
-    performed: Option<&std::collections::BTreeMap<String, BTreeSet<String>>>,
-) -> Vec<String> {
+pub fn policy_problems(performed: Option<&std::collections::BTreeMap<String, BTreeSet<String>>>) -> Vec<String> {
     let template = Template::load();
     let mut problems = Vec::new();
-    for e in functions {
-        let Some(resource) = template.function(e.function) else {
-            problems.push(format!("template.yaml has no function building {}", e.function));
+    for (function, aws) in functions() {
+        let Some(resource) = template.function(function) else {
+            problems.push(format!("template.yaml has no function building {function}"));
             continue;
         };
         let granted = template.actions(&resource);
-        let declared = declared(e);
+        let declared = declared(aws);
         for action in declared.difference(&granted) {
-            problems.push(format!("{resource} needs {} (declared by {})", on(action), e.function));
+            problems.push(format!("{resource} needs {} (declared by {})", on(action), function));
         }
         let Some(performed) = performed else {
             for action in granted.difference(&declared) {
-                problems.push(format!("{resource} is granted {}, which {} does not declare", on(action), e.function));
+                problems.push(format!("{resource} is granted {}, which {} does not declare", on(action), function));
             }
             continue;
         };
-        let done = performed.get(e.function).cloned().unwrap_or_default();
+        let done = performed.get(function).cloned().unwrap_or_default();
         for action in &done {
             if !granted.contains(action) {
                 problems.push(format!("{resource} needs {} (performed in the end-to-end suite)", on(action)));
             }
             if !declared.contains(action) {
-                problems.push(format!("{} performs {} but its ENDPOINT does not declare it", e.function, on(action)));
+                problems.push(format!("{} performs {} but its ENDPOINT does not declare it", function, on(action)));
             }
         }
         for action in granted.difference(&done) {
@@ -140,8 +148,8 @@ pub fn policy_problems(
                     .push(format!("{resource} is granted {}, which it never uses and does not declare", on(action)));
             }
         }
-        if done.is_empty() && !e.aws.is_empty() {
-            problems.push(format!("no AWS call of {} was recorded: is it exercised by the suite?", e.function));
+        if done.is_empty() && !aws.is_empty() {
+            problems.push(format!("no AWS call of {} was recorded: is it exercised by the suite?", function));
         }
     }
     problems

@@ -6,13 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hatched::endpoint::Endpoint;
 use hatched_tests::calls::ACTIONS_FILE_ENV;
-use hatched_tests::template::policy_problems;
-
-fn functions() -> Vec<&'static Endpoint> {
-    endpoints::ENDPOINTS.iter().copied().chain([&fallback::ENDPOINT]).collect()
-}
+use hatched_tests::template::{functions, policy_problems};
 
 fn performed() -> BTreeMap<String, BTreeSet<String>> {
     let path = std::env::var(ACTIONS_FILE_ENV)
@@ -32,9 +27,9 @@ fn every_performed_action_is_granted_and_every_grant_is_used_or_declared() {
     let functions = functions();
     let mut problems: Vec<String> = performed
         .keys()
-        .filter(|f| !functions.iter().any(|e| e.function == f.as_str()))
+        .filter(|f| !functions.iter().any(|(name, _)| name == f))
         .map(|f| format!("the suite recorded calls of {f}, which is no function"))
         .collect();
-    problems.extend(policy_problems(&functions, Some(&performed)));
+    problems.extend(policy_problems(Some(&performed)));
     assert!(problems.is_empty(), "IAM and code disagree:\n{}", problems.join("\n"));
 }

@@ -84,6 +84,18 @@ async fn no_plaintext_key_or_secret_in_logs() {
     )
     .await;
 
+    // The platform authorizer: a key allowed, a bad key denied, anonymous — its context carries
+    // the prefix, never the key.
+    for call in [
+        Call::new("GET", "/api/v1/whoami").key(&secret),
+        Call::new("GET", "/api/v1/whoami").key(&format!("{secret}x")),
+        Call::new("GET", "/api/v1/whoami").key(&key),
+        Call::new("GET", "/api/v1/whoami"),
+    ] {
+        let answer = t.send(call).await;
+        assert!(!answer.body.to_string().contains(&secret), "no plaintext key in the authorizer's context");
+    }
+
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(logs.lines().count() >= 7, "one line per validate request:\n{logs}");
     assert!(logs.contains(&prefix), "the prefix is what identifies a key in logs");

@@ -36,7 +36,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    serving(&ENDPOINT, answer(app, req)).await
+    serving(ENDPOINT.function, answer(app, req)).await
 }
 
 async fn answer(app: &App, req: Request) -> Response<Body> {

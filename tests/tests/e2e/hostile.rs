@@ -181,9 +181,20 @@ fn hostile_events_never_crash_any_function() {
                     source_ip: "198.51.100.9",
                     request_id: "hostile".into(),
                 };
-                let mut event = endpoints::gateway_event(&req, &endpoints::route(req.method, req.path));
+                let resolution = endpoints::route(req.method, req.path);
+                let mut event = endpoints::gateway_event(&req, &resolution);
                 // The route the event names, even if the hostile path would not match it.
                 event.raw_path = Some(path.clone());
+                if endpoint.access == hatched::auth::Access::Authorized {
+                    // Behind API Gateway such a route only runs with the authorizer's context;
+                    // the authorizer itself gets the same hostile request.
+                    let verdict =
+                        rt.block_on(authorize::handle(&t.app, endpoints::authorizer_event(&req, &resolution)));
+                    let mut authorizer =
+                        hatched::lambda_http::aws_lambda_events::apigw::ApiGatewayRequestAuthorizer::default();
+                    authorizer.fields = [("auth".to_owned(), serde_json::json!(verdict.is_authorized))].into();
+                    event.request_context.authorizer = Some(authorizer);
+                }
                 let request = hatched::lambda::into_request(event);
                 let status = rt.block_on(async {
                     match endpoints::handler(endpoint) {

@@ -1,6 +1,7 @@
 //! End-to-end tests against the DynamoDB-compatible server `scripts/test` starts.
 //! One binary, so the SDK and the emulator connection are shared; each test has its own table.
 
+mod authorizer;
 mod browser;
 mod error_mapping;
 mod events;

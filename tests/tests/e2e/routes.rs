@@ -5,16 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use endpoints::ENDPOINTS;
-use hatched::endpoint::Endpoint;
-use hatched::lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use hatched_tests::template::{Template, policy_problems, repo_file};
+use hatched::lambda_http::aws_lambda_events::apigw::{ApiGatewayV2CustomAuthorizerV2Request, ApiGatewayV2httpRequest};
+use hatched_tests::template::{Template, functions, policy_problems, repo_file};
 use hatched_tests::{Answer, Call, TestApp};
 use serde_yaml_ng::Value;
-
-/// Every function: the routed endpoints and the fallback.
-fn all() -> Vec<&'static Endpoint> {
-    ENDPOINTS.iter().copied().chain([&fallback::ENDPOINT]).collect()
-}
 
 /// (method, path, function) the template must route: each endpoint, the preflight of each
 /// browser route, and `$default`, both served by the fallback.
@@ -40,7 +34,7 @@ fn every_function_crate_is_an_endpoint_and_every_endpoint_a_crate() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    let listed: BTreeSet<String> = all().iter().map(|e| e.function.to_owned()).collect();
+    let listed: BTreeSet<String> = functions().iter().map(|(f, _)| f.to_string()).collect();
     assert!(
         dirs == listed,
         "functions/ without an entry in endpoints/src/lib.rs: {:?}; listed without a crate: {:?}",
@@ -64,7 +58,7 @@ fn template_routes_exactly_the_endpoints() {
 
 #[test]
 fn template_policies_grant_exactly_the_declared_actions() {
-    let problems = policy_problems(&all(), None);
+    let problems = policy_problems(None);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -96,18 +90,24 @@ fn openapi_describes_exactly_the_endpoints_and_preflights() {
 #[test]
 fn every_function_has_sample_events() {
     let mut problems = Vec::new();
-    for e in all() {
-        let dir = format!("{}/../events/{}", env!("CARGO_MANIFEST_DIR"), e.function);
+    for (function, _) in functions() {
+        let dir = format!("{}/../events/{function}", env!("CARGO_MANIFEST_DIR"));
         let events: Vec<_> = std::fs::read_dir(&dir)
             .map(|d| d.filter_map(Result::ok).filter(|f| f.file_name().to_string_lossy().ends_with(".json")).collect())
             .unwrap_or_default();
         if events.is_empty() {
-            problems.push(format!("events/{}/ has no sample event", e.function));
+            problems.push(format!("events/{function}/ has no sample event"));
         }
         for file in events {
             let text = std::fs::read_to_string(file.path()).unwrap();
-            // Our adapter, not `lambda_http::request::from_str`: one fixture is broken base64 on purpose.
-            if serde_json::from_str::<ApiGatewayV2httpRequest>(&text).is_err() {
+            // Parsed as the runtime would (not `lambda_http::request::from_str`: one fixture is
+            // broken base64 on purpose); the authorizer's are authorizer events.
+            let parses = if endpoints::WORKERS.iter().any(|w| w.function == function) {
+                serde_json::from_str::<ApiGatewayV2CustomAuthorizerV2Request>(&text).is_ok()
+            } else {
+                serde_json::from_str::<ApiGatewayV2httpRequest>(&text).is_ok()
+            };
+            if !parses {
                 problems.push(format!("{} is not an API Gateway event", file.path().display()));
             }
         }
@@ -162,15 +162,39 @@ fn template_throttles_logs_and_protects_the_table() {
     assert!(!logs["DestinationArn"].is_null(), "access logs go to a log group");
     let groups: Vec<String> =
         of_type("AWS::Logs::LogGroup").map(|(_, g)| serde_yaml_ng::to_string(&g["Properties"]).unwrap()).collect();
-    for (id, resource) in of_type("AWS::Serverless::Function") {
+    for (id, _) in of_type("AWS::Serverless::Function") {
         let id = id.as_str().unwrap();
         let group = groups
             .iter()
             .find(|g| g.contains(&format!("/aws/lambda/${{{id}}}")))
             .unwrap_or_else(|| panic!("{id} has no log group"));
         assert!(group.contains("RetentionInDays"), "{id}'s log group keeps logs forever");
-        assert!(resource["Properties"]["Policies"].is_sequence() || id == "FallbackFunction", "{id}");
     }
     let (_, table) = of_type("AWS::DynamoDB::Table").next().expect("the table");
     assert_eq!(table["Properties"]["DeletionProtectionEnabled"].as_bool(), Some(true));
+}
+
+/// Exactly the endpoints that rely on the authorizer sit behind it in the template, and the
+/// authorizer has no identity source (a missing header must reach it) and no result cache.
+#[test]
+fn the_authorizer_guards_exactly_the_authorized_routes() {
+    let template: Value = serde_yaml_ng::from_str(&repo_file("template.yaml")).unwrap();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let mut guarded = BTreeSet::new();
+    for (_, resource) in resources {
+        for (_, event) in resource["Properties"]["Events"].as_mapping().into_iter().flatten() {
+            if event["Properties"]["Auth"]["Authorizer"].as_str() == Some("HatchedKeyAuthorizer") {
+                guarded.insert(event["Properties"]["Path"].as_str().unwrap_or("$default").to_owned());
+            }
+        }
+    }
+    let authorized: BTreeSet<String> =
+        ENDPOINTS.iter().filter(|e| e.access == hatched::auth::Access::Authorized).map(|e| e.path.to_owned()).collect();
+    assert_eq!(guarded, authorized);
+    let api = resources.iter().find(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::HttpApi")).unwrap().1;
+    let authorizer = &api["Properties"]["Auth"]["Authorizers"]["HatchedKeyAuthorizer"];
+    assert_eq!(authorizer["AuthorizerPayloadFormatVersion"].as_str(), Some("2.0"));
+    assert_eq!(authorizer["EnableSimpleResponses"].as_bool(), Some(true));
+    assert!(authorizer["Identity"]["Headers"].is_null(), "no identity source");
+    assert_eq!(authorizer["Identity"]["ReauthorizeEvery"].as_u64(), Some(0), "no result cache");
 }
