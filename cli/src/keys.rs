@@ -3,8 +3,9 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use hatched::App;
+use hatched::domain::token::SessionSubject;
 use hatched::domain::{ApiKey, CustomerId, Environment, KeyPrefix, KeyRecord, KeyType, Tier};
-use hatched::keys::{IssueError, Issued, KeyOptions};
+use hatched::keys::{Issued, KeyError, KeyOptions, KeyPatch, Manager};
 use serde_json::{Value, json};
 
 use crate::Output;
@@ -13,10 +14,12 @@ use crate::Output;
 pub enum KeysCommand {
     /// Issue a key; prints the plaintext once.
     Issue(IssueArgs),
-    /// Revoke a key; takes effect on the next request.
-    Revoke(PrefixArgs),
+    /// Revoke a key; takes effect on the next request. `--sessions` also ends its sessions.
+    Revoke(RevokeArgs),
     /// Issue a replacement with the same attributes; the old key expires after the grace period.
     Rotate(RotateArgs),
+    /// Change a key's label, scopes, origins or signed-user-id requirement (audited).
+    Update(UpdateArgs),
     /// List a customer's keys (never hashes or plaintext).
     List(ListArgs),
 }
@@ -41,24 +44,45 @@ pub struct IssueArgs {
     /// Comma-separated origins for a publishable key (`https://*.example.com` allowed).
     #[arg(long, value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
-    /// Publishable keys: embed-token mints must carry an HMAC-signed user id.
+    /// Publishable keys: embed-token mints and unlocks must carry an HMAC-signed user id.
     #[arg(long)]
     pub require_signed_user_id: bool,
 }
 
 #[derive(Args, Debug)]
-pub struct PrefixArgs {
+pub struct RevokeArgs {
     #[arg(long)]
-    pub prefix: String,
+    pub prefix: KeyPrefixArg,
+    /// Also end every widget session the key minted (a leaked key).
+    #[arg(long)]
+    pub sessions: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct RotateArgs {
     #[arg(long)]
-    pub prefix: String,
+    pub prefix: KeyPrefixArg,
     /// Hours the old key stays valid.
     #[arg(long, default_value_t = 48, value_parser = clap::value_parser!(u32).range(0..=720))]
     pub grace_hours: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    #[arg(long)]
+    pub prefix: KeyPrefixArg,
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Comma-separated scopes, replacing the key's.
+    #[arg(long, value_delimiter = ',')]
+    pub scopes: Option<Vec<String>>,
+    /// Comma-separated origins, replacing the key's (publishable keys).
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_origins: Option<Vec<String>>,
+    /// Require (true) or stop requiring (false) signed user ids; turning it on creates the
+    /// HMAC secret if the key has none, printed once.
+    #[arg(long)]
+    pub require_signed_user_id: Option<bool>,
 }
 
 #[derive(Args, Debug)]
@@ -67,16 +91,31 @@ pub struct ListArgs {
     pub customer: CustomerId,
 }
 
+/// A display prefix on the command line (`hatch_live_Ab12Cd`).
+#[derive(Debug, Clone)]
+pub struct KeyPrefixArg(pub KeyPrefix);
+
+impl std::str::FromStr for KeyPrefixArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        KeyPrefix::parse(s)
+            .map(KeyPrefixArg)
+            .ok_or_else(|| format!("{s:?} is not a key prefix (e.g. hatch_live_Ab12Cd)"))
+    }
+}
+
 pub async fn execute(app: &App, cmd: KeysCommand) -> Result<Output> {
+    let by = Manager::operator();
     match cmd {
-        KeysCommand::Issue(args) => issue(app, args).await,
-        KeysCommand::Revoke(args) => revoke(app, &args.prefix).await,
-        KeysCommand::Rotate(args) => rotate(app, &args.prefix, args.grace_hours).await,
+        KeysCommand::Issue(args) => issue(app, args, &by).await,
+        KeysCommand::Revoke(args) => revoke(app, &args.prefix.0, args.sessions, &by).await,
+        KeysCommand::Rotate(args) => rotate(app, &args.prefix.0, args.grace_hours, &by).await,
+        KeysCommand::Update(args) => update(app, args, &by).await,
         KeysCommand::List(args) => list(app, &args.customer).await,
     }
 }
 
-async fn issue(app: &App, args: IssueArgs) -> Result<Output> {
+async fn issue(app: &App, args: IssueArgs, by: &Manager<'_>) -> Result<Output> {
     let options = KeyOptions {
         tier: Some(args.tier),
         label: args.label,
@@ -85,8 +124,8 @@ async fn issue(app: &App, args: IssueArgs) -> Result<Output> {
         allowed_origins: args.allowed_origins,
         require_signed_user_id: args.require_signed_user_id,
     };
-    let issued = match app.issue_key(&args.customer, args.key_type, args.env, options).await {
-        Err(IssueError::NoCustomer(c)) => bail!("no customer {c}: create it with `hatchctl customers create`"),
+    let issued = match app.issue_key(&args.customer, args.key_type, args.env, options, by).await {
+        Err(KeyError::NoCustomer(c)) => bail!("no customer {c}: create it with `hatchctl customers create`"),
         other => other?,
     };
     Ok(issued_output(&issued.key, &issued.record, issued.hmac_secret.as_ref().map(|s| s.expose())))
@@ -110,38 +149,62 @@ fn issued_output(key: &ApiKey, record: &KeyRecord, hmac_secret: Option<&str>) ->
     Output::new(json, text)
 }
 
-async fn find(app: &App, prefix: &str) -> Result<KeyRecord> {
-    let parsed =
-        KeyPrefix::parse(prefix).with_context(|| format!("{prefix:?} is not a key prefix (e.g. hatch_live_Ab12Cd)"))?;
-    let hash = app.store.key_hash_by_prefix(&parsed).await?.with_context(|| format!("no key with prefix {prefix}"))?;
-    app.store.get_key(&hash).await?.with_context(|| format!("no key with prefix {prefix}"))
-}
-
-async fn revoke(app: &App, prefix: &str) -> Result<Output> {
-    let record = find(app, prefix).await?;
-    let revoked = app.store.revoke_key(&record.key_hash, app.clock.now()).await?;
+async fn revoke(app: &App, prefix: &KeyPrefix, sessions: bool, by: &Manager<'_>) -> Result<Output> {
+    let revoked = app.revoke_key(prefix, by).await.map_err(not_found(prefix))?;
     let at = revoked.revoked_at.context("revocation not recorded")?.rfc3339();
-    Ok(Output::new(
+    let mut out = Output::new(
         json!({ "prefix": revoked.prefix, "revoked_at": at }),
         format!("{} revoked at {at}", revoked.prefix),
-    ))
+    );
+    if sessions {
+        let subject = SessionSubject::Key(revoked.prefix.clone());
+        let before = app.revoke_sessions(&revoked.customer_id, revoked.environment, &subject, by).await?;
+        out.json["sessions_revoked_before"] = Value::from(before.rfc3339());
+        out.text.push_str(&format!("\nits sessions issued until {} are revoked", before.rfc3339()));
+    }
+    Ok(out)
 }
 
-async fn rotate(app: &App, prefix: &str, grace_hours: u32) -> Result<Output> {
-    let old = find(app, prefix).await?;
-    if old.revoked_at.is_some() {
-        bail!("{prefix} is revoked; issue a new key instead");
-    }
-    let now = app.clock.now();
-    if old.usable_at(now).is_err() {
-        bail!("{prefix} has already expired; issue a new key instead");
-    }
-    let (Issued { key, record, .. }, expires) = app.roll_key(&old, i64::from(grace_hours) * 3600).await?;
+async fn rotate(app: &App, prefix: &KeyPrefix, grace_hours: u32, by: &Manager<'_>) -> Result<Output> {
+    let (Issued { key, record, .. }, old) =
+        app.roll_key(prefix, i64::from(grace_hours) * 3600, by).await.map_err(not_found(prefix))?;
+    let expires = old.expires_at.context("the old key has no expiry")?.rfc3339();
     let mut out = issued_output(&key, &record, None);
     out.json["old_prefix"] = Value::from(old.prefix.as_str());
-    out.json["old_expires_at"] = Value::from(expires.rfc3339());
-    out.text.push_str(&format!("\n{} stays valid until {}.", old.prefix, expires.rfc3339()));
+    out.json["old_expires_at"] = Value::from(expires.clone());
+    out.text.push_str(&format!("\n{} stays valid until {expires}.", old.prefix));
     Ok(out)
+}
+
+async fn update(app: &App, args: UpdateArgs, by: &Manager<'_>) -> Result<Output> {
+    let patch = KeyPatch {
+        label: args.label.map(Some),
+        scopes: args.scopes,
+        allowed_origins: args.allowed_origins,
+        require_signed_user_id: args.require_signed_user_id,
+    };
+    let prefix = &args.prefix.0;
+    let (record, secret) = app.update_key(prefix, &patch, by).await.map_err(not_found(prefix))?;
+    let mut out = Output::new(
+        json!({ "prefix": record.prefix, "label": record.label, "scopes": record.scopes,
+                "allowed_origins": record.allowed_origins, "require_signed_user_id": record.require_signed_user_id }),
+        format!("{} updated", record.prefix),
+    );
+    if let Some(secret) = secret {
+        out.json["hmac_secret"] = Value::from(secret.expose());
+        out.text.push_str(&format!(
+            "\n  hmac secret (signed user ids): {}\nThe HMAC secret is shown only now.",
+            secret.expose()
+        ));
+    }
+    Ok(out)
+}
+
+fn not_found(prefix: &KeyPrefix) -> impl Fn(KeyError) -> anyhow::Error + '_ {
+    move |e| match e {
+        KeyError::NotFound => anyhow::anyhow!("no key with prefix {prefix}"),
+        other => other.into(),
+    }
 }
 
 async fn list(app: &App, customer: &CustomerId) -> Result<Output> {

@@ -51,6 +51,9 @@ pub enum Command {
     /// Buddies (token mints need one).
     #[command(subcommand)]
     Buddies(BuddiesCommand),
+    /// Widget sessions: end every session of a user, a buddy or a key at once.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
     /// Gates that spend the primary token.
     #[command(subcommand)]
     Gates(gates::GatesCommand),
@@ -106,6 +109,27 @@ pub struct CustomerArgs {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum SessionsCommand {
+    /// Revoke every session matching one subject, issued until now (audited).
+    Revoke(SessionsRevokeArgs),
+}
+
+#[derive(Args, Debug)]
+#[group(id = "subject", required = true, multiple = false, args = ["user", "buddy", "key_prefix"])]
+pub struct SessionsRevokeArgs {
+    #[arg(long)]
+    pub customer: CustomerId,
+    #[arg(long)]
+    pub env: Environment,
+    #[arg(long)]
+    pub user: Option<hatched::domain::UserId>,
+    #[arg(long)]
+    pub buddy: Option<BuddyId>,
+    #[arg(long)]
+    pub key_prefix: Option<keys::KeyPrefixArg>,
+}
+
+#[derive(Subcommand, Debug)]
 pub enum BuddiesCommand {
     /// Create a buddy in one environment of a customer.
     Create(BuddyArgs),
@@ -153,6 +177,7 @@ pub async fn execute(app: &App, command: Command) -> Result<Output> {
         Command::Gates(cmd) => gates::gates(app, cmd).await,
         Command::Balances(cmd) => gates::balances(app, cmd).await,
         Command::SeedDemo(args) => seed::seed_demo(app, &args.customer).await,
+        Command::Sessions(SessionsCommand::Revoke(args)) => revoke_sessions(app, args).await,
         Command::Serve(_) => bail!("serve runs from the hatchctl binary"),
     }
 }
@@ -225,6 +250,23 @@ async fn signing_key(app: &App, cmd: SigningKeyCommand) -> Result<Output> {
     Ok(Output::new(
         json!({ "kid": ring.current.kid(), "previous_kid": previous }),
         format!("current kid {} (previous {})", ring.current.kid(), previous.as_deref().unwrap_or("none")),
+    ))
+}
+
+async fn revoke_sessions(app: &App, args: SessionsRevokeArgs) -> Result<Output> {
+    use hatched::domain::token::SessionSubject;
+    let subject = match (args.user, args.buddy, args.key_prefix) {
+        (Some(user), _, _) => SessionSubject::User(user),
+        (_, Some(buddy), _) => SessionSubject::Buddy(buddy),
+        (_, _, Some(prefix)) => SessionSubject::Key(prefix.0),
+        _ => bail!("one of --user, --buddy, --key-prefix is required"),
+    };
+    require_customer(app, &args.customer).await?;
+    let by = hatched::keys::Manager::operator();
+    let before = app.revoke_sessions(&args.customer, args.env, &subject, &by).await?.rfc3339();
+    Ok(Output::new(
+        json!({ "revoked_before": before, "match": { subject.field(): subject.value() } }),
+        format!("sessions of {} {} issued until {before} are revoked", subject.field(), subject.value()),
     ))
 }
 

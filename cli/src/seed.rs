@@ -74,7 +74,7 @@ impl Seed {
     }
 
     pub async fn key(&self, key_type: KeyType, env: Environment, options: KeyOptions) -> Result<Issued> {
-        Ok(self.app.issue_key(&self.customer, key_type, env, options).await?)
+        Ok(self.app.issue_key(&self.customer, key_type, env, options, &hatched::keys::Manager::operator()).await?)
     }
 
     fn buddy_args(&self, env: Environment, buddy: &str) -> Result<BuddyArgs> {

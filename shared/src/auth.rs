@@ -136,7 +136,7 @@ impl App {
         }
         if caller.record.last_used_is_stale(now) {
             // Bookkeeping only: a failure here must not fail an otherwise good request.
-            let touched = self.store.touch_key_last_used(&caller.record.key_hash, now, LAST_USED_RESOLUTION_SECS).await;
+            let touched = self.store.touch_key_last_used(&caller.record, now, LAST_USED_RESOLUTION_SECS).await;
             if let Err(e) = touched {
                 tracing::warn!(prefix = %caller.record.prefix, cause = %e, "last_used_at not recorded");
             }

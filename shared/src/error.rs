@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 use crate::aws::AwsFailure;
 use crate::domain::origin::OriginPatternError;
 use crate::domain::token::{ScopeError, TtlOutOfRange};
-use crate::domain::{InvalidId, KeyFormatError, KeyRejection, Scope};
+use crate::domain::{InvalidId, KeyFormatError, KeyRejection, Scope, ScopeGrantError};
+use crate::keys::KeyError;
 use crate::signing::SigningError;
 use crate::store::StoreError;
 
@@ -38,6 +39,9 @@ pub enum ApiError {
     PublishableKeyScope,
     #[error("insufficient scope")]
     InsufficientScope(Scope),
+    /// Key management would grant what the acting key does not hold (a scope, `tier:<t>`).
+    #[error("escalation")]
+    Escalation(String),
     #[error("origin not allowed")]
     OriginNotAllowed,
     #[error("invalid user signature")]
@@ -48,6 +52,8 @@ pub enum ApiError {
     GateNotFound,
     #[error("session not found")]
     SessionNotFound,
+    #[error("key not found")]
+    KeyNotFound,
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -73,8 +79,8 @@ impl ApiError {
             InvalidRequest(_) | ScopesRequired | InvalidScope(_) | ScopesNotAllowed | InvalidTtl { .. } => 400,
             MissingKey | InvalidKeyFormat(_) | InvalidKey | KeyRevoked | KeyExpired => 401,
             InsufficientBalance { .. } => 402,
-            PublishableKeyScope | InsufficientScope(_) | OriginNotAllowed | InvalidUserSignature => 403,
-            BuddyNotFound | GateNotFound | SessionNotFound | NotFound => 404,
+            PublishableKeyScope | InsufficientScope(_) | Escalation(_) | OriginNotAllowed | InvalidUserSignature => 403,
+            BuddyNotFound | GateNotFound | SessionNotFound | KeyNotFound | NotFound => 404,
             MethodNotAllowed => 405,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
@@ -99,12 +105,13 @@ impl ApiError {
             KeyExpired => "key_expired",
             InsufficientBalance { .. } => "insufficient_balance",
             PublishableKeyScope => "publishable_key_scope",
-            InsufficientScope(_) => "insufficient_scope",
+            InsufficientScope(_) | Escalation(_) => "insufficient_scope",
             OriginNotAllowed => "origin_not_allowed",
             InvalidUserSignature => "invalid_user_signature",
             BuddyNotFound => "buddy_not_found",
             GateNotFound => "gate_not_found",
             SessionNotFound => "session_not_found",
+            KeyNotFound => "key_not_found",
             NotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             PayloadTooLarge => "payload_too_large",
@@ -134,11 +141,13 @@ impl ApiError {
                 "Publishable keys cannot use this endpoint; use a secret key from your server.".into()
             }
             InsufficientScope(scope) => format!("The API key lacks the {scope} scope."),
+            Escalation(what) => format!("A key cannot grant {what}, which it does not hold itself."),
             OriginNotAllowed => "The request origin is not allowed for this key.".into(),
             InvalidUserSignature => "The signed user id is missing, wrong or too old.".into(),
             BuddyNotFound => "No such buddy.".into(),
             GateNotFound => "No such gate.".into(),
             SessionNotFound => "No such widget session.".into(),
+            KeyNotFound => "No key with that prefix in this customer and environment.".into(),
             NotFound => "No such route.".into(),
             MethodNotAllowed => "This route does not accept that method.".into(),
             PayloadTooLarge => "The request body is larger than 16 KiB.".into(),
@@ -158,6 +167,7 @@ impl ApiError {
                 Some(json!({ "token_key": token_key, "required": required, "available": available }))
             }
             InsufficientScope(scope) => Some(json!({ "required": scope.as_str() })),
+            Escalation(what) => Some(json!({ "required": what })),
             _ => None,
         }
     }
@@ -205,6 +215,25 @@ impl From<SigningError> for ApiError {
         match e {
             SigningError::Aws(aws) => aws.into(),
             SigningError::Broken(why) => ApiError::Internal(why),
+        }
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(e: KeyError) -> ApiError {
+        match e {
+            KeyError::PublishableOnly
+            | KeyError::InvalidOrigin(_)
+            | KeyError::RefusedOrigin(..)
+            | KeyError::Unusable(_) => ApiError::InvalidRequest(e.to_string()),
+            KeyError::Scopes(ScopeGrantError::Unknown(scope)) => ApiError::InvalidScope(scope),
+            KeyError::Scopes(ScopeGrantError::NotForPublishable(scope)) => ApiError::InvalidScope(scope.to_string()),
+            KeyError::Escalation(what) => ApiError::Escalation(what),
+            KeyError::NotFound => ApiError::KeyNotFound,
+            KeyError::Contended => ApiError::Unavailable(e.to_string()),
+            KeyError::NoCustomer(_) | KeyError::NoFreePrefix => ApiError::Internal(e.to_string()),
+            KeyError::Store(e) => e.into(),
+            KeyError::Sealing(e) => e.into(),
         }
     }
 }

@@ -1,28 +1,45 @@
-//! Issuing and rolling API keys: the one code path behind `hatchctl keys` (and the tests).
-//! The plaintext exists only in the returned [`Issued`]; the table holds its hash.
+//! Key management — issue, roll, change, revoke — the one code path behind the HTTP routes and
+//! `hatchctl`. Each change is decided on a consistent read of the key and written with its
+//! audit event in one transaction, over the version it was decided on; a concurrent change
+//! makes it read and decide again. The plaintext key and HMAC secret exist only in the
+//! returned [`Issued`]; the table holds the key's hash and the secret sealed.
 
 use std::collections::BTreeSet;
 
 use crate::App;
-use crate::domain::origin::OriginPatternError;
+use crate::domain::audit::{Actor, AuditAction, AuditEvent, Changes};
+use crate::domain::origin::{self, OriginPatternError};
+use crate::domain::token::SessionSubject;
 use crate::domain::{
-    ApiKey, CustomerId, Environment, HmacSecret, KeyKind, KeyRecord, KeyType, Scope, ScopeGrantError, Tier, UnixTime,
-    grant_scopes, origin,
+    ApiKey, CustomerId, Environment, HmacSecret, KeyKind, KeyPrefix, KeyRecord, KeyType, Scope, ScopeGrantError, Tier,
+    TokenKey, UnixTime, grant_scopes,
 };
 use crate::signing::SigningError;
 use crate::store::StoreError;
 
+/// A change decided on a stale read is decided again at most this many times.
+const MAX_ATTEMPTS: usize = 5;
+
 /// What a new key may be issued with besides its customer, type and environment.
 #[derive(Debug, Clone, Default)]
 pub struct KeyOptions {
-    /// `None`: the type's defaults (Free).
+    /// `None`: Free for the operator, the caller's own tier over HTTP.
     pub tier: Option<Tier>,
     pub label: Option<String>,
     pub owner: Option<String>,
-    /// `None`: the type's default scopes.
+    /// `None`: the type's default scopes (over HTTP, those the caller holds).
     pub scopes: Option<Vec<String>>,
     pub allowed_origins: Vec<String>,
     pub require_signed_user_id: bool,
+}
+
+/// The fields of a key that may change (`PATCH`); `None` leaves one as it is.
+#[derive(Debug, Clone, Default)]
+pub struct KeyPatch {
+    pub label: Option<Option<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub require_signed_user_id: Option<bool>,
 }
 
 /// A key just issued: the plaintext and HMAC secret (shown once) and the record.
@@ -34,7 +51,7 @@ pub struct Issued {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum IssueError {
+pub enum KeyError {
     #[error("allowed origins and signed user ids apply to publishable keys only")]
     PublishableOnly,
     #[error("{0:?} is not an origin (expected https://host[:port] or https://*.domain)")]
@@ -43,59 +60,115 @@ pub enum IssueError {
     RefusedOrigin(String, OriginPatternError),
     #[error(transparent)]
     Scopes(#[from] ScopeGrantError),
+    /// The caller would grant what it does not hold itself (a scope, or a higher tier).
+    #[error("a key cannot grant {0}, which it does not hold")]
+    Escalation(String),
+    #[error("no key with that prefix")]
+    NotFound,
+    #[error("the key is {0}; issue a new key instead")]
+    Unusable(&'static str),
     #[error("no customer {0}")]
     NoCustomer(CustomerId),
     #[error("could not find a free key prefix")]
     NoFreePrefix,
+    #[error("the key kept changing concurrently")]
+    Contended,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Sealing(#[from] SigningError),
 }
 
-/// The attributes a key is created with (an issue's, or copied from the key a roll replaces).
+/// Who manages keys: a key over HTTP (only its own customer's keys in its own environment,
+/// never granting more than it holds) or the operator (`hatchctl`).
 #[derive(Debug, Clone)]
-struct KeyTemplate {
-    key_type: KeyType,
-    environment: Environment,
-    customer_id: CustomerId,
-    primary_token: crate::domain::TokenKey,
-    tier: Tier,
-    scopes: BTreeSet<Scope>,
-    allowed_origins: Vec<String>,
-    hmac_secret: Option<HmacSecret>,
-    require_signed_user_id: bool,
-    label: Option<String>,
-    owner: Option<String>,
+pub struct Manager<'a> {
+    pub caller: Option<&'a KeyRecord>,
+    pub actor: Actor,
+}
+
+impl Manager<'_> {
+    pub fn operator() -> Manager<'static> {
+        Manager { caller: None, actor: Actor::operator() }
+    }
+
+    /// Can this manager see the key at all? (Another customer's or environment's is "not found".)
+    fn sees(&self, record: &KeyRecord) -> bool {
+        self.caller.is_none_or(|c| c.customer_id == record.customer_id && c.environment == record.environment)
+    }
+
+    fn may_grant(&self, scopes: &BTreeSet<Scope>, tier: Tier) -> Result<(), KeyError> {
+        let Some(caller) = self.caller else { return Ok(()) };
+        if let Some(scope) = scopes.iter().find(|s| !caller.has_scope(**s)) {
+            return Err(KeyError::Escalation(scope.as_str().to_owned()));
+        }
+        if tier > caller.tier {
+            return Err(KeyError::Escalation(format!("tier:{tier}")));
+        }
+        Ok(())
+    }
+}
+
+fn check_origins(key_type: KeyType, origins: &[String], signed: bool) -> Result<(), KeyError> {
+    if key_type == KeyType::Secret && (!origins.is_empty() || signed) {
+        return Err(KeyError::PublishableOnly);
+    }
+    for entry in origins {
+        match origin::check_pattern(entry) {
+            Ok(()) => {}
+            Err(OriginPatternError::Malformed) => return Err(KeyError::InvalidOrigin(entry.clone())),
+            Err(e) => return Err(KeyError::RefusedOrigin(entry.clone(), e)),
+        }
+    }
+    Ok(())
+}
+
+/// What an audit event records of a key's fields (never its hash or secret).
+fn key_changes(old: Option<&KeyRecord>, new: &KeyRecord) -> Changes {
+    let scopes = |r: &KeyRecord| r.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>();
+    let time = |t: Option<UnixTime>| t.map(UnixTime::rfc3339);
+    Changes::default()
+        .field("type", old.map(|o| o.key_type.as_str()), Some(new.key_type.as_str()))
+        .field("tier", old.map(|o| o.tier.as_str()), Some(new.tier.as_str()))
+        .field("label", old.and_then(|o| o.label.clone()), new.label.clone())
+        .field("scopes", old.map(scopes), Some(scopes(new)))
+        .field("allowed_origins", old.map(|o| o.allowed_origins.clone()), Some(new.allowed_origins.clone()))
+        .field("require_signed_user_id", old.map(|o| o.require_signed_user_id), Some(new.require_signed_user_id))
+        .field("expires_at", old.and_then(|o| time(o.expires_at)), time(new.expires_at))
+        .field("revoked_at", old.and_then(|o| time(o.revoked_at)), time(new.revoked_at))
 }
 
 impl App {
+    /// Issues a key; over HTTP, in the caller's customer and environment and within its rights.
     pub async fn issue_key(
         &self,
         customer: &CustomerId,
         key_type: KeyType,
         environment: Environment,
         options: KeyOptions,
-    ) -> Result<Issued, IssueError> {
-        if key_type == KeyType::Secret && (!options.allowed_origins.is_empty() || options.require_signed_user_id) {
-            return Err(IssueError::PublishableOnly);
+        by: &Manager<'_>,
+    ) -> Result<Issued, KeyError> {
+        check_origins(key_type, &options.allowed_origins, options.require_signed_user_id)?;
+        let mut scopes = grant_scopes(key_type, options.scopes.as_deref())?;
+        if let (Some(caller), None) = (by.caller, &options.scopes) {
+            // Defaults never exceed what the caller holds.
+            scopes.retain(|s| caller.has_scope(*s));
         }
-        for entry in &options.allowed_origins {
-            match origin::check_pattern(entry) {
-                Ok(()) => {}
-                Err(OriginPatternError::Malformed) => return Err(IssueError::InvalidOrigin(entry.clone())),
-                Err(e) => return Err(IssueError::RefusedOrigin(entry.clone(), e)),
+        let tier = options.tier.or(by.caller.map(|c| c.tier)).unwrap_or(Tier::Free);
+        by.may_grant(&scopes, tier)?;
+        let primary_token = match by.caller {
+            Some(caller) => caller.primary_token.clone(),
+            None => {
+                let found = self.store.get_customer(customer).await?;
+                found.ok_or_else(|| KeyError::NoCustomer(customer.clone()))?.primary_token
             }
-        }
-        let scopes = grant_scopes(key_type, options.scopes.as_deref())?;
-        let found = self.store.get_customer(customer).await?;
-        let primary_token = found.ok_or_else(|| IssueError::NoCustomer(customer.clone()))?.primary_token;
+        };
         let template = KeyTemplate {
             key_type,
             environment,
             customer_id: customer.clone(),
             primary_token,
-            tier: options.tier.unwrap_or(Tier::Free),
+            tier,
             scopes,
             allowed_origins: options.allowed_origins,
             hmac_secret: options.require_signed_user_id.then(HmacSecret::generate),
@@ -103,40 +176,172 @@ impl App {
             label: options.label,
             owner: options.owner,
         };
-        self.create_from(&template).await
+        self.create_from(&template, None, by).await.map(|(issued, _)| issued)
+    }
+
+    /// The key with this prefix, if the manager may see it.
+    pub async fn managed_key(&self, prefix: &KeyPrefix, by: &Manager<'_>) -> Result<KeyRecord, KeyError> {
+        let record = self.store.key_by_prefix(prefix).await?;
+        record.filter(|r| by.sees(r)).ok_or(KeyError::NotFound)
     }
 
     /// A replacement with the same attributes (the HMAC secret too: it lives with the
-    /// customer's backend); the old key expires at `now + grace`, never later than an expiry
-    /// it already had. Returns the new key and the old key's expiry.
-    pub async fn roll_key(&self, old: &KeyRecord, grace_secs: i64) -> Result<(Issued, UnixTime), IssueError> {
-        // Re-sealed for the new key (the seal is bound to its record); one that no longer
-        // opens is dropped, and the new key fails closed like the old one.
-        let hmac_secret = match &old.hmac_secret {
-            Some(sealed) => self.sealer.key().await?.open(sealed, &old.key_hash),
-            None => None,
-        };
-        let template = KeyTemplate {
-            key_type: old.key_type,
-            environment: old.environment,
-            customer_id: old.customer_id.clone(),
-            primary_token: old.primary_token.clone(),
-            tier: old.tier,
-            scopes: old.scopes.clone(),
-            allowed_origins: old.allowed_origins.clone(),
-            hmac_secret,
-            require_signed_user_id: old.require_signed_user_id,
-            label: old.label.clone(),
-            owner: old.owner.clone(),
-        };
-        let issued = self.create_from(&template).await?;
-        let grace_end = self.clock.now().plus_secs(grace_secs);
-        let expires = old.expires_at.map_or(grace_end, |e| e.min(grace_end));
-        self.store.set_key_expiry(&old.key_hash, expires).await?;
-        Ok((issued, expires))
+    /// customer's backend); the old key expires `grace_secs` from now, never later than an
+    /// expiry it already had. Returns the new key and the old key as it now stands.
+    pub async fn roll_key(
+        &self,
+        prefix: &KeyPrefix,
+        grace_secs: i64,
+        by: &Manager<'_>,
+    ) -> Result<(Issued, KeyRecord), KeyError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let old = self.managed_key(prefix, by).await?;
+            let now = self.clock.now();
+            if old.revoked_at.is_some() {
+                return Err(KeyError::Unusable("revoked"));
+            }
+            if old.usable_at(now).is_err() {
+                return Err(KeyError::Unusable("expired"));
+            }
+            // The new key holds what the old one does: only for a manager who holds it too.
+            by.may_grant(&old.scopes, old.tier)?;
+            // Re-sealed for the new key (a seal is bound to its record); one that no longer
+            // opens is dropped, and the new key fails closed like the old one.
+            let hmac_secret = match &old.hmac_secret {
+                Some(sealed) => self.sealer.key().await?.open(sealed, &old.key_hash),
+                None => None,
+            };
+            let template = KeyTemplate {
+                key_type: old.key_type,
+                environment: old.environment,
+                customer_id: old.customer_id.clone(),
+                primary_token: old.primary_token.clone(),
+                tier: old.tier,
+                scopes: old.scopes.clone(),
+                allowed_origins: old.allowed_origins.clone(),
+                hmac_secret,
+                require_signed_user_id: old.require_signed_user_id,
+                label: old.label.clone(),
+                owner: old.owner.clone(),
+            };
+            let grace_end = now.plus_secs(grace_secs);
+            let expires = old.expires_at.map_or(grace_end, |e| e.min(grace_end));
+            let retired = KeyRecord { expires_at: Some(expires), version: old.version + 1, ..old.clone() };
+            match self.create_from(&template, Some((&old, &retired)), by).await {
+                Ok((issued, _)) => return Ok((issued, retired)),
+                Err(KeyError::Store(StoreError::Conflict)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(KeyError::Contended)
     }
 
-    async fn create_from(&self, t: &KeyTemplate) -> Result<Issued, IssueError> {
+    /// Applies a change of label, scopes, origins or signed-user-id requirement. Returns the
+    /// record and, when turning signed user ids on created a secret, that secret (shown once).
+    pub async fn update_key(
+        &self,
+        prefix: &KeyPrefix,
+        patch: &KeyPatch,
+        by: &Manager<'_>,
+    ) -> Result<(KeyRecord, Option<HmacSecret>), KeyError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let old = self.managed_key(prefix, by).await?;
+            let mut new = KeyRecord { version: old.version + 1, ..old.clone() };
+            if let Some(label) = &patch.label {
+                new.label = label.clone();
+            }
+            if let Some(scopes) = &patch.scopes {
+                new.scopes = grant_scopes(old.key_type, Some(scopes))?;
+                by.may_grant(&new.scopes, new.tier)?;
+            }
+            if let Some(origins) = &patch.allowed_origins {
+                new.allowed_origins = origins.clone();
+            }
+            if let Some(signed) = patch.require_signed_user_id {
+                new.require_signed_user_id = signed;
+            }
+            check_origins(new.key_type, &new.allowed_origins, new.require_signed_user_id)?;
+            let fresh_secret = match (new.require_signed_user_id, &new.hmac_secret) {
+                (true, None) => Some(HmacSecret::generate()),
+                _ => None,
+            };
+            if let Some(secret) = &fresh_secret {
+                // A new secret for a (public) key lets its holder act with the key's scopes.
+                by.may_grant(&new.scopes, new.tier)?;
+                new.hmac_secret = Some(self.sealer.key().await?.seal(secret, &new.key_hash)?);
+            }
+            let changes = key_changes(Some(&old), &new);
+            if changes.is_empty() && fresh_secret.is_none() {
+                return Ok((old, None)); // nothing changes, nothing is written or audited
+            }
+            let event = self.key_event(by, &new, AuditAction::KeyUpdated, changes);
+            match self.store.commit_keys("update_key", &[], &[(&old, &new)], Some(&event)).await {
+                Ok(()) => return Ok((new, fresh_secret)),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(KeyError::Contended)
+    }
+
+    /// Revokes a key; revoking again keeps the first `revoked_at` and writes nothing.
+    pub async fn revoke_key(&self, prefix: &KeyPrefix, by: &Manager<'_>) -> Result<KeyRecord, KeyError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let old = self.managed_key(prefix, by).await?;
+            if old.revoked_at.is_some() {
+                return Ok(old);
+            }
+            let new = KeyRecord { revoked_at: Some(self.clock.now()), version: old.version + 1, ..old.clone() };
+            let event = self.key_event(by, &new, AuditAction::KeyRevoked, key_changes(Some(&old), &new));
+            match self.store.commit_keys("revoke_key", &[], &[(&old, &new)], Some(&event)).await {
+                Ok(()) => return Ok(new),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(KeyError::Contended)
+    }
+
+    /// Ends every session of `customer`/`env` matching `subject` issued until now, at once and
+    /// for good (sessions minted later are unaffected). Returns the revocation time in force.
+    pub async fn revoke_sessions(
+        &self,
+        customer: &CustomerId,
+        env: Environment,
+        subject: &SessionSubject,
+        by: &Manager<'_>,
+    ) -> Result<UnixTime, KeyError> {
+        let now = self.clock.now();
+        let target = format!("{}:{}", subject.field(), subject.value());
+        let event = |previous: Option<UnixTime>| {
+            let changes =
+                Changes::default().field("revoked_before", previous.map(UnixTime::rfc3339), Some(now.rfc3339()));
+            AuditEvent::new(&by.actor, customer, env, AuditAction::SessionsRevoked, target.clone(), changes, now)
+        };
+        let previous = self.store.revoke_sessions(customer, env, subject, now, event).await?;
+        Ok(previous.filter(|p| *p > now).unwrap_or(now))
+    }
+
+    fn key_event(&self, by: &Manager<'_>, target: &KeyRecord, action: AuditAction, changes: Changes) -> AuditEvent {
+        AuditEvent::new(
+            &by.actor,
+            &target.customer_id,
+            target.environment,
+            action,
+            target.prefix.as_str(),
+            changes,
+            self.clock.now(),
+        )
+    }
+
+    /// Creates a key from `t` (and, for a roll, replaces the old key with its retired version in
+    /// the same transaction), with its audit event.
+    async fn create_from(
+        &self,
+        t: &KeyTemplate,
+        replacing: Option<(&KeyRecord, &KeyRecord)>,
+        by: &Manager<'_>,
+    ) -> Result<(Issued, ()), KeyError> {
         let sealer = match &t.hmac_secret {
             Some(_) => Some(self.sealer.key().await?),
             None => None,
@@ -166,13 +371,41 @@ impl App {
                 last_used_at: None,
                 revoked_at: None,
                 expires_at: None,
+                version: 0,
             };
-            match self.store.create_key(&record).await {
-                Ok(()) => return Ok(Issued { key, record, hmac_secret: t.hmac_secret.clone() }),
+            let (event, changed) = match replacing {
+                None => (self.key_event(by, &record, AuditAction::KeyCreated, key_changes(None, &record)), vec![]),
+                Some((old, retired)) => {
+                    let changes = key_changes(Some(old), retired).field(
+                        "replaced_by",
+                        None,
+                        Some(record.prefix.as_str().to_owned()),
+                    );
+                    (self.key_event(by, old, AuditAction::KeyRolled, changes), vec![(old, retired)])
+                }
+            };
+            match self.store.commit_keys("create_key", &[&record], &changed, Some(&event)).await {
+                Ok(()) => return Ok((Issued { key, record, hmac_secret: t.hmac_secret.clone() }, ())),
                 Err(StoreError::AlreadyExists) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(IssueError::NoFreePrefix)
+        Err(KeyError::NoFreePrefix)
     }
+}
+
+/// The attributes a key is created with (an issue's, or copied from the key a roll replaces).
+#[derive(Debug, Clone)]
+struct KeyTemplate {
+    key_type: KeyType,
+    environment: Environment,
+    customer_id: CustomerId,
+    primary_token: TokenKey,
+    tier: Tier,
+    scopes: BTreeSet<Scope>,
+    allowed_origins: Vec<String>,
+    hmac_secret: Option<HmacSecret>,
+    require_signed_user_id: bool,
+    label: Option<String>,
+    owner: Option<String>,
 }

@@ -13,13 +13,13 @@ use hatched::http::bearer_key_in;
 use hatched::lambda_http::aws_lambda_events::apigw::{
     ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
 };
-use hatched::store::partition::{KEY, RATE_WINDOW};
+use hatched::store::partition::{KEY, PREFIX, RATE_WINDOW};
 use hatched::{ApiError, App, Caller, RequestCtx};
 use serde::Serialize;
 
 pub const WORKER: Worker = Worker {
     function: "authorize",
-    aws: &[dynamodb(aws::GET_ITEM, &[KEY]), dynamodb(aws::UPDATE_ITEM, &[KEY, RATE_WINDOW])],
+    aws: &[dynamodb(aws::GET_ITEM, &[KEY]), dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW])],
 };
 
 pub type AuthorizerRequest = ApiGatewayV2CustomAuthorizerV2Request;

@@ -10,7 +10,7 @@ use hatched::endpoint::{Endpoint, aws, dynamodb, secrets};
 use hatched::handler::keyed;
 use hatched::http::json_body;
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::partition::{BUDDY, KEY, RATE_WINDOW};
+use hatched::store::partition::{BUDDY, KEY, PREFIX, RATE_WINDOW};
 use hatched::{Access, ApiError, App, Caller};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -54,7 +54,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     status: 201,
     aws: &[
         dynamodb(aws::GET_ITEM, &[KEY, BUDDY]),
-        dynamodb(aws::UPDATE_ITEM, &[KEY, RATE_WINDOW]),
+        dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW]),
         secrets(aws::GET_SECRET_VALUE),
     ],
 };

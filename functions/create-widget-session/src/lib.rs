@@ -11,7 +11,7 @@ use hatched::handler::keyed;
 use hatched::http::json_body;
 use hatched::lambda_http::{Body, Request, Response};
 use hatched::store::CreateSessionError;
-use hatched::store::partition::{BUDDY, KEY, RATE_WINDOW, SESSION};
+use hatched::store::partition::{BUDDY, KEY, PREFIX, RATE_WINDOW, SESSION};
 use hatched::{Access, ApiError, App, Caller};
 use serde::{Deserialize, Serialize};
 
@@ -47,7 +47,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     status: 201,
     aws: &[
         dynamodb(aws::GET_ITEM, &[KEY]),
-        dynamodb(aws::UPDATE_ITEM, &[KEY, RATE_WINDOW]),
+        dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW]),
         dynamodb(aws::CONDITION_CHECK_ITEM, &[BUDDY]),
         dynamodb(aws::PUT_ITEM, &[SESSION]),
         secrets(aws::GET_SECRET_VALUE),
@@ -62,7 +62,8 @@ async fn mint(app: &App, caller: Caller, req: Request) -> Result<MintedSession, 
     let body: MintRequest = json_body(&req)?;
     let scopes = widget_scopes(body.scopes.as_deref())?;
     let ttl = SESSION_TTL.pick(body.ttl_seconds)?;
-    let (now, session_id) = (app.clock.now(), SessionId::generate());
+    // The id names the minting key, so a bulk revocation by key finds its sessions.
+    let (now, session_id) = (app.clock.now(), SessionId::minted_by(&caller.record.prefix));
     let who = Subject {
         customer: caller.record.customer_id,
         env: caller.record.environment,
@@ -82,6 +83,7 @@ async fn mint(app: &App, caller: Caller, req: Request) -> Result<MintedSession, 
         created_at: now,
         expires_at: now.plus_secs(ttl),
         revoked_at: None,
+        minted_by: Some(caller.record.prefix.clone()),
     };
     app.store.create_session(&session).await.map_err(|e| match e {
         CreateSessionError::BuddyNotFound => ApiError::BuddyNotFound,

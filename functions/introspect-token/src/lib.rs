@@ -3,12 +3,12 @@
 //! never tells an attacker which check failed.
 
 use hatched::auth::Access;
-use hatched::domain::token::{TokenClaims, WidgetScope, WidgetSession};
+use hatched::domain::token::{SessionSubject, TokenClaims, WidgetScope, WidgetSession};
 use hatched::endpoint::{Endpoint, aws, dynamodb, secrets};
 use hatched::handler::anonymous;
 use hatched::http::json_body;
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::partition::{RATE_WINDOW, SESSION};
+use hatched::store::partition::{RATE_WINDOW, REVOCATION, SESSION};
 use hatched::{ApiError, App};
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +49,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     browser: false,
     status: 200,
     aws: &[
-        dynamodb(aws::GET_ITEM, &[SESSION]),
+        dynamodb(aws::BATCH_GET_ITEM, &[SESSION, REVOCATION]),
         dynamodb(aws::UPDATE_ITEM, &[RATE_WINDOW]),
         secrets(aws::GET_SECRET_VALUE),
     ],
@@ -81,10 +81,15 @@ async fn introspect(app: &App, req: Request) -> Result<Introspection, ApiError> 
             iat: c.iat,
         },
         TokenClaims::Session(c) => {
-            // A session token is only as good as its session: revoked, missing or expired
-            // (TTL deletes lazily) means inactive.
-            let session = app.store.get_session(&c.sid).await?;
-            if !session.as_ref().is_some_and(|s| s.active_at(now) && matches_claims(s, &c)) {
+            // A session token is only as good as its session: revoked (one by one or in bulk),
+            // missing or expired (TTL deletes lazily) means inactive. One read for all of it.
+            let subjects = [SessionSubject::User(c.sub.clone()), SessionSubject::Buddy(c.bid.clone())]
+                .into_iter()
+                .chain(c.sid.minting_key(c.env).map(SessionSubject::Key))
+                .collect::<Vec<_>>();
+            let (session, markers) = app.store.session_with_markers(&c.sid, &c.cid, c.env, &subjects).await?;
+            let live = |s: &WidgetSession| s.active_at(now) && matches_claims(s, &c) && s.survives(&markers);
+            if !session.as_ref().is_some_and(live) {
                 return Ok(Introspection::Inactive { active: false });
             }
             Active {

@@ -5,7 +5,7 @@ use hatched::endpoint::{Endpoint, aws, dynamodb};
 use hatched::handler::keyed;
 use hatched::http::no_body;
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::partition::{CUSTOMER, KEY, RATE_WINDOW};
+use hatched::store::partition::{CUSTOMER, KEY, PREFIX, RATE_WINDOW};
 use hatched::views::GateView;
 use hatched::{Access, ApiError, App, Caller};
 use serde::Serialize;
@@ -24,7 +24,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     status: 200,
     aws: &[
         dynamodb(aws::GET_ITEM, &[KEY]),
-        dynamodb(aws::UPDATE_ITEM, &[KEY, RATE_WINDOW]),
+        dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW]),
         dynamodb(aws::QUERY, &[CUSTOMER]),
     ],
 };

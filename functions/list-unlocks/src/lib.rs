@@ -7,7 +7,7 @@ use hatched::endpoint::{Endpoint, aws, dynamodb};
 use hatched::handler::keyed;
 use hatched::http::{no_body, path_param};
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::partition::{BUDDY, KEY, RATE_WINDOW};
+use hatched::store::partition::{BUDDY, KEY, PREFIX, RATE_WINDOW};
 use hatched::views::UnlockView;
 use hatched::{Access, ApiError, App, Caller};
 use serde::Serialize;
@@ -26,7 +26,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     status: 200,
     aws: &[
         dynamodb(aws::GET_ITEM, &[KEY, BUDDY]),
-        dynamodb(aws::UPDATE_ITEM, &[KEY, RATE_WINDOW]),
+        dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW]),
         dynamodb(aws::QUERY, &[BUDDY]),
     ],
 };

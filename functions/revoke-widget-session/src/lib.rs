@@ -9,7 +9,7 @@ use hatched::handler::keyed;
 use hatched::http::{no_body, path_param};
 use hatched::lambda_http::{Body, Request, Response};
 use hatched::store::StoreError;
-use hatched::store::partition::{KEY, RATE_WINDOW, SESSION};
+use hatched::store::partition::{KEY, PREFIX, RATE_WINDOW, SESSION};
 use hatched::{Access, ApiError, App, Caller};
 use serde::Serialize;
 
@@ -28,7 +28,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::SecretOnly(Scope::WidgetSessionsWrite),
     browser: false,
     status: 200,
-    aws: &[dynamodb(aws::GET_ITEM, &[KEY]), dynamodb(aws::UPDATE_ITEM, &[KEY, RATE_WINDOW, SESSION])],
+    aws: &[dynamodb(aws::GET_ITEM, &[KEY]), dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW, SESSION])],
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {

@@ -10,7 +10,7 @@ use hatched::endpoint::{Endpoint, aws, dynamodb, secrets};
 use hatched::handler::keyed;
 use hatched::http::{optional_json_body, path_param};
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::partition::{BUDDY, CUSTOMER, KEY, RATE_WINDOW};
+use hatched::store::partition::{BUDDY, CUSTOMER, KEY, PREFIX, RATE_WINDOW};
 use hatched::views::{GateView, UnlockView};
 use hatched::{Access, ApiError, App, Caller, RequestCtx};
 use serde::Serialize;
@@ -38,7 +38,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     status: 200,
     aws: &[
         dynamodb(aws::GET_ITEM, &[KEY]),
-        dynamodb(aws::UPDATE_ITEM, &[KEY, RATE_WINDOW, BUDDY]),
+        dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW, BUDDY]),
         dynamodb(aws::BATCH_GET_ITEM, &[CUSTOMER, BUDDY]),
         dynamodb(aws::PUT_ITEM, &[BUDDY]),
         dynamodb(aws::CONDITION_CHECK_ITEM, &[CUSTOMER]),

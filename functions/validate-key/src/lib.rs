@@ -10,7 +10,7 @@ use hatched::endpoint::{Endpoint, aws, dynamodb};
 use hatched::handler::serving;
 use hatched::http::json_body;
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::partition::{KEY, RATE_WINDOW};
+use hatched::store::partition::{KEY, PREFIX, RATE_WINDOW};
 use hatched::{ApiError, App, Caller, Reply, RequestCtx};
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +32,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::Anonymous,
     browser: false,
     status: 200,
-    aws: &[dynamodb(aws::GET_ITEM, &[KEY]), dynamodb(aws::UPDATE_ITEM, &[KEY, RATE_WINDOW])],
+    aws: &[dynamodb(aws::GET_ITEM, &[KEY]), dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW])],
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {

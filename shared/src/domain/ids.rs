@@ -112,6 +112,21 @@ impl SessionId {
     pub fn generate() -> SessionId {
         SessionId(format!("ws_{}", super::key::random_base62(24)))
     }
+
+    /// An id for a session minted by `key`: its first six characters are the key prefix's
+    /// body (the rest, 18 base62 characters, ~107 bits, is random), so introspection can find
+    /// the key's revocation marker from the token alone, in the same read as the session.
+    /// A display prefix is no secret (it identifies keys in dashboards and logs).
+    pub fn minted_by(key: &super::KeyPrefix) -> SessionId {
+        let body = key.as_str().rsplit('_').next().unwrap_or_default();
+        SessionId(format!("ws_{body}{}", super::key::random_base62(24 - body.len())))
+    }
+
+    /// The prefix of the secret key that minted this session (sessions are minted by secret
+    /// keys only), as [`SessionId::minted_by`] encoded it.
+    pub fn minting_key(&self, env: super::Environment) -> Option<super::KeyPrefix> {
+        super::KeyPrefix::parse(&format!("hatch_{}_{}", env.as_str(), self.0.get(3..9)?))
+    }
 }
 
 #[cfg(test)]
@@ -152,6 +167,11 @@ mod tests {
     fn session_ids() {
         let id = SessionId::generate();
         assert_eq!(SessionId::parse(id.as_str()), Ok(id));
+        let key = super::super::KeyPrefix::parse("hatch_live_Ab12Cd").unwrap();
+        let minted = SessionId::minted_by(&key);
+        assert_eq!(SessionId::parse(minted.as_str()), Ok(minted.clone()));
+        assert!(minted.as_str().starts_with("ws_Ab12Cd"));
+        assert_eq!(minted.minting_key(super::super::Environment::Live), Some(key));
         assert!(SessionId::parse("ws_short").is_err());
         assert!(SessionId::parse("xx_abcdefghijklmnopqrstuvwx").is_err());
     }

@@ -33,10 +33,12 @@ macro_rules! word_enum {
     };
 }
 
+pub mod audit;
 pub mod gate;
 pub mod ids;
 pub mod key;
 pub mod origin;
+pub mod page;
 pub mod ratelimit;
 pub mod time;
 pub mod token;
@@ -63,8 +65,17 @@ word_enum!(
         WriteUnlocks = "write:unlocks",
         ReadBuddies = "read:buddies",
         ReadOperations = "read:operations",
+        KeysRead = "keys:read",
+        KeysWrite = "keys:write",
     }
 );
+
+impl Scope {
+    /// Scopes a publishable key (public by design) may never hold.
+    pub fn secret_only(self) -> bool {
+        matches!(self, Scope::WidgetSessionsWrite | Scope::KeysRead | Scope::KeysWrite)
+    }
+}
 
 impl Tier {
     /// Requests per minute per key.
@@ -100,7 +111,7 @@ pub fn grant_scopes(key_type: KeyType, requested: Option<&[String]>) -> Result<B
     let mut granted = BTreeSet::new();
     for text in requested {
         let scope = Scope::parse(text).ok_or_else(|| ScopeGrantError::Unknown(text.clone()))?;
-        if key_type == KeyType::Publishable && scope == Scope::WidgetSessionsWrite {
+        if key_type == KeyType::Publishable && scope.secret_only() {
             return Err(ScopeGrantError::NotForPublishable(scope));
         }
         granted.insert(scope);
@@ -140,6 +151,9 @@ pub struct KeyRecord {
     pub revoked_at: Option<UnixTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<UnixTime>,
+    /// Bumped by every change: a change is written only over the version it was decided on.
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// Why a key on record may not be used now.
@@ -227,6 +241,7 @@ mod tests {
             last_used_at: None,
             revoked_at: None,
             expires_at: None,
+            version: 0,
         }
     }
 

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{BuddyId, CustomerId, Environment, HmacSecret, SessionId, UnixTime, UserId};
+use super::{BuddyId, CustomerId, Environment, HmacSecret, KeyPrefix, SessionId, UnixTime, UserId};
 
 pub const SESSION_AUDIENCE: &str = "hatched:widget-session";
 pub const EMBED_AUDIENCE: &str = "hatched:embed";
@@ -282,12 +282,57 @@ pub struct WidgetSession {
     pub expires_at: UnixTime,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<UnixTime>,
+    /// The secret key that minted it (bulk revocation by `key_prefix`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minted_by: Option<KeyPrefix>,
 }
 
 impl WidgetSession {
     /// Active at `now`: not revoked, not past expiry (with the token leeway).
     pub fn active_at(&self, now: UnixTime) -> bool {
         self.revoked_at.is_none() && now.secs() <= self.expires_at.secs().saturating_add(EXP_LEEWAY_SECS)
+    }
+
+    /// Still standing against bulk revocations: every session issued at or before a matching
+    /// marker's `revoked_before` is revoked (whole seconds: one minted in the same second
+    /// as the revocation is revoked too — the safe side).
+    pub fn survives(&self, revoked_before: &[UnixTime]) -> bool {
+        revoked_before.iter().all(|before| self.created_at > *before)
+    }
+
+    /// What bulk revocations could match this session.
+    pub fn subjects(&self) -> Vec<SessionSubject> {
+        let mut subjects =
+            vec![SessionSubject::User(self.user_id.clone()), SessionSubject::Buddy(self.buddy_id.clone())];
+        subjects.extend(self.session_id.minting_key(self.environment).map(SessionSubject::Key));
+        subjects
+    }
+}
+
+/// What a bulk revocation matches: every session of a user, of a buddy, or minted by a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionSubject {
+    User(UserId),
+    Buddy(BuddyId),
+    Key(KeyPrefix),
+}
+
+impl SessionSubject {
+    /// `user_id`, `buddy_id` or `key_prefix`: the request field, and the audit target's kind.
+    pub fn field(&self) -> &'static str {
+        match self {
+            SessionSubject::User(_) => "user_id",
+            SessionSubject::Buddy(_) => "buddy_id",
+            SessionSubject::Key(_) => "key_prefix",
+        }
+    }
+
+    pub fn value(&self) -> &str {
+        match self {
+            SessionSubject::User(u) => u.as_str(),
+            SessionSubject::Buddy(b) => b.as_str(),
+            SessionSubject::Key(k) => k.as_str(),
+        }
     }
 }
 
@@ -433,6 +478,7 @@ mod tests {
             created_at: UnixTime::from_secs(0),
             expires_at: UnixTime::from_secs(i64::MAX),
             revoked_at: None,
+            minted_by: None,
         };
         assert!(session.active_at(UnixTime::from_secs(i64::MAX)));
     }

@@ -8,9 +8,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    ConditionCheck, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -178,31 +176,8 @@ impl Store {
             key(buddy_partition(buddy), balance_sk(token)),
             key(buddy_partition(buddy), unlock_sk(gate)),
         ];
-        let mut request = KeysAndAttributes::builder()
-            .set_keys(Some(keys))
-            .consistent_read(true)
-            .build()
-            .map_err(build_err("read_for_unlock"))?;
-        let mut found: Vec<Item> = Vec::new();
-        // BatchGetItem may leave keys unprocessed under load: ask again for those.
-        for _ in 0..5 {
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request.clone())
-                .send()
-                .await
-                .map_err(|e| classify("read_for_unlock", e))?;
-            found.extend(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
-            match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
-                Some(rest) if !rest.keys().is_empty() => request = rest,
-                _ => return view_of(found, &customer_pk, gate),
-            }
-        }
-        Err(StoreError::Aws(crate::aws::AwsFailure::Unavailable {
-            op: "read_for_unlock",
-            cause: "keys left unprocessed after retries".into(),
-        }))
+        let found = self.batch_get_consistent("read_for_unlock", keys).await?;
+        view_of(found, &customer_pk, gate)
     }
 
     /// The spend transaction. `ClientRequestToken` makes an SDK retry of the same request

@@ -1,20 +1,28 @@
-//! API key items: `KEY#<sha256>` with the record, and `PREFIX#<display prefix>` claims
-//! that make prefixes unique and map a prefix back to its hash for operators.
+//! API keys, stored twice and always changed together in one transaction:
+//! - `KEY#<sha256>` / `KEY`: the record every authentication reads (by the presented key's hash);
+//! - `PREFIX#<display prefix>` / `PREFIX`: the prefix claim (prefixes are unique: both items are
+//!   created with `attribute_not_exists`), carrying a copy of the record for key management,
+//!   which knows keys only by prefix, and the index entry `gsi1` lists them by.
+//!
+//! Every change writes both over the version it was decided on, and its audit event, in one
+//! `TransactWriteItems`: a change and its event land together or not at all.
 
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
+use super::audit::audit_puts;
 use super::{
     Item, Store, StoreError, build_err, cancellation_reasons, classify, condition_failed, from_item,
-    is_condition_failure, n, s, to_item,
+    is_condition_failure, n, partition, s, to_item,
 };
-use crate::domain::{CustomerId, KeyHash, KeyPrefix, KeyRecord, UnixTime};
+use crate::domain::audit::AuditEvent;
+use crate::domain::page::{encode_cursor, timed_sort_key};
+use crate::domain::{CustomerId, Environment, KeyHash, KeyPrefix, KeyRecord, UnixTime};
 
 #[derive(Serialize, Deserialize)]
 struct KeyItem {
     pk: String,
     sk: String,
-    gsi1pk: String,
-    gsi1sk: String,
     #[serde(flatten)]
     record: KeyRecord,
 }
@@ -23,19 +31,40 @@ struct KeyItem {
 struct PrefixItem {
     pk: String,
     sk: String,
-    key_hash: KeyHash,
+    gsi1pk: String,
+    gsi1sk: String,
+    #[serde(flatten)]
+    record: KeyRecord,
 }
 
 fn key_pk(hash: &KeyHash) -> String {
-    format!("{}{}", super::partition::KEY, hash.as_str())
+    format!("{}{}", partition::KEY, hash.as_str())
 }
 
 fn prefix_pk(prefix: &KeyPrefix) -> String {
-    format!("{}{}", super::partition::PREFIX, prefix.as_str())
+    format!("{}{}", partition::PREFIX, prefix.as_str())
 }
 
-fn customer_keys_pk(customer: &CustomerId) -> String {
-    format!("{}{}#KEYS", super::partition::CUSTOMER, customer.as_str())
+/// The index partition of a customer's keys in one environment.
+fn keys_index_pk(customer: &CustomerId, env: Environment) -> String {
+    format!("{}{}#KEYS#{}", partition::CUSTOMER, customer.as_str(), env.as_str())
+}
+
+/// How keys sort in the index: by creation, then prefix (unique).
+fn keys_index_sk(record: &KeyRecord) -> String {
+    format!("{:012}#{}", record.created_at.secs().max(0), record.prefix)
+}
+
+/// Is `sort_key` one of ours (a page cursor resumes after it)?
+pub fn is_keys_sort_key(sort_key: &str) -> bool {
+    timed_sort_key(sort_key, |rest| KeyPrefix::parse(rest).is_some())
+}
+
+/// One page of a customer's keys in one environment, newest first.
+#[derive(Debug)]
+pub struct KeyPage {
+    pub keys: Vec<KeyRecord>,
+    pub next_cursor: Option<String>,
 }
 
 impl Store {
@@ -45,150 +74,170 @@ impl Store {
         Ok(item.map(|k| k.record))
     }
 
-    /// Writes the key and claims its prefix in one transaction: both or neither.
-    /// `AlreadyExists` means the prefix (or, impossibly, the hash) is taken: draw a new key.
-    pub async fn create_key(&self, record: &KeyRecord) -> Result<(), StoreError> {
-        let key_item = to_item(&KeyItem {
-            pk: key_pk(&record.key_hash),
-            sk: "KEY".into(),
-            gsi1pk: customer_keys_pk(&record.customer_id),
-            gsi1sk: format!("{:012}#{}", record.created_at.secs(), record.prefix),
-            record: record.clone(),
-        })?;
-        let prefix_item = to_item(&PrefixItem {
-            pk: prefix_pk(&record.prefix),
-            sk: "PREFIX".into(),
-            key_hash: record.key_hash.clone(),
-        })?;
-        let put = |item: Item| {
-            aws_sdk_dynamodb::types::Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map(|p| aws_sdk_dynamodb::types::TransactWriteItem::builder().put(p).build())
-                .map_err(build_err("create_key"))
-        };
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(put(key_item)?)
-            .transact_items(put(prefix_item)?)
-            .send()
-            .await;
+    /// The key with this display prefix (consistent), for key management.
+    pub async fn key_by_prefix(&self, prefix: &KeyPrefix) -> Result<Option<KeyRecord>, StoreError> {
+        let item: Option<PrefixItem> = self.get_consistent("key_by_prefix", prefix_pk(prefix), "PREFIX").await?;
+        Ok(item.map(|p| p.record))
+    }
+
+    /// Writes a new key (both items, its prefix claimed) and its audit event, if any, in one
+    /// transaction. `AlreadyExists` means the prefix (or, impossibly, the hash) is taken.
+    pub async fn create_key(&self, record: &KeyRecord, event: Option<&AuditEvent>) -> Result<(), StoreError> {
+        self.commit_keys("create_key", &[record], &[], event).await
+    }
+
+    /// Replaces keys with their new versions (each only over the version it was read at),
+    /// creates new ones, and writes the event — all or nothing. `Conflict`: someone changed a
+    /// key in between (read again and decide again); `AlreadyExists`: a new prefix is taken.
+    pub async fn commit_keys(
+        &self,
+        op: &'static str,
+        created: &[&KeyRecord],
+        changed: &[(&KeyRecord, &KeyRecord)],
+        event: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
+        let mut items = Vec::new();
+        for record in created {
+            for item in self.key_items(record)? {
+                items.push(self.put(op, item, "attribute_not_exists(pk)", None)?);
+            }
+        }
+        for (old, new) in changed {
+            for item in self.key_items(new)? {
+                items.push(self.put(op, item, "#version = :version", Some(old.version))?);
+            }
+        }
+        let created_items = created.len() * 2;
+        items.extend(event.map(|e| audit_puts(self, e)).transpose()?.into_iter().flatten());
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if cancellation_reasons(&e).is_some_and(|r| condition_failed(r, 0) || condition_failed(r, 1)) => {
-                Err(StoreError::AlreadyExists)
-            }
-            Err(e) => Err(classify("create_key", e)),
+            Err(e) => match cancellation_reasons(&e) {
+                Some(r) if (0..created_items).any(|i| condition_failed(r, i)) => Err(StoreError::AlreadyExists),
+                Some(r) if (0..r.len()).any(|i| condition_failed(r, i)) => Err(StoreError::Conflict),
+                _ => Err(classify(op, e)),
+            },
         }
     }
 
-    pub async fn key_hash_by_prefix(&self, prefix: &KeyPrefix) -> Result<Option<KeyHash>, StoreError> {
-        let item: Option<PrefixItem> = self.get_consistent("key_hash_by_prefix", prefix_pk(prefix), "PREFIX").await?;
-        Ok(item.map(|p| p.key_hash))
+    fn key_items(&self, record: &KeyRecord) -> Result<[Item; 2], StoreError> {
+        let key = to_item(&KeyItem { pk: key_pk(&record.key_hash), sk: "KEY".into(), record: record.clone() })?;
+        let prefix = to_item(&PrefixItem {
+            pk: prefix_pk(&record.prefix),
+            sk: "PREFIX".into(),
+            gsi1pk: keys_index_pk(&record.customer_id, record.environment),
+            gsi1sk: keys_index_sk(record),
+            record: record.clone(),
+        })?;
+        Ok([key, prefix])
     }
 
-    /// Sets `revoked_at` once; revoking again keeps the first time. Returns the record.
-    pub async fn revoke_key(&self, hash: &KeyHash, now: UnixTime) -> Result<KeyRecord, StoreError> {
-        self.update_key(
-            hash,
-            "revoke_key",
-            "SET #revoked = if_not_exists(#revoked, :now)",
-            &[("#revoked", "revoked_at")],
-            &[(":now", n(now.secs()))],
-        )
-        .await
+    fn put(
+        &self,
+        op: &'static str,
+        item: Item,
+        condition: &str,
+        version: Option<u64>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item)).condition_expression(condition);
+        if let Some(version) = version {
+            put = put
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":version", n(version as i64));
+        }
+        Ok(TransactWriteItem::builder().put(put.build().map_err(build_err(op))?).build())
     }
 
-    /// Sets (or shortens to) an expiry, for rotation grace periods.
-    pub async fn set_key_expiry(&self, hash: &KeyHash, expires_at: UnixTime) -> Result<KeyRecord, StoreError> {
-        self.update_key(
-            hash,
-            "set_key_expiry",
-            "SET #expires = :at",
-            &[("#expires", "expires_at")],
-            &[(":at", n(expires_at.secs()))],
-        )
-        .await
-    }
-
-    /// Records use at most once per resolution: the condition makes concurrent
-    /// writers in the same minute a no-op rather than a race.
+    /// Records use at most once per resolution, on both copies of the record: the
+    /// condition makes concurrent writers in the same minute a no-op rather than a race.
     pub async fn touch_key_last_used(
         &self,
-        hash: &KeyHash,
+        record: &KeyRecord,
         now: UnixTime,
         resolution_secs: i64,
     ) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(key_pk(hash)))
-            .key("sk", s("KEY"))
-            .update_expression("SET #used = :now")
-            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(#used) OR #used <= :cutoff)")
-            .expression_attribute_names("#used", "last_used_at")
-            .expression_attribute_values(":now", n(now.secs()))
-            .expression_attribute_values(":cutoff", n(now.secs() - resolution_secs))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(classify("touch_key_last_used", e)),
+        let touch = |pk: String, sk: &'static str| {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s(sk))
+                .update_expression("SET #used = :now")
+                .condition_expression("attribute_exists(pk) AND (attribute_not_exists(#used) OR #used <= :cutoff)")
+                .expression_attribute_names("#used", "last_used_at")
+                .expression_attribute_values(":now", n(now.secs()))
+                .expression_attribute_values(":cutoff", n(now.secs().saturating_sub(resolution_secs)))
+                .send()
+        };
+        let (key, prefix) =
+            futures::join!(touch(key_pk(&record.key_hash), "KEY"), touch(prefix_pk(&record.prefix), "PREFIX"));
+        for result in [key.map(drop), prefix.map(drop)] {
+            match result {
+                Ok(()) => {}
+                Err(e) if is_condition_failure(&e) => {}
+                Err(e) => return Err(classify("touch_key_last_used", e)),
+            }
         }
+        Ok(())
     }
 
-    /// Every key of a customer, oldest first (GSI query, paginated to the end).
-    pub async fn list_keys(&self, customer: &CustomerId) -> Result<Vec<KeyRecord>, StoreError> {
-        let mut keys = Vec::new();
-        let mut pages = self
+    /// One page of a customer's keys in one environment, newest first, resuming after the sort
+    /// key a cursor carries. One query (one more item than asked tells whether more follow).
+    pub async fn list_keys_page(
+        &self,
+        customer: &CustomerId,
+        env: Environment,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<KeyPage, StoreError> {
+        let mut query = self
             .client
             .query()
             .table_name(&self.table)
             .index_name("gsi1")
-            .key_condition_expression("gsi1pk = :pk")
-            .expression_attribute_values(":pk", s(customer_keys_pk(customer)))
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| classify("list_keys", e))?;
-            keys.push(from_item::<KeyItem>(item)?.record);
-        }
-        Ok(keys)
+            .scan_index_forward(false)
+            .limit(limit as i32 + 1)
+            .expression_attribute_values(":pk", s(keys_index_pk(customer, env)));
+        query = match after {
+            Some(after) => query
+                .key_condition_expression("gsi1pk = :pk AND gsi1sk < :after")
+                .expression_attribute_values(":after", s(after)),
+            None => query.key_condition_expression("gsi1pk = :pk"),
+        };
+        let out = query.send().await.map_err(|e| classify("list_keys_page", e))?;
+        let mut keys: Vec<KeyRecord> = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| from_item::<PrefixItem>(i).map(|p| p.record))
+            .collect::<Result<_, _>>()?;
+        let next_cursor = (keys.len() > limit as usize).then(|| {
+            keys.truncate(limit as usize);
+            keys.last().map(|k| encode_cursor(&keys_index_sk(k)))
+        });
+        Ok(KeyPage { keys, next_cursor: next_cursor.flatten() })
     }
 
-    async fn update_key(
-        &self,
-        hash: &KeyHash,
-        op: &'static str,
-        expression: &str,
-        names: &[(&str, &str)],
-        values: &[(&str, aws_sdk_dynamodb::types::AttributeValue)],
-    ) -> Result<KeyRecord, StoreError> {
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(key_pk(hash)))
-            .key("sk", s("KEY"))
-            .update_expression(expression)
-            .condition_expression("attribute_exists(pk)")
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
-        for (k, v) in names {
-            req = req.expression_attribute_names(*k, *v);
+    /// Every key of a customer in both environments, oldest first (operators).
+    pub async fn list_keys(&self, customer: &CustomerId) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut keys = Vec::new();
+        for env in Environment::ALL {
+            let mut pages = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi1")
+                .key_condition_expression("gsi1pk = :pk")
+                .expression_attribute_values(":pk", s(keys_index_pk(customer, *env)))
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(item) = pages.next().await {
+                let item = item.map_err(|e| classify("list_keys", e))?;
+                keys.push(from_item::<PrefixItem>(item)?.record);
+            }
         }
-        for (k, v) in values {
-            req = req.expression_attribute_values(*k, v.clone());
-        }
-        match req.send().await {
-            Ok(out) => from_item::<KeyItem>(out.attributes.unwrap_or_default()).map(|k| k.record),
-            Err(e) if is_condition_failure(&e) => Err(StoreError::NotFound),
-            Err(e) => Err(classify(op, e)),
-        }
+        keys.sort_by_key(|k| (k.created_at, k.prefix.as_str().to_owned()));
+        Ok(keys)
     }
 }

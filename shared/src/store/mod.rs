@@ -2,6 +2,7 @@
 //! attribute name in an expression goes through `#placeholders` (AWS rejects reserved
 //! words such as `ttl` unescaped, even where a local emulator does not).
 
+mod audit;
 mod customers;
 mod gates;
 mod keys;
@@ -19,7 +20,9 @@ use crate::aws::AwsFailure;
 use crate::domain::UnixTime;
 use crate::domain::ratelimit::{Counted, window_expiry, window_start};
 
+pub use audit::{AuditPage, is_audit_sort_key};
 pub use gates::SpendOutcome;
+pub use keys::{KeyPage, is_keys_sort_key};
 pub use sessions::CreateSessionError;
 pub use table::TableSpec;
 
@@ -40,6 +43,10 @@ pub mod partition {
     pub const SESSION: &str = "WS#";
     /// Rate-limit windows.
     pub const RATE_WINDOW: &str = "RL#";
+    /// Audit events of a customer's environment (and, per target, a second copy).
+    pub const AUDIT: &str = "AUD#";
+    /// Bulk session revocation markers.
+    pub const REVOCATION: &str = "REV#";
 }
 
 /// The DynamoDB table every function shares.
@@ -60,6 +67,9 @@ pub enum StoreError {
     /// A conditional update found no item.
     #[error("item not found")]
     NotFound,
+    /// A conditional write found the item changed since it was read.
+    #[error("item changed concurrently")]
+    Conflict,
 }
 
 /// A rate window's partition: per key hash or per (hashed) source IP, per minute.
@@ -177,6 +187,35 @@ impl Store {
             Err(e) if is_condition_failure(&e) => Err(StoreError::AlreadyExists),
             Err(e) => Err(classify(op, e)),
         }
+    }
+
+    /// Items by key in one consistent `BatchGetItem` (asking again for any left unprocessed).
+    pub(crate) async fn batch_get_consistent(
+        &self,
+        op: &'static str,
+        keys: Vec<Item>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .map_err(build_err(op))?;
+        let mut found: Vec<Item> = Vec::new();
+        for _ in 0..5 {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request.clone())
+                .send()
+                .await
+                .map_err(|e| classify(op, e))?;
+            found.extend(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
+            match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                Some(rest) if !rest.keys().is_empty() => request = rest,
+                _ => return Ok(found),
+            }
+        }
+        Err(StoreError::Aws(AwsFailure::Unavailable { op, cause: "keys left unprocessed after retries".into() }))
     }
 
     /// Every item of a partition whose sort key starts with `prefix`, consistent, all pages.

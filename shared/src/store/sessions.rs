@@ -9,7 +9,8 @@ use super::{
     Store, StoreError, build_err, cancellation_reasons, classify, condition_failed, from_item, is_condition_failure, n,
     s, to_item,
 };
-use crate::domain::token::WidgetSession;
+use crate::domain::audit::AuditEvent;
+use crate::domain::token::{SessionSubject, WidgetSession};
 use crate::domain::{CustomerId, Environment, SessionId, UnixTime};
 
 /// How long a session item outlives its expiry, so a late revoke still finds it.
@@ -115,5 +116,97 @@ impl Store {
             Err(e) if is_condition_failure(&e) => Err(StoreError::NotFound),
             Err(e) => Err(classify("revoke_session", e)),
         }
+    }
+}
+
+/// A bulk revocation marker: every matching session issued at or before `revoked_before`
+/// is inactive. Kept two days past it (a session lives at most an hour).
+#[derive(Serialize, Deserialize)]
+struct MarkerItem {
+    pk: String,
+    sk: String,
+    ttl: i64,
+    revoked_before: UnixTime,
+}
+
+const MARKER_KEEP_SECS: i64 = 2 * 86_400;
+
+fn marker_pk(customer: &CustomerId, env: Environment, subject: &SessionSubject) -> String {
+    format!(
+        "{}{}#{}#{}#{}",
+        super::partition::REVOCATION,
+        customer.as_str(),
+        env.as_str(),
+        subject.field(),
+        subject.value()
+    )
+}
+
+impl Store {
+    /// Revokes every session of `customer`/`env` matching `subject` issued at or before `now`,
+    /// with its audit event, in one transaction. Returns the marker's previous time; `None`
+    /// with nothing written when an equal or later marker already stands (idempotent).
+    pub async fn revoke_sessions(
+        &self,
+        customer: &CustomerId,
+        env: Environment,
+        subject: &SessionSubject,
+        now: UnixTime,
+        event: impl FnOnce(Option<UnixTime>) -> AuditEvent,
+    ) -> Result<Option<UnixTime>, StoreError> {
+        let pk = marker_pk(customer, env, subject);
+        let previous: Option<MarkerItem> = self.get_consistent("revoke_sessions", pk.clone(), "REV").await?;
+        let previous = previous.map(|m| m.revoked_before);
+        if previous.is_some_and(|p| p >= now) {
+            return Ok(previous);
+        }
+        let item = to_item(&MarkerItem {
+            pk,
+            sk: "REV".into(),
+            ttl: now.secs().saturating_add(MARKER_KEEP_SECS),
+            revoked_before: now,
+        })?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR #before < :now")
+            .expression_attribute_names("#before", "revoked_before")
+            .expression_attribute_values(":now", n(now.secs()))
+            .build()
+            .map_err(build_err("revoke_sessions"))?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        items.extend(super::audit::audit_puts(self, &event(previous))?);
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(previous),
+            // A concurrent revocation of the same subject got there first: in effect the same.
+            Err(e) if cancellation_reasons(&e).is_some_and(|r| condition_failed(r, 0)) => Ok(Some(now)),
+            Err(e) => Err(classify("revoke_sessions", e)),
+        }
+    }
+
+    /// A session and the bulk revocation markers that could match it, in one consistent read.
+    /// The markers' keys come from the token's claims (user, buddy, and the minting key
+    /// encoded in the session id).
+    pub async fn session_with_markers(
+        &self,
+        id: &SessionId,
+        customer: &CustomerId,
+        env: Environment,
+        subjects: &[SessionSubject],
+    ) -> Result<(Option<WidgetSession>, Vec<UnixTime>), StoreError> {
+        let key = |pk: String, sk: &str| {
+            std::collections::HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+        };
+        let mut keys = vec![key(session_pk(id), "SESSION")];
+        keys.extend(subjects.iter().map(|subject| key(marker_pk(customer, env, subject), "REV")));
+        let (mut session, mut markers) = (None, Vec::new());
+        for item in self.batch_get_consistent("session_with_markers", keys).await? {
+            if item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("SESSION") {
+                session = Some(from_item::<SessionItem>(item)?.session);
+            } else {
+                markers.push(from_item::<MarkerItem>(item)?.revoked_before);
+            }
+        }
+        Ok((session, markers))
     }
 }

@@ -33,7 +33,7 @@ async fn prefix_claims_are_unique_and_a_collision_writes_nothing() {
     // A different key that claims the same display prefix.
     let other = ApiKey::generate(KeyKind::SecretLive);
     let clash = KeyRecord { key_hash: other.hash(), ..existing.clone() };
-    assert!(matches!(t.app.store.create_key(&clash).await, Err(StoreError::AlreadyExists)));
+    assert!(matches!(t.app.store.create_key(&clash, None).await, Err(StoreError::AlreadyExists)));
     assert_eq!(t.app.store.get_key(&other.hash()).await.unwrap(), None, "no half-written key item");
 }
 

@@ -27,7 +27,7 @@ async fn issued_secret_key_validates_with_every_field() {
     assert_eq!(k["tier"], "pro");
     assert_eq!(k["label"], "backend");
     assert_eq!(k["expires_at"], Value::Null);
-    assert_eq!(k["scopes"].as_array().unwrap().len(), 5);
+    assert_eq!(k["scopes"].as_array().unwrap().len(), 7, "every scope, keys:read and keys:write included");
     let created = k["created_at"].as_str().unwrap();
     assert!(created.ends_with('Z') && created.len() == 20, "{created}");
     let rate = &a.body["rate_limit"];

@@ -1,0 +1,108 @@
+//! Audit events: `AUD#<customer>#<env>` / `<time>#<id>`, and a copy under
+//! `AUD#<customer>#<env>#T#<target>` so a target's history is one query too. Both are written
+//! inside the transaction of the change they record, with a TTL past the 400 days kept.
+
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use serde::{Deserialize, Serialize};
+
+use super::{Item, Store, StoreError, build_err, classify, from_item, partition, s, to_item};
+use crate::domain::audit::{AuditEvent, RETENTION_SECS};
+use crate::domain::page::{encode_cursor, timed_sort_key};
+use crate::domain::{CustomerId, Environment};
+
+#[derive(Serialize, Deserialize)]
+struct AuditItem {
+    pk: String,
+    sk: String,
+    ttl: i64,
+    #[serde(flatten)]
+    event: AuditEvent,
+}
+
+fn audit_pk(customer: &CustomerId, env: Environment, target: Option<&str>) -> String {
+    let all = format!("{}{}#{}", partition::AUDIT, customer.as_str(), env.as_str());
+    match target {
+        Some(target) => format!("{all}#T#{target}"),
+        None => all,
+    }
+}
+
+fn audit_sk(event: &AuditEvent) -> String {
+    format!("{:012}#{}", event.time.secs().max(0), event.id)
+}
+
+/// Is `sort_key` one of ours (a page cursor resumes after it)?
+pub fn is_audit_sort_key(sort_key: &str) -> bool {
+    timed_sort_key(sort_key, |id| {
+        id.len() == 23 && id.starts_with("ev_") && id[3..].bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
+/// The puts that record `event`, for the transaction of its change.
+pub(crate) fn audit_puts(store: &Store, event: &AuditEvent) -> Result<Vec<TransactWriteItem>, StoreError> {
+    let ttl = event.time.secs().saturating_add(RETENTION_SECS);
+    [None, Some(event.target.as_str())]
+        .into_iter()
+        .map(|target| {
+            let item: Item = to_item(&AuditItem {
+                pk: audit_pk(&event.customer_id, event.environment, target),
+                sk: audit_sk(event),
+                ttl,
+                event: event.clone(),
+            })?;
+            let put = Put::builder()
+                .table_name(store.table())
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(build_err("audit"))?;
+            Ok(TransactWriteItem::builder().put(put).build())
+        })
+        .collect()
+}
+
+/// One page of audit events, newest first.
+#[derive(Debug)]
+pub struct AuditPage {
+    pub events: Vec<AuditEvent>,
+    pub next_cursor: Option<String>,
+}
+
+impl Store {
+    /// A customer environment's events (or one target's), newest first, one query.
+    pub async fn list_audit(
+        &self,
+        customer: &CustomerId,
+        env: Environment,
+        target: Option<&str>,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<AuditPage, StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .scan_index_forward(false)
+            .limit(limit as i32 + 1)
+            .expression_attribute_values(":pk", s(audit_pk(customer, env, target)));
+        query = match after {
+            Some(after) => query
+                .key_condition_expression("pk = :pk AND sk < :after")
+                .expression_attribute_values(":after", s(after)),
+            None => query.key_condition_expression("pk = :pk"),
+        };
+        let out = query.send().await.map_err(|e| classify("list_audit", e))?;
+        let mut events: Vec<AuditEvent> = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| from_item::<AuditItem>(i).map(|a| a.event))
+            .collect::<Result<_, _>>()?;
+        let next_cursor = (events.len() > limit as usize).then(|| {
+            events.truncate(limit as usize);
+            events.last().map(|e| encode_cursor(&audit_sk(e)))
+        });
+        Ok(AuditPage { events, next_cursor: next_cursor.flatten() })
+    }
+}
