@@ -41,6 +41,14 @@ endpoints!(
     list_gates,
     list_unlocks,
     whoami,
+    create_key,
+    list_keys,
+    get_key,
+    update_key,
+    roll_key,
+    revoke_key,
+    list_audit_events,
+    revoke_widget_sessions,
 );
 
 /// The functions no route calls directly.

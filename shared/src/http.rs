@@ -128,6 +128,26 @@ pub fn optional_json_body<T: DeserializeOwned>(req: &Request) -> Result<Option<T
     serde_json::from_slice(bytes).map(Some).map_err(|e| ApiError::InvalidRequest(describe_json_error(&e)))
 }
 
+/// For `Option<Option<T>>` fields: absent → `None`, `null` → `Some(None)` (a PATCH that
+/// removes a value), a value → `Some(Some(v))`. Use with `#[serde(default)]`.
+pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(d).map(Some)
+}
+
+/// A query parameter (`?limit=…`), its first value.
+pub fn query_param<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+    req.query_string_parameters_ref().and_then(|q| q.first(name))
+}
+
+/// A route whose body is optional and, when present, JSON with its media type (the roll).
+pub fn optional_typed_json_body<T: DeserializeOwned>(req: &Request) -> Result<Option<T>, ApiError> {
+    if body_bytes(req)?.is_empty() { Ok(None) } else { json_body(req).map(Some) }
+}
+
 /// Routes without a body (GET, DELETE) accept an empty one and ignore its type,
 /// but still refuse oversize or undecodable bodies.
 pub fn no_body(req: &Request) -> Result<(), ApiError> {

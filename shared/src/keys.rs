@@ -92,6 +92,16 @@ impl Manager<'_> {
         Manager { caller: None, actor: Actor::operator() }
     }
 
+    /// A key managing its own customer's keys over HTTP; the audit trail names its prefix.
+    pub fn key<'a>(caller: &'a crate::Caller, ctx: &crate::RequestCtx) -> Manager<'a> {
+        let actor = Actor {
+            actor: caller.record.prefix.to_string(),
+            request_id: ctx.request_id.clone(),
+            source_ip: ctx.source_ip.clone(),
+        };
+        Manager { caller: Some(&caller.record), actor }
+    }
+
     /// Can this manager see the key at all? (Another customer's or environment's is "not found".)
     fn sees(&self, record: &KeyRecord) -> bool {
         self.caller.is_none_or(|c| c.customer_id == record.customer_id && c.environment == record.environment)

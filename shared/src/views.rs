@@ -1,11 +1,12 @@
-//! Response shapes shared by several endpoints (gates and unlocks appear in three).
+//! Response shapes shared by several endpoints (gates and unlocks appear in three, keys in five).
 
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::domain::audit::{AuditAction, AuditEvent, Changes};
 use crate::domain::gate::{Gate, Unlock};
 use crate::domain::time::rfc3339;
-use crate::domain::{GateKey, TokenKey, UnixTime};
+use crate::domain::{GateKey, KeyPrefix, KeyRecord, TokenKey, UnixTime};
 
 #[derive(Debug, Serialize)]
 pub struct GateView {
@@ -32,5 +33,75 @@ pub struct UnlockView {
 impl From<Unlock> for UnlockView {
     fn from(u: Unlock) -> UnlockView {
         UnlockView { gate_key: u.gate_key, unlocked_at: u.unlocked_at, metadata: u.metadata }
+    }
+}
+
+/// A key as key management shows it (API.md `KeyView`): never a hash, a plaintext or a secret.
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    pub prefix: KeyPrefix,
+    #[serde(rename = "type")]
+    pub key_type: &'static str,
+    pub environment: &'static str,
+    pub tier: &'static str,
+    pub scopes: Vec<&'static str>,
+    pub label: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub require_signed_user_id: bool,
+    #[serde(with = "rfc3339")]
+    pub created_at: UnixTime,
+    #[serde(with = "rfc3339::option")]
+    pub last_used_at: Option<UnixTime>,
+    #[serde(with = "rfc3339::option")]
+    pub expires_at: Option<UnixTime>,
+    #[serde(with = "rfc3339::option")]
+    pub revoked_at: Option<UnixTime>,
+}
+
+impl From<&KeyRecord> for KeyView {
+    fn from(r: &KeyRecord) -> KeyView {
+        KeyView {
+            prefix: r.prefix.clone(),
+            key_type: r.key_type.as_str(),
+            environment: r.environment.as_str(),
+            tier: r.tier.as_str(),
+            scopes: r.scopes.iter().map(|s| s.as_str()).collect(),
+            label: r.label.clone(),
+            allowed_origins: r.allowed_origins.clone(),
+            require_signed_user_id: r.require_signed_user_id,
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+        }
+    }
+}
+
+/// An audit event as `GET /api/v1/audit-events` shows it.
+#[derive(Debug, Serialize)]
+pub struct AuditEventView {
+    pub id: String,
+    #[serde(with = "rfc3339")]
+    pub time: UnixTime,
+    pub actor: String,
+    pub action: AuditAction,
+    pub target: String,
+    pub changes: Changes,
+    pub request_id: String,
+    pub source_ip: String,
+}
+
+impl From<AuditEvent> for AuditEventView {
+    fn from(e: AuditEvent) -> AuditEventView {
+        AuditEventView {
+            id: e.id,
+            time: e.time,
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            changes: e.changes,
+            request_id: e.request_id,
+            source_ip: e.source_ip,
+        }
     }
 }

@@ -108,6 +108,18 @@ id_type!(
     |s| s.len() == 27 && s.starts_with("ws_") && s[3..].bytes().all(|c| c.is_ascii_alphanumeric())
 );
 
+id_type!(
+    /// A key's label: 1–100 characters, none of them a control character.
+    Label, "label", "1-100 characters without control characters",
+    |s| !s.is_empty() && s.chars().count() <= 100 && !s.chars().any(char::is_control)
+);
+
+impl Label {
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
 impl SessionId {
     pub fn generate() -> SessionId {
         SessionId(format!("ws_{}", super::key::random_base62(24)))

@@ -159,6 +159,13 @@ impl KeyPrefix {
             .then(|| KeyPrefix(text.to_owned()))
     }
 
+    /// [`KeyPrefix::parse`] as an identifier of a request (path, body): outside its pattern
+    /// it is `invalid_request` and never reaches a database key.
+    pub fn parse_id(text: &str) -> Result<KeyPrefix, super::InvalidId> {
+        KeyPrefix::parse(text)
+            .ok_or(super::InvalidId { field: "prefix", pattern: "a key prefix such as hatch_live_Ab12Cd" })
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -47,7 +47,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-pub use ids::{BuddyId, CustomerId, GateKey, InvalidId, SessionId, TokenKey, UserId};
+pub use ids::{BuddyId, CustomerId, GateKey, InvalidId, Label, SessionId, TokenKey, UserId};
 pub use key::{ApiKey, HmacSecret, KeyFormatError, KeyHash, KeyKind, KeyPrefix, SealedSecret};
 pub use time::UnixTime;
 
