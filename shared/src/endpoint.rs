@@ -131,13 +131,19 @@ impl Resolution<'_> {
     }
 }
 
+/// As API Gateway routes: among the routes whose template matches, the most specific (fewest
+/// path parameters) for the method wins (`POST /api/v1/keys/validate` over `/api/v1/keys/{prefix}`).
 pub fn resolve<'a>(endpoints: &[&'a Endpoint], method: &str, path: &str) -> Resolution<'a> {
     let mut browser = (None, Vec::new());
     let mut path_known = false;
+    let mut found: Option<(&'a Endpoint, Vec<(String, String)>)> = None;
     for endpoint in endpoints {
         if let Some(params) = match_path(endpoint.path, path) {
             if endpoint.method.eq_ignore_ascii_case(method) {
-                return Resolution::Found(endpoint, params);
+                if found.as_ref().is_none_or(|(_, best)| params.len() < best.len()) {
+                    found = Some((endpoint, params));
+                }
+                continue;
             }
             path_known = true;
             if endpoint.browser {
@@ -145,6 +151,9 @@ pub fn resolve<'a>(endpoints: &[&'a Endpoint], method: &str, path: &str) -> Reso
                 browser.1.push(endpoint.method);
             }
         }
+    }
+    if let Some((endpoint, params)) = found {
+        return Resolution::Found(endpoint, params);
     }
     match (method.eq_ignore_ascii_case("OPTIONS"), browser, path_known) {
         (true, (Some(template), methods), _) => Resolution::Preflight(template, methods),

@@ -24,6 +24,9 @@ pub enum Fault {
     /// Forward requests for this operation (e.g. `TransactWriteItems`) but drop the server's
     /// answer and reset: the write happens, the caller never hears of it.
     LoseAnswerOf(&'static str),
+    /// Reset requests for this operation before forwarding them (others pass): the write
+    /// never happens, the caller sees a dropped connection.
+    ResetOn(&'static str),
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +87,13 @@ async fn handle(mut client: TcpStream, upstream: String, fault: Arc<RwLock<Fault
                     Fault::LoseAnswerOf(op) => {
                         let text = String::from_utf8_lossy(chunk);
                         if text.contains(&format!("DynamoDB_20120810.{op}")) { drop_answer = true; }
+                    }
+                    Fault::ResetOn(op) => {
+                        if String::from_utf8_lossy(chunk).contains(&format!("DynamoDB_20120810.{op}")) {
+                            lost.fetch_add(1, Ordering::Relaxed);
+                            let _ = client.set_zero_linger();
+                            return;
+                        }
                     }
                     Fault::None => {}
                 }

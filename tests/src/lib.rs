@@ -12,6 +12,7 @@ use hatched::lambda_http::{self, Body, Request, Response};
 use serde_json::{Value, json};
 
 pub use calls::CallLog;
+pub use hatchctl::keys::KeyPrefixArg;
 pub use hatchctl::seed::Seed;
 pub use hatched::domain::Environment::{self, Live, Test};
 pub use hatched::domain::KeyType::{self, Publishable, Secret};
@@ -310,7 +311,8 @@ impl Call {
             source_ip: &self.source_ip,
             request_id: format!("test-{}", hatched::domain::key::random_base62(10)),
         };
-        hatchctl::serve::dispatch(app, &req).await.into()
+        // Boxed: a handler's future is large in debug builds, and tests await many in a row.
+        Box::pin(hatchctl::serve::dispatch(app, &req)).await.into()
     }
 }
 

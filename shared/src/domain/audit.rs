@@ -59,6 +59,19 @@ impl Changes {
     }
 }
 
+/// `ev_` + the wall clock in milliseconds (8 base62 digits) + 12 random: events of the same
+/// second sort in the order they happened.
+fn event_id() -> String {
+    const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let mut stamp = [b'0'; 8];
+    for digit in stamp.iter_mut().rev() {
+        *digit = DIGITS[(millis % 62) as usize];
+        millis /= 62;
+    }
+    format!("ev_{}{}", String::from_utf8_lossy(&stamp), super::key::random_base62(12))
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
     pub id: String,
@@ -84,7 +97,7 @@ impl AuditEvent {
         now: UnixTime,
     ) -> AuditEvent {
         AuditEvent {
-            id: format!("ev_{}", super::key::random_base62(20)),
+            id: event_id(),
             customer_id: customer.clone(),
             environment: env,
             time: now,

@@ -26,8 +26,10 @@ async fn serves_validate_404_405_and_common_headers() {
     assert_eq!(body["key"]["environment"], "test");
 
     for (method, path, status, code) in [
-        ("GET", "/api/v1/keys/validate", 405, "method_not_allowed"),
-        ("DELETE", "/api/v1/keys/validate", 405, "method_not_allowed"),
+        ("PUT", "/api/v1/keys/validate", 405, "method_not_allowed"),
+        ("GET", "/api/v1/tokens/introspect", 405, "method_not_allowed"),
+        // As API Gateway routes it: GET and DELETE of /api/v1/keys/{prefix}, keyed.
+        ("GET", "/api/v1/keys/validate", 401, "missing_key"),
         ("GET", "/", 404, "not_found"),
         ("POST", "/api/v1/keys/validate/extra", 404, "not_found"),
         ("POST", "/api/v2/keys/validate", 404, "not_found"),

@@ -9,6 +9,7 @@ mod faults;
 mod gates;
 mod hardening;
 mod hostile;
+mod keymgmt;
 mod keys;
 mod load;
 mod local_api;
