@@ -38,6 +38,7 @@ pub mod ids;
 pub mod key;
 pub mod origin;
 pub mod ratelimit;
+pub mod signing_keys;
 pub mod time;
 pub mod token;
 
