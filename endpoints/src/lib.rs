@@ -42,6 +42,16 @@ endpoints!(
     list_unlocks,
 );
 
+/// The functions no route reaches (an AWS service invokes them), each from its crate's
+/// `FUNCTION`: the template, IAM and events checks cover them as they do the endpoints.
+pub static OTHER_FUNCTIONS: &[&hatched::endpoint::Function] = &[&rotate_signing_key::FUNCTION];
+
+/// What IAM needs of every function: the routed endpoints, the fallback's is its own crate's
+/// (pass it in), and [`OTHER_FUNCTIONS`].
+pub fn all_functions(fallback: &Endpoint) -> Vec<hatched::endpoint::Function> {
+    ENDPOINTS.iter().chain([&fallback]).map(|e| e.as_function()).chain(OTHER_FUNCTIONS.iter().map(|f| **f)).collect()
+}
+
 /// What API Gateway does with a method and path.
 pub fn route(method: &str, path: &str) -> Resolution<'static> {
     resolve(ENDPOINTS, method, path)

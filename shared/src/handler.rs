@@ -25,7 +25,12 @@ pub fn current_function() -> Option<&'static str> {
 
 /// Runs `fut` as a request of `endpoint`'s function.
 pub async fn serving<F: Future>(endpoint: &Endpoint, fut: F) -> F::Output {
-    FUNCTION.scope(endpoint.function, fut).await
+    serving_as(endpoint.function, fut).await
+}
+
+/// Runs `fut` as an invocation of the function `function` (one that no route reaches).
+pub async fn serving_as<F: Future>(function: &'static str, fut: F) -> F::Output {
+    FUNCTION.scope(function, fut).await
 }
 
 /// A keyed endpoint: `Authorization` is checked against the endpoint's access rule before

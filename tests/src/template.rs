@@ -91,7 +91,7 @@ impl Template {
 }
 
 /// What an endpoint declares, in the form of [`Template::actions`].
-pub fn declared(e: &hatched::endpoint::Endpoint) -> BTreeSet<String> {
+pub fn declared(e: &hatched::endpoint::Function) -> BTreeSet<String> {
     e.aws
         .iter()
         .flat_map(|g| match g.partitions {
@@ -104,7 +104,7 @@ pub fn declared(e: &hatched::endpoint::Endpoint) -> BTreeSet<String> {
 /// Where `template.yaml`'s policies and the functions' declared actions disagree, and, given
 /// what each function performed in the suite (`function → actions`), where the code does.
 pub fn policy_problems(
-    functions: &[&hatched::endpoint::Endpoint],
+    functions: &[hatched::endpoint::Function],
     performed: Option<&std::collections::BTreeMap<String, BTreeSet<String>>>,
 ) -> Vec<String> {
     let template = Template::load();

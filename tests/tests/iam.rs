@@ -6,12 +6,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hatched::endpoint::Endpoint;
+use hatched::endpoint::Function;
 use hatched_tests::calls::ACTIONS_FILE_ENV;
 use hatched_tests::template::policy_problems;
 
-fn functions() -> Vec<&'static Endpoint> {
-    endpoints::ENDPOINTS.iter().copied().chain([&fallback::ENDPOINT]).collect()
+fn functions() -> Vec<Function> {
+    endpoints::all_functions(&fallback::ENDPOINT)
 }
 
 fn performed() -> BTreeMap<String, BTreeSet<String>> {

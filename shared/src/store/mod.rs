@@ -6,6 +6,7 @@ mod customers;
 mod gates;
 mod keys;
 mod sessions;
+mod signing;
 mod table;
 
 use std::collections::HashMap;
@@ -40,6 +41,8 @@ pub mod partition {
     pub const SESSION: &str = "WS#";
     /// Rate-limit windows.
     pub const RATE_WINDOW: &str = "RL#";
+    /// The published public signing keys (no private material).
+    pub const SIGNING: &str = "SIGNING#";
 }
 
 /// The DynamoDB table every function shares.

@@ -11,9 +11,14 @@ use hatched_tests::template::{Template, policy_problems, repo_file};
 use hatched_tests::{Answer, Call, TestApp};
 use serde_yaml_ng::Value;
 
-/// Every function: the routed endpoints and the fallback.
+/// Every HTTP function: the routed endpoints and the fallback.
 fn all() -> Vec<&'static Endpoint> {
     ENDPOINTS.iter().copied().chain([&fallback::ENDPOINT]).collect()
+}
+
+/// Every function, routed or not (`endpoints::OTHER_FUNCTIONS`).
+fn every_function() -> Vec<hatched::endpoint::Function> {
+    endpoints::all_functions(&fallback::ENDPOINT)
 }
 
 /// (method, path, function) the template must route: each endpoint, the preflight of each
@@ -40,7 +45,7 @@ fn every_function_crate_is_an_endpoint_and_every_endpoint_a_crate() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    let listed: BTreeSet<String> = all().iter().map(|e| e.function.to_owned()).collect();
+    let listed: BTreeSet<String> = every_function().iter().map(|e| e.function.to_owned()).collect();
     assert!(
         dirs == listed,
         "functions/ without an entry in endpoints/src/lib.rs: {:?}; listed without a crate: {:?}",
@@ -64,7 +69,7 @@ fn template_routes_exactly_the_endpoints() {
 
 #[test]
 fn template_policies_grant_exactly_the_declared_actions() {
-    let problems = policy_problems(&all(), None);
+    let problems = policy_problems(&every_function(), None);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -110,6 +115,23 @@ fn every_function_has_sample_events() {
             if serde_json::from_str::<ApiGatewayV2httpRequest>(&text).is_err() {
                 problems.push(format!("{} is not an API Gateway event", file.path().display()));
             }
+        }
+    }
+    // The rotation function's events are the ones Secrets Manager sends, one per step.
+    for f in endpoints::OTHER_FUNCTIONS {
+        let dir = format!("{}/../events/{}", env!("CARGO_MANIFEST_DIR"), f.function);
+        let mut steps = BTreeSet::new();
+        for file in std::fs::read_dir(&dir).into_iter().flatten().filter_map(Result::ok) {
+            let text = std::fs::read_to_string(file.path()).unwrap();
+            match serde_json::from_str::<rotate_signing_key::RotationEvent>(&text) {
+                Ok(event) => {
+                    steps.insert(event.step);
+                }
+                Err(_) => problems.push(format!("{} is not a rotation event", file.path().display())),
+            }
+        }
+        if steps.len() != 4 {
+            problems.push(format!("events/{}/ needs one event per rotation step, has {steps:?}", f.function));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
