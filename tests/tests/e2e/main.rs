@@ -11,6 +11,7 @@ mod hostile;
 mod keys;
 mod load;
 mod local_api;
+mod rotation;
 mod routes;
 mod token_attacks;
 mod tokens;
