@@ -314,7 +314,8 @@ impl<T> Cache<T> {
         if let Some((value, _)) = held.as_ref().filter(|(_, at)| now.secs() - at.secs() < max_age) {
             return Ok(value.clone());
         }
-        match load().await {
+        // Boxed: the SDK futures are large, and a handler's future holds this one.
+        match Box::pin(load()).await {
             Ok(value) => {
                 let value = Arc::new(value);
                 *held = Some((value.clone(), now));
