@@ -393,3 +393,43 @@ async fn mint_embed_with(app: &App, key: &str) {
     assert_eq!(a.status, 201, "{}", a.body);
     let _ = mint_embed;
 }
+
+#[tokio::test]
+async fn a_secret_of_the_earlier_format_is_migrated_by_the_first_rotation() {
+    let (t, key) = setup().await;
+    // A secret as CloudFormation generates it: any string, its SHA-256 the one key's seed.
+    let name = format!("{}-legacy", secret(&t));
+    let config = hatched_tests::sdk_config().await;
+    let legacy = App::with_clients(
+        aws_sdk_dynamodb::Client::new(&config),
+        aws_sdk_secretsmanager::Client::new(&config),
+        hatched::app::Settings {
+            table: t.app.store.table().to_owned(),
+            signing_secret: Some(name.clone()),
+            data_key_secret: None,
+            issuer: t.app.issuer.clone(),
+        },
+    );
+    assert!(legacy.signer.create(&name, "AbCdEfGh0123456789legacy").await.unwrap());
+    let legacy_kid = hatched::signing::SigningKey::from_secret("AbCdEfGh0123456789legacy").unwrap().kid().to_owned();
+    let before = embed(&t, &legacy, &key, 300).await;
+    assert_eq!(kid(&before), legacy_kid, "minting functions read the earlier format");
+    let token = "0b3e4a53-1a9f-4c34-9d7e-000000000008";
+    for s in STEPS {
+        let mut e = event(&t, s, token);
+        e.secret_id = name.clone();
+        rotate_signing_key::handle(&legacy, e).await.unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
+    let set: Value =
+        serde_json::from_str(&legacy.signer.get(&name, Version::Stage(AWSCURRENT)).await.unwrap().unwrap()).unwrap();
+    let states: Vec<(&str, &str)> = set["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["kid"].as_str().unwrap(), k["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states.len(), 2);
+    assert_eq!(states[0], (legacy_kid.as_str(), "current"), "the same key keeps signing");
+    assert_eq!(states[1].1, "standby");
+    assert_eq!(introspect_with(&instance(&t).await, &before).await["active"], true);
+}
