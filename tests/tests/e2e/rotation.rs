@@ -433,3 +433,30 @@ async fn a_secret_of_the_earlier_format_is_migrated_by_the_first_rotation() {
     assert_eq!(states[1].1, "standby");
     assert_eq!(introspect_with(&instance(&t).await, &before).await["active"], true);
 }
+
+#[tokio::test]
+async fn hostile_rotation_events_are_errors_and_change_nothing() {
+    let (t, _) = setup().await;
+    let version = current_version(&t).await;
+    let token = "0b3e4a53-1a9f-4c34-9d7e-000000000009";
+    for (name, step_name, tok) in [
+        ("unknown step", "rotate", token),
+        ("empty step", "", token),
+        ("step in another case", "CreateSecret", token),
+        ("empty token", "createSecret", ""),
+    ] {
+        let mut e = event(&t, "create-secret", tok);
+        e.step = step_name.to_owned();
+        assert!(rotate_signing_key::handle(&t.app, e).await.is_err(), "{name}");
+    }
+    let mut other = event(&t, "create-secret", token);
+    other.secret_id = "arn:aws:secretsmanager:us-east-1:123456789012:secret:someone-else-AbCdEf".into();
+    assert!(matches!(
+        rotate_signing_key::handle(&t.app, other).await,
+        Err(rotate_signing_key::RotationError::OtherSecret)
+    ));
+    for s in ["set-secret", "test-secret", "finish-secret"] {
+        assert!(step(&t, s, token).await.is_err(), "{s} without a pending version");
+    }
+    assert_eq!(current_version(&t).await, version);
+}
