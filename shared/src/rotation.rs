@@ -154,7 +154,16 @@ async fn pending_set(app: &App, id: &str, token: &str) -> Result<KeySet, Signing
     parse_key_set(&value)
 }
 
+/// Whether the rotation `token` already finished (a retried step then has nothing to do).
+async fn finished(app: &App, id: &str, token: &str) -> Result<bool, SigningError> {
+    let stages = app.signer.stages(id).await?;
+    Ok(stages.get(token).is_some_and(|labels| labels.iter().any(|l| l == AWSCURRENT)))
+}
+
 async fn set_secret(app: &App, id: &str, token: &str) -> Result<String, SigningError> {
+    if finished(app, id, token).await? {
+        return Ok("version already current".into());
+    }
     let set = pending_set(app, id, token).await?;
     publish(app, &set).await
 }
@@ -178,6 +187,9 @@ pub async fn publish(app: &App, set: &KeySet) -> Result<String, SigningError> {
 }
 
 async fn test_secret(app: &App, id: &str, token: &str) -> Result<String, SigningError> {
+    if finished(app, id, token).await? {
+        return Ok("version already current".into());
+    }
     let set = pending_set(app, id, token).await?;
     // Every seed derives its kid (KeyRing checks the current one, public_keys all of them).
     public_keys(&set)?;
