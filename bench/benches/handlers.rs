@@ -61,9 +61,19 @@ fn respond(status: u16, body: Value) -> (u16, Value) {
 }
 
 fn app(c: Arc<Canned>, calls: Arc<AtomicUsize>) -> hatched::App {
+    // The published public key of the secret below ("bench", the one-key format).
+    let bench_key = hatched::signing::SigningKey::from_secret("bench").unwrap();
+    let published = json!({
+        "pk": { "S": "SIGNING#JWKS" }, "sk": { "S": "JWKS" }, "updated_at": { "N": "0" },
+        "keys": { "L": [{ "M": {
+            "kid": { "S": bench_key.kid() }, "x": { "S": bench_key.x() },
+            "state": { "S": "current" }, "published_at": { "N": "0" }
+        } }] }
+    });
     let dynamo = move |op: &str, body: &str| {
         calls.fetch_add(1, Ordering::Relaxed);
         match op {
+            "GetItem" if body.contains("SIGNING#") => respond(200, json!({ "Item": published })),
             "GetItem" if body.contains("KEY#") => respond(200, json!({ "Item": c.key_item })),
             "GetItem" if body.contains("WS#") => respond(200, json!({ "Item": c.session_item })),
             "GetItem" => respond(200, json!({ "Item": c.buddy_item })),

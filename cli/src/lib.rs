@@ -84,12 +84,24 @@ pub enum TableCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum SigningKeyCommand {
-    /// Create the secret with a random value if it does not exist.
+    /// Create the secret with a first key set (a current and a standby key) if it does not
+    /// exist, and publish its public keys.
     Create,
-    /// Put a new random version: it signs from now on; the old one still verifies.
-    Rotate,
-    /// Show the kids of the current and previous keys.
+    /// One rotation through the four steps of the rotation function: the standby signs, the
+    /// current key becomes previous, a fresh standby is published.
+    Rotate(RotateArgs),
+    /// The keys' kids, states and ages (never private material).
     Show,
+}
+
+#[derive(Args, Debug)]
+pub struct RotateArgs {
+    /// Promote a standby younger than 10 minutes (development and tests; logged).
+    #[arg(long, conflicts_with = "emergency")]
+    pub force: bool,
+    /// A leaked private key: retire the current key at once. Tokens it signed stop verifying.
+    #[arg(long)]
+    pub emergency: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -233,24 +245,50 @@ pub(crate) async fn create_buddy(app: &App, args: BuddyArgs) -> Result<Output> {
 }
 
 async fn signing_key(app: &App, cmd: SigningKeyCommand) -> Result<Output> {
-    let ring = match cmd {
-        SigningKeyCommand::Create => {
-            let created = app.signer.create_secret().await?;
-            let ring = app.signer.ring().await?;
-            let text = if created { "signing secret created" } else { "signing secret already exists" };
-            return Ok(Output::new(
-                json!({ "created": created, "kid": ring.current.kid() }),
-                format!("{text}; current kid {}", ring.current.kid()),
-            ));
-        }
-        SigningKeyCommand::Rotate => app.signer.rotate().await?,
-        SigningKeyCommand::Show => app.signer.ring().await?,
+    use hatched::domain::signing_keys::RotationMode;
+    let keys_text = |keys: &[hatched::rotation::KeyView]| -> String {
+        keys.iter()
+            .map(|k| {
+                let age = k.published_secs_ago.map_or("unpublished".to_owned(), |s| format!("published {s} s ago"));
+                format!("  {} {} ({age})", k.kid, k.state)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     };
-    let previous = ring.previous.as_ref().map(|k| k.kid().to_owned());
-    Ok(Output::new(
-        json!({ "kid": ring.current.kid(), "previous_kid": previous }),
-        format!("current kid {} (previous {})", ring.current.kid(), previous.as_deref().unwrap_or("none")),
-    ))
+    match cmd {
+        SigningKeyCommand::Create => {
+            let created = hatched::rotation::create_first(app).await?;
+            let (kid, keys) = hatched::rotation::show(app).await?;
+            let text = if created { "signing key set created" } else { "signing secret already exists" };
+            Ok(Output::new(
+                json!({ "created": created, "kid": kid, "keys": keys }),
+                format!("{text}; current kid {kid}\n{}", keys_text(&keys)),
+            ))
+        }
+        SigningKeyCommand::Rotate(args) => {
+            let mode = match (args.force, args.emergency) {
+                (_, true) => RotationMode::Emergency,
+                (true, false) => RotationMode::Force,
+                (false, false) => RotationMode::Scheduled,
+            };
+            let rotated = hatched::rotation::rotate(app, mode).await?;
+            let previous: Vec<&str> = rotated
+                .keys
+                .iter()
+                .filter(|k| k.state == hatched::domain::signing_keys::KeyState::Previous)
+                .map(|k| k.kid.as_str())
+                .collect();
+            let text = format!("{}; current kid {}\n{}", rotated.outcome, rotated.kid, keys_text(&rotated.keys));
+            Ok(Output::new(
+                json!({ "kid": rotated.kid, "previous_kids": previous, "outcome": rotated.outcome, "keys": rotated.keys }),
+                text,
+            ))
+        }
+        SigningKeyCommand::Show => {
+            let (kid, keys) = hatched::rotation::show(app).await?;
+            Ok(Output::new(json!({ "kid": kid, "keys": keys }), format!("current kid {kid}\n{}", keys_text(&keys))))
+        }
+    }
 }
 
 async fn revoke_sessions(app: &App, args: SessionsRevokeArgs) -> Result<Output> {

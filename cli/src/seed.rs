@@ -131,7 +131,7 @@ pub async fn demo(app: &App, customer: &str) -> Result<Demo> {
 /// `hatchctl seed-demo`: table, signing key and the demo world, as JSON.
 pub async fn seed_demo(app: &App, customer: &str) -> Result<crate::Output> {
     app.store.create_table().await?;
-    app.signer.create_secret().await?;
+    hatched::rotation::create_first(app).await?;
     app.sealer.create_secret().await?;
     let demo = demo(app, customer).await.context("seeding the demo world")?;
     let json = serde_json::to_value(&demo)?;

@@ -8,7 +8,7 @@
 //! of those is missing.
 
 use base64::Engine;
-use hatched::endpoint::{Endpoint, Handler, Resolution, Worker, resolve};
+use hatched::endpoint::{Endpoint, Handler, Resolution, resolve};
 use hatched::lambda_http::aws_lambda_events::apigw::{ApiGatewayV2CustomAuthorizerV2Request, ApiGatewayV2httpRequest};
 use serde_json::{Map, Value, json};
 
@@ -51,8 +51,15 @@ endpoints!(
     revoke_widget_sessions,
 );
 
-/// The functions no route calls directly.
-pub static WORKERS: &[&Worker] = &[&authorize::WORKER];
+/// The functions no route reaches (an AWS service invokes them), each from its crate's
+/// `FUNCTION`: the template, IAM and events checks cover them as they do the endpoints.
+pub static OTHER_FUNCTIONS: &[&hatched::endpoint::Function] = &[&authorize::FUNCTION, &rotate_signing_key::FUNCTION];
+
+/// What IAM needs of every function: the routed endpoints, the fallback's is its own crate's
+/// (pass it in), and [`OTHER_FUNCTIONS`].
+pub fn all_functions(fallback: &Endpoint) -> Vec<hatched::endpoint::Function> {
+    ENDPOINTS.iter().chain([&fallback]).map(|e| e.as_function()).chain(OTHER_FUNCTIONS.iter().map(|f| **f)).collect()
+}
 
 /// What API Gateway does with a method and path.
 pub fn route(method: &str, path: &str) -> Resolution<'static> {

@@ -14,7 +14,7 @@ use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider:
 use crate::domain::ratelimit::IpBlock;
 use crate::domain::time::Clock;
 use crate::sealing::Sealer;
-use crate::signing::Signer;
+use crate::signing::{Signer, Verifier};
 use crate::store::Store;
 
 /// Environment variable naming the DynamoDB table.
@@ -78,8 +78,11 @@ impl TlsRoots {
 pub struct App {
     pub store: Store,
     pub clock: Clock,
-    /// Signing keys, fetched on first use (functions that never sign never fetch).
+    /// Signing keys (the private key set in Secrets Manager), fetched on first use: only the
+    /// minting functions and the rotation use it.
     pub signer: Arc<Signer>,
+    /// The published public keys (from the table), for `jwks` and `introspect-token`.
+    pub verifier: Arc<Verifier>,
     /// The data key for HMAC secrets at rest, fetched on first use.
     pub sealer: Arc<Sealer>,
     /// Source IPs over their anonymous limit, as this instance has seen.
@@ -156,8 +159,10 @@ impl App {
         settings: Settings,
     ) -> App {
         let clock = Clock::default();
+        let store = Store::new(dynamo, settings.table);
         App {
-            store: Store::new(dynamo, settings.table),
+            verifier: Arc::new(Verifier::new(store.clone(), clock.clone())),
+            store,
             signer: Arc::new(Signer::new(secrets.clone(), settings.signing_secret, clock.clone())),
             sealer: Arc::new(Sealer::new(secrets, settings.data_key_secret)),
             ip_block: Arc::default(),

@@ -38,12 +38,22 @@ pub struct Endpoint {
     pub aws: &'static [Grant],
 }
 
-/// A function no route calls directly (API Gateway's authorizer, Secrets Manager's rotation):
-/// its name and what it may do in AWS, checked against the template like an endpoint's.
-#[derive(Debug, Clone, Copy)]
-pub struct Worker {
+/// A function that no route reaches (an AWS service invokes it, e.g. Secrets Manager's
+/// rotation): its crate and AWS grants, listed beside the endpoints
+/// (`endpoints::OTHER_FUNCTIONS`) so the template, IAM and events checks cover it too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Function {
+    /// The function crate under `functions/`, which is also its binary's name.
     pub function: &'static str,
+    /// As [`Endpoint::aws`].
     pub aws: &'static [Grant],
+}
+
+impl Endpoint {
+    /// What IAM needs to know of it.
+    pub const fn as_function(&self) -> Function {
+        Function { function: self.function, aws: self.aws }
+    }
 }
 
 /// One IAM action, and the partitions it is limited to (none for Secrets Manager).
@@ -84,6 +94,9 @@ pub mod aws {
     pub const UPDATE_ITEM: &str = "dynamodb:UpdateItem";
     pub const CONDITION_CHECK_ITEM: &str = "dynamodb:ConditionCheckItem";
     pub const GET_SECRET_VALUE: &str = "secretsmanager:GetSecretValue";
+    pub const PUT_SECRET_VALUE: &str = "secretsmanager:PutSecretValue";
+    pub const DESCRIBE_SECRET: &str = "secretsmanager:DescribeSecret";
+    pub const UPDATE_SECRET_VERSION_STAGE: &str = "secretsmanager:UpdateSecretVersionStage";
 }
 
 /// Matches a concrete path against a template, returning the parameters by name.

@@ -214,7 +214,7 @@ impl From<SigningError> for ApiError {
     fn from(e: SigningError) -> ApiError {
         match e {
             SigningError::Aws(aws) => aws.into(),
-            SigningError::Broken(why) => ApiError::Internal(why),
+            SigningError::Broken(why) | SigningError::Refused(why) => ApiError::Internal(why),
         }
     }
 }

@@ -49,7 +49,8 @@ where
         };
         let (prefix, rate) = (caller.record.prefix.clone(), caller.rate.clone());
         let held = caller.clone();
-        let response = match story(caller, req).await {
+        // Boxed, as the story's SDK futures are large: a handler's future stays small.
+        let response = match Box::pin(story(caller, req)).await {
             Ok(body) => Ok(Reply::new(&ctx).with_rate(Some(&rate)).json(endpoint.status, &body)),
             // A refused signature must not spend the key's budget (API.md "Keys").
             Err(error @ ApiError::InvalidUserSignature) => Err(app.refuse_for_key(&held, &ctx, error).await),
@@ -75,7 +76,7 @@ where
 {
     serving(endpoint.function, async move {
         let ctx = RequestCtx::of(&req);
-        let (window, result) = futures::join!(app.count_anonymous(&ctx), story(req));
+        let (window, result) = futures::join!(app.count_anonymous(&ctx), Box::pin(story(req)));
         let response = match (window, result) {
             (Err(error), _) | (_, Err(error)) => Err(error.into()),
             (Ok(ip), _) if !ip.allowed => Err(ApiError::RateLimited { retry_after_secs: ip.reset_in_secs }.into()),

@@ -1,8 +1,13 @@
-//! Ed25519 signing keys from Secrets Manager. The secret's value is any string (what
-//! CloudFormation generates); its SHA-256 is the Ed25519 seed, and the `kid` is the RFC 7638
-//! thumbprint of the public key. `AWSCURRENT` signs; `AWSPREVIOUS` still verifies, so a
-//! `PutSecretValue` rotation never breaks a token already handed out.
+//! Ed25519 signing keys. The signing secret (Secrets Manager) holds the whole key set
+//! (`domain::signing_keys::KeySet`, JSON: kid, private seed, state, times) in one version, so
+//! a minting function loads it with one `GetSecretValue` (`AWSCURRENT`) per cold start and
+//! signs with its current key. The public half is published in the table
+//! (`store::partition::SIGNING`); `jwks` and `introspect-token` read only that ([`Verifier`])
+//! and hold no private material. The rotation (`crate::rotation`) moves keys through their
+//! states with the Secrets Manager calls below. A secret that is not JSON is a key set of the
+//! earlier format: any string, whose SHA-256 is the seed of the one current key.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
@@ -17,26 +22,45 @@ use tokio::sync::Mutex;
 
 use crate::aws::{AwsFailure, classify};
 use crate::domain::UnixTime;
+use crate::domain::signing_keys::{KeyEntry, KeySet, KeyState, PublishedKey, PublishedKeys};
 use crate::domain::time::Clock;
 use crate::domain::token::{EMBED_AUDIENCE, SESSION_AUDIENCE, TokenClaims};
+use crate::store::{Store, StoreError};
 
 /// Why keys could not be loaded or used.
 #[derive(Debug, thiserror::Error)]
 pub enum SigningError {
-    /// Secrets Manager unreachable, throttling or refusing.
+    /// Secrets Manager or DynamoDB unreachable, throttling or refusing.
     #[error(transparent)]
     Aws(#[from] AwsFailure),
     /// Missing configuration or unusable key material: a deployment bug.
     #[error("signing keys: {0}")]
     Broken(String),
+    /// An operator request refused (for example a promotion that must wait).
+    #[error("{0}")]
+    Refused(String),
 }
 
-/// Keys are re-read from Secrets Manager at most this often…
+impl From<StoreError> for SigningError {
+    fn from(e: StoreError) -> SigningError {
+        match e {
+            StoreError::Aws(aws) => SigningError::Aws(aws),
+            other => SigningError::Broken(other.to_string()),
+        }
+    }
+}
+
+/// Keys are re-read at most this often…
 pub const REFRESH_SECS: i64 = 300;
 /// …or sooner when a token names a kid we do not know, but no more often than this.
 pub const UNKNOWN_KID_REFRESH_SECS: i64 = 30;
 
-/// One Ed25519 key, derived from a secret string.
+/// Secrets Manager's staging labels.
+pub const AWSCURRENT: &str = "AWSCURRENT";
+pub const AWSPENDING: &str = "AWSPENDING";
+pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
+
+/// One Ed25519 key pair.
 pub struct SigningKey {
     kid: String,
     x: String,
@@ -50,58 +74,192 @@ impl std::fmt::Debug for SigningKey {
     }
 }
 
+fn broken(what: impl std::fmt::Display) -> SigningError {
+    SigningError::Broken(what.to_string())
+}
+
+/// RFC 7638 thumbprint of an Ed25519 public key (base64url `x`): members in lexicographic
+/// order, no whitespace.
+fn thumbprint(x: &str) -> String {
+    let members = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+    URL_SAFE_NO_PAD.encode(Sha256::digest(members.as_bytes()))
+}
+
 impl SigningKey {
-    pub fn from_secret(secret: &str) -> Result<SigningKey, SigningError> {
-        let seed = Sha256::digest(secret.as_bytes());
-        let internal = |what: &str| SigningError::Broken(format!("deriving the signing key: {what}"));
-        let pair = Ed25519KeyPair::from_seed_unchecked(&seed).map_err(|_| internal("seed rejected"))?;
+    pub fn from_seed(seed: &[u8]) -> Result<SigningKey, SigningError> {
+        let internal = |what: &str| broken(format!("deriving the signing key: {what}"));
+        let pair = Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| internal("seed rejected"))?;
         let pkcs8 = pair.to_pkcs8().map_err(|_| internal("pkcs8"))?;
         let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
-        // RFC 7638 thumbprint: members in lexicographic order, no whitespace.
-        let thumbprint = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
-        let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(thumbprint.as_bytes()));
+        let kid = thumbprint(&x);
         let decoding = DecodingKey::from_ed_components(&x).map_err(|_| internal("public key"))?;
         Ok(SigningKey { kid, x, encoding: EncodingKey::from_ed_der(pkcs8.as_ref()), decoding })
+    }
+
+    /// The earlier format: any string, whose SHA-256 is the seed.
+    pub fn from_secret(secret: &str) -> Result<SigningKey, SigningError> {
+        SigningKey::from_seed(&Sha256::digest(secret.as_bytes()))
+    }
+
+    /// The key of a set entry; its stored kid must be the key's own.
+    pub fn from_entry(entry: &KeyEntry) -> Result<SigningKey, SigningError> {
+        let seed = URL_SAFE_NO_PAD
+            .decode(&entry.seed)
+            .map_err(|_| broken(format!("key {}: seed is not base64url", entry.kid)))?;
+        if seed.len() != 32 {
+            return Err(broken(format!("key {}: seed is not 32 bytes", entry.kid)));
+        }
+        let key = SigningKey::from_seed(&seed)?;
+        if key.kid != entry.kid {
+            return Err(broken(format!("key {}: the seed derives another kid", entry.kid)));
+        }
+        Ok(key)
+    }
+
+    /// A new key from the OS generator, as a standby entry of a set.
+    pub fn generate(now: UnixTime) -> Result<KeyEntry, SigningError> {
+        let mut seed = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut seed).map_err(|_| broken("the OS random generator failed"))?;
+        let key = SigningKey::from_seed(&seed)?;
+        Ok(KeyEntry {
+            kid: key.kid,
+            seed: URL_SAFE_NO_PAD.encode(seed),
+            state: KeyState::Standby,
+            created_at: now.secs(),
+            current_since: None,
+            stopped_at: None,
+        })
     }
 
     pub fn kid(&self) -> &str {
         &self.kid
     }
 
+    pub fn x(&self) -> &str {
+        &self.x
+    }
+
     pub fn jwk(&self) -> Value {
-        json!({ "kty": "OKP", "crv": "Ed25519", "x": self.x, "kid": self.kid, "use": "sig", "alg": "EdDSA" })
+        jwk(&self.kid, &self.x)
     }
 
     pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, SigningError> {
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some("JWT".to_owned());
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| SigningError::Broken(format!("signing: {e}")))
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| broken(format!("signing: {e}")))
     }
 }
 
-/// The keys that may have signed a live token: current (signs) and previous (verifies).
+fn jwk(kid: &str, x: &str) -> Value {
+    json!({ "kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "use": "sig", "alg": "EdDSA" })
+}
+
+/// Parses a secret value: a key set (JSON), or the earlier format (one current key).
+pub fn parse_key_set(secret: &str) -> Result<KeySet, SigningError> {
+    if secret.trim_start().starts_with('{') {
+        let set: KeySet = serde_json::from_str(secret).map_err(|e| broken(format!("key set: {e}")))?;
+        set.validate().map_err(|e| broken(format!("key set: {e}")))?;
+        return Ok(set);
+    }
+    Ok(KeySet {
+        version: crate::domain::signing_keys::KEY_SET_VERSION,
+        keys: vec![legacy_entry(secret, KeyState::Current)?],
+    })
+}
+
+/// A key of the earlier format as a set entry.
+pub fn legacy_entry(secret: &str, state: KeyState) -> Result<KeyEntry, SigningError> {
+    let seed = Sha256::digest(secret.as_bytes());
+    let key = SigningKey::from_seed(&seed)?;
+    Ok(KeyEntry {
+        kid: key.kid,
+        seed: URL_SAFE_NO_PAD.encode(seed),
+        state,
+        created_at: 0,
+        current_since: None,
+        stopped_at: None,
+    })
+}
+
+/// The public keys of a set, ready to publish.
+pub fn public_keys(set: &KeySet) -> Result<Vec<(String, String, KeyState)>, SigningError> {
+    set.keys.iter().map(|e| SigningKey::from_entry(e).map(|k| (k.kid, k.x, e.state))).collect()
+}
+
+/// What a minting function holds: the key that signs, from the set in `AWSCURRENT`.
 #[derive(Debug)]
 pub struct KeyRing {
     pub current: SigningKey,
-    pub previous: Option<SigningKey>,
+    pub set: KeySet,
 }
 
 impl KeyRing {
-    fn find(&self, kid: &str) -> Option<&SigningKey> {
-        std::iter::once(&self.current).chain(self.previous.as_ref()).find(|k| k.kid == kid)
+    pub fn from_set(set: KeySet) -> Result<KeyRing, SigningError> {
+        let entry = set.current().ok_or_else(|| broken("the key set has no current key"))?;
+        Ok(KeyRing { current: SigningKey::from_entry(entry)?, set })
+    }
+}
+
+/// Public keys that verify tokens: the published set (no private material).
+#[derive(Debug)]
+pub struct PublicKeys {
+    keys: Vec<(PublishedKey, DecodingKey)>,
+}
+
+impl PublicKeys {
+    pub fn from_published(published: &PublishedKeys) -> Result<PublicKeys, SigningError> {
+        let keys = published
+            .keys
+            .iter()
+            .map(|k| {
+                let decoding =
+                    DecodingKey::from_ed_components(&k.x).map_err(|_| broken(format!("public key {}", k.kid)))?;
+                Ok((k.clone(), decoding))
+            })
+            .collect::<Result<_, SigningError>>()?;
+        Ok(PublicKeys { keys })
     }
 
+    /// These keys as current keys published long ago (tests, benchmarks).
+    pub fn of(keys: &[&SigningKey]) -> PublicKeys {
+        PublicKeys {
+            keys: keys
+                .iter()
+                .map(|k| {
+                    let published =
+                        PublishedKey { kid: k.kid.clone(), x: k.x.clone(), state: KeyState::Current, published_at: 0 };
+                    (published, k.decoding.clone())
+                })
+                .collect(),
+        }
+    }
+
+    fn find(&self, kid: &str) -> Option<&(PublishedKey, DecodingKey)> {
+        self.keys.iter().find(|(k, _)| k.kid == kid)
+    }
+
+    /// Whether a token names a key these keys may verify (a standby may have been promoted
+    /// since they were read: worth a refresh, as an unknown kid is).
+    fn settled(&self, kid: &str) -> bool {
+        self.find(kid).is_some_and(|(k, _)| k.state != KeyState::Standby)
+    }
+
+    pub fn kids(&self) -> Vec<(&str, KeyState)> {
+        self.keys.iter().map(|(k, _)| (k.kid.as_str(), k.state)).collect()
+    }
+
+    /// The JWK Set: current, previous and standby keys.
     pub fn jwks(&self) -> Value {
-        let keys: Vec<Value> =
-            std::iter::once(&self.current).chain(self.previous.as_ref()).map(SigningKey::jwk).collect();
+        let keys: Vec<Value> = self.keys.iter().map(|(k, _)| jwk(&k.kid, &k.x)).collect();
         json!({ "keys": keys })
     }
 
     /// Verifies signature, algorithm (EdDSA only, never from the token), issuer and audience,
-    /// then the claim shape of the token's kind. Time is checked by the caller's clock.
+    /// then the claim shape of the token's kind, then that the key may have signed it (a
+    /// standby only tokens issued after it could sign). Time is checked by the caller's clock.
     pub fn verify(&self, token: &str, issuer: &str) -> Option<TokenClaims> {
-        let key = self.find(&token_kid(token)?)?;
+        let (key, decoding) = self.find(&token_kid(token)?)?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.validate_exp = false;
         validation.validate_nbf = false;
@@ -109,8 +267,21 @@ impl KeyRing {
         validation.set_audience(&[SESSION_AUDIENCE, EMBED_AUDIENCE]);
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "aud", "iss", "sub"]);
-        let data = jsonwebtoken::decode::<Value>(token, &key.decoding, &validation).ok()?;
-        TokenClaims::from_json(data.claims)
+        let data = jsonwebtoken::decode::<Value>(token, decoding, &validation).ok()?;
+        let claims = TokenClaims::from_json(data.claims)?;
+        key.may_have_signed(claims.issued_at()).then_some(claims)
+    }
+
+    /// Verifies a signature alone (the rotation's `testSecret`).
+    pub fn verify_signature(&self, token: &str) -> bool {
+        let Some((_, decoding)) = token_kid(token).and_then(|kid| self.find(&kid)) else {
+            return false;
+        };
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims::<&str>(&[]);
+        jsonwebtoken::decode::<Value>(token, decoding, &validation).is_ok()
     }
 }
 
@@ -120,30 +291,69 @@ fn token_kid(token: &str) -> Option<String> {
     (header.alg == Algorithm::EdDSA).then_some(header.kid?)
 }
 
-/// Loads the key ring from Secrets Manager on first use and refreshes it in the background
-/// of requests: at most every [`REFRESH_SECS`], or on an unknown kid.
+/// A value cached per instance, refreshed at most every [`REFRESH_SECS`], or every
+/// [`UNKNOWN_KID_REFRESH_SECS`] on demand; a failed refresh keeps what is held.
+#[derive(Debug)]
+struct Cache<T> {
+    clock: Clock,
+    held: Mutex<Option<(Arc<T>, UnixTime)>>,
+}
+
+impl<T> Cache<T> {
+    fn new(clock: Clock) -> Cache<T> {
+        Cache { clock, held: Mutex::new(None) }
+    }
+
+    async fn get<F, Fut>(&self, max_age: i64, load: F) -> Result<Arc<T>, SigningError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SigningError>>,
+    {
+        let now = self.clock.now();
+        let mut held = self.held.lock().await;
+        if let Some((value, _)) = held.as_ref().filter(|(_, at)| now.secs() - at.secs() < max_age) {
+            return Ok(value.clone());
+        }
+        // Boxed: the SDK futures are large, and a handler's future holds this one.
+        match Box::pin(load()).await {
+            Ok(value) => {
+                let value = Arc::new(value);
+                *held = Some((value.clone(), now));
+                Ok(value)
+            }
+            Err(e) => match held.as_ref() {
+                Some((value, _)) => {
+                    tracing::warn!(cause = %e, "signing keys not refreshed");
+                    Ok(value.clone())
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    async fn clear(&self) {
+        *self.held.lock().await = None;
+    }
+}
+
+/// The minting functions' keys: the set in `AWSCURRENT`, loaded on first use (one
+/// `GetSecretValue`) and refreshed at most every [`REFRESH_SECS`]. Also the Secrets Manager
+/// calls of the rotation.
 #[derive(Debug)]
 pub struct Signer {
     client: Client,
     secret_id: Option<String>,
-    clock: Clock,
-    cache: Mutex<Option<Cached>>,
-}
-
-#[derive(Debug, Clone)]
-struct Cached {
-    ring: Arc<KeyRing>,
-    loaded_at: UnixTime,
+    cache: Cache<KeyRing>,
 }
 
 impl Signer {
     pub fn new(client: Client, secret_id: Option<String>, clock: Clock) -> Signer {
-        Signer { client, secret_id, clock, cache: Mutex::new(None) }
+        Signer { client, secret_id, cache: Cache::new(clock) }
     }
 
     /// Loads the keys ahead of the first request (DESIGN.md: once per cold start), so a
-    /// function that signs or verifies answers its first request as fast as later ones. A
-    /// failure is only logged: the first request tries again and answers 503 if it must.
+    /// function that signs answers its first request as fast as later ones. A failure is only
+    /// logged: the first request tries again and answers 503 if it must.
     pub async fn preload(&self) {
         if let Err(e) = self.ring().await {
             tracing::warn!(cause = %e, "signing keys not loaded at start");
@@ -152,95 +362,164 @@ impl Signer {
 
     /// The current ring, loading or refreshing it when due.
     pub async fn ring(&self) -> Result<Arc<KeyRing>, SigningError> {
-        self.ring_fresher_than(REFRESH_SECS).await
-    }
-
-    /// The ring able to verify `kid` if Secrets Manager knows it (refreshes at most every
-    /// [`UNKNOWN_KID_REFRESH_SECS`], so unknown kids cannot be used to hammer the secret).
-    pub async fn ring_for(&self, token: &str) -> Result<Arc<KeyRing>, SigningError> {
-        let ring = self.ring().await?;
-        match token_kid(token) {
-            Some(kid) if ring.find(&kid).is_none() => self.ring_fresher_than(UNKNOWN_KID_REFRESH_SECS).await,
-            _ => Ok(ring),
-        }
-    }
-
-    async fn ring_fresher_than(&self, max_age: i64) -> Result<Arc<KeyRing>, SigningError> {
-        let now = self.clock.now();
-        let mut cache = self.cache.lock().await;
-        if let Some(c) = cache.as_ref().filter(|c| now.secs() - c.loaded_at.secs() < max_age) {
-            return Ok(c.ring.clone());
-        }
-        match self.load().await {
-            Ok(ring) => {
-                let ring = Arc::new(ring);
-                *cache = Some(Cached { ring: ring.clone(), loaded_at: now });
-                Ok(ring)
-            }
-            // Keep serving the keys we have if a refresh fails; fail only with none.
-            Err(e) => match cache.as_ref() {
-                Some(c) => {
-                    tracing::warn!(cause = %e, "signing keys not refreshed");
-                    Ok(c.ring.clone())
-                }
-                None => Err(e),
-            },
-        }
-    }
-
-    /// Operators: creates the secret with a random value unless it exists. Returns whether
-    /// it was created.
-    pub async fn create_secret(&self) -> Result<bool, SigningError> {
-        let id = self.secret_id()?;
-        let result =
-            self.client.create_secret().name(id).secret_string(crate::domain::key::random_base62(64)).send().await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_exists_exception()) => Ok(false),
-            Err(e) => Err(classify("secretsmanager:CreateSecret", e).into()),
-        }
-    }
-
-    /// Operators: puts a new random version. Secrets Manager moves `AWSCURRENT` to it and
-    /// `AWSPREVIOUS` to the version that was current. Returns the new ring (cache reset).
-    pub async fn rotate(&self) -> Result<Arc<KeyRing>, SigningError> {
-        let id = self.secret_id()?;
-        self.client
-            .put_secret_value()
-            .secret_id(id)
-            .secret_string(crate::domain::key::random_base62(64))
-            .send()
+        self.cache
+            .get(REFRESH_SECS, || async {
+                let id = self.secret_id()?;
+                let value = self
+                    .get(id, Version::Stage(AWSCURRENT))
+                    .await?
+                    .ok_or_else(|| broken("the signing secret has no AWSCURRENT version"))?;
+                KeyRing::from_set(parse_key_set(&value)?)
+            })
             .await
-            .map_err(|e| classify("secretsmanager:PutSecretValue", e))?;
-        *self.cache.lock().await = None;
-        self.ring().await
+    }
+
+    /// Forgets the cached keys (after this instance rotated them).
+    pub async fn invalidate(&self) {
+        self.cache.clear().await;
     }
 
     pub fn secret_name(&self) -> Option<&str> {
         self.secret_id.as_deref()
     }
 
-    fn secret_id(&self) -> Result<&str, SigningError> {
-        self.secret_id.as_deref().ok_or_else(|| SigningError::Broken("HATCHED_SIGNING_SECRET is not set".into()))
+    pub fn secret_id(&self) -> Result<&str, SigningError> {
+        self.secret_id.as_deref().ok_or_else(|| broken("HATCHED_SIGNING_SECRET is not set"))
     }
 
-    async fn load(&self) -> Result<KeyRing, SigningError> {
-        let id = self.secret_id()?;
-        let (current, previous) = futures::join!(self.fetch(id, "AWSCURRENT"), self.fetch(id, "AWSPREVIOUS"));
-        let current =
-            current?.ok_or_else(|| SigningError::Broken("the signing secret has no AWSCURRENT version".into()))?;
-        Ok(KeyRing {
-            current: SigningKey::from_secret(&current)?,
-            previous: previous?.map(|p| SigningKey::from_secret(&p)).transpose()?,
-        })
-    }
-
-    async fn fetch(&self, id: &str, stage: &str) -> Result<Option<String>, SigningError> {
-        match self.client.get_secret_value().secret_id(id).version_stage(stage).send().await {
+    /// The value of a version, or `None` if there is none (or it has no value yet).
+    pub async fn get(&self, id: &str, version: Version<'_>) -> Result<Option<String>, SigningError> {
+        let request = self.client.get_secret_value().secret_id(id);
+        let request = match version {
+            Version::Stage(stage) => request.version_stage(stage),
+            Version::Id(vid, stage) => request.version_id(vid).version_stage(stage),
+        };
+        match request.send().await {
             Ok(out) => Ok(out.secret_string),
             Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => Ok(None),
             Err(e) => Err(classify("secretsmanager:GetSecretValue", e).into()),
         }
+    }
+
+    /// Creates the secret with this value; `false` if it exists already.
+    pub async fn create(&self, id: &str, value: &str) -> Result<bool, SigningError> {
+        match self.client.create_secret().name(id).secret_string(value).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_exists_exception()) => Ok(false),
+            Err(e) => Err(classify("secretsmanager:CreateSecret", e).into()),
+        }
+    }
+
+    /// Every version and its staging labels.
+    pub async fn stages(&self, id: &str) -> Result<HashMap<String, Vec<String>>, SigningError> {
+        let out = self
+            .client
+            .describe_secret()
+            .secret_id(id)
+            .send()
+            .await
+            .map_err(|e| classify("secretsmanager:DescribeSecret", e))?;
+        Ok(out.version_ids_to_stages.unwrap_or_default())
+    }
+
+    /// Puts `value` as version `token`, staged `AWSPENDING` only.
+    pub async fn put_pending(&self, id: &str, token: &str, value: &str) -> Result<(), SigningError> {
+        self.client
+            .put_secret_value()
+            .secret_id(id)
+            .client_request_token(token)
+            .secret_string(value)
+            .version_stages(AWSPENDING)
+            .send()
+            .await
+            .map_err(|e| classify("secretsmanager:PutSecretValue", e))?;
+        Ok(())
+    }
+
+    /// Moves `stage` to version `to` (from `from`, where it is now), or only removes it from
+    /// `from` when `to` is `None`.
+    pub async fn move_stage(
+        &self,
+        id: &str,
+        stage: &str,
+        to: Option<&str>,
+        from: Option<&str>,
+    ) -> Result<(), SigningError> {
+        self.client
+            .update_secret_version_stage()
+            .secret_id(id)
+            .version_stage(stage)
+            .set_move_to_version_id(to.map(str::to_owned))
+            .set_remove_from_version_id(from.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| classify("secretsmanager:UpdateSecretVersionStage", e))?;
+        Ok(())
+    }
+}
+
+/// Which version of a secret to read.
+#[derive(Debug, Clone, Copy)]
+pub enum Version<'a> {
+    Stage(&'a str),
+    /// A version id, which must also carry this label.
+    Id(&'a str, &'a str),
+}
+
+/// The verifying functions' keys: the published public set from the table (one `GetItem`),
+/// refreshed at most every [`REFRESH_SECS`], or every [`UNKNOWN_KID_REFRESH_SECS`] when a token
+/// names a kid it does not know (or a standby that may have been promoted since).
+#[derive(Debug)]
+pub struct Verifier {
+    store: Store,
+    cache: Cache<PublicKeys>,
+}
+
+impl Verifier {
+    pub fn new(store: Store, clock: Clock) -> Verifier {
+        Verifier { store, cache: Cache::new(clock) }
+    }
+
+    /// Loads the public keys during init; a failure is only logged.
+    pub async fn preload(&self) {
+        if let Err(e) = self.keys().await {
+            tracing::warn!(cause = %e, "public signing keys not loaded at start");
+        }
+    }
+
+    pub async fn keys(&self) -> Result<Arc<PublicKeys>, SigningError> {
+        self.fresher_than(REFRESH_SECS).await
+    }
+
+    /// Verifies `token` (see [`PublicKeys::verify`]). When the held keys refuse it and it names
+    /// a kid they do not know, or one they hold as standby (it may have been promoted early,
+    /// in an emergency), the keys are read again (at most every [`UNKNOWN_KID_REFRESH_SECS`],
+    /// so garbage kids cannot hammer the table) and asked once more.
+    pub async fn verify(&self, token: &str, issuer: &str) -> Result<Option<TokenClaims>, SigningError> {
+        let keys = self.keys().await?;
+        if let Some(claims) = keys.verify(token, issuer) {
+            return Ok(Some(claims));
+        }
+        match token_kid(token) {
+            Some(kid) if !keys.settled(&kid) => {
+                Ok(self.fresher_than(UNKNOWN_KID_REFRESH_SECS).await?.verify(token, issuer))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    pub async fn invalidate(&self) {
+        self.cache.clear().await;
+    }
+
+    async fn fresher_than(&self, max_age: i64) -> Result<Arc<PublicKeys>, SigningError> {
+        self.cache
+            .get(max_age, || async {
+                let published =
+                    self.store.published_keys().await?.ok_or_else(|| broken("no signing keys are published"))?;
+                PublicKeys::from_published(&published)
+            })
+            .await
     }
 }
 
@@ -258,8 +537,7 @@ mod tests {
         assert_eq!(a.jwk()["x"].as_str().unwrap().len(), 43);
     }
 
-    #[test]
-    fn sign_then_verify_and_refuse_other_keys() {
+    fn claims() -> crate::domain::token::EmbedClaims {
         use crate::domain::token::{EmbedClaims, Subject};
         use crate::domain::*;
         let who = Subject {
@@ -268,17 +546,56 @@ mod tests {
             buddy: BuddyId::parse("b").unwrap(),
             user: UserId::parse("u").unwrap(),
         };
-        let ring = KeyRing {
-            current: SigningKey::from_secret("now").unwrap(),
-            previous: Some(SigningKey::from_secret("before").unwrap()),
-        };
-        let claims = EmbedClaims::new("iss", &who, "jti".into(), UnixTime::from_secs(100), 300);
-        let token = ring.current.sign(&claims).unwrap();
-        assert_eq!(ring.verify(&token, "iss"), Some(TokenClaims::Embed(claims.clone())));
-        assert_eq!(ring.verify(&token, "other-issuer"), None);
-        let old = ring.previous.as_ref().unwrap().sign(&claims).unwrap();
-        assert!(ring.verify(&old, "iss").is_some(), "previous key still verifies");
+        EmbedClaims::new("iss", &who, "jti".into(), UnixTime::from_secs(10_000), 300)
+    }
+
+    #[test]
+    fn sign_then_verify_and_refuse_other_keys() {
+        let (now, before) = (SigningKey::from_secret("now").unwrap(), SigningKey::from_secret("before").unwrap());
+        let keys = PublicKeys::of(&[&now, &before]);
+        let claims = claims();
+        let token = now.sign(&claims).unwrap();
+        assert_eq!(keys.verify(&token, "iss"), Some(TokenClaims::Embed(claims.clone())));
+        assert_eq!(keys.verify(&token, "other-issuer"), None);
+        assert!(keys.verify(&before.sign(&claims).unwrap(), "iss").is_some(), "previous key still verifies");
         let stranger = SigningKey::from_secret("stranger").unwrap().sign(&claims).unwrap();
-        assert_eq!(ring.verify(&stranger, "iss"), None);
+        assert_eq!(keys.verify(&stranger, "iss"), None);
+    }
+
+    #[test]
+    fn key_sets_round_trip_and_legacy_secrets_are_one_current_key() {
+        let now = UnixTime::from_secs(5);
+        let set = KeySet::first(SigningKey::generate(now).unwrap(), SigningKey::generate(now).unwrap(), 5);
+        let text = serde_json::to_string(&set).unwrap();
+        assert_eq!(parse_key_set(&text).unwrap(), set);
+        let ring = KeyRing::from_set(set.clone()).unwrap();
+        assert_eq!(ring.current.kid(), set.keys[0].kid);
+        let legacy = parse_key_set("any random string").unwrap();
+        assert_eq!(legacy.current().unwrap().kid, SigningKey::from_secret("any random string").unwrap().kid());
+        assert!(parse_key_set("{not json").is_err());
+        let mut forged = set.clone();
+        forged.keys[0].kid = set.keys[1].kid.clone();
+        forged.keys[1].kid = "other".into();
+        assert!(KeyRing::from_set(forged).is_err(), "a seed must derive its kid");
+    }
+
+    #[test]
+    fn a_stale_copy_of_a_standby_verifies_only_tokens_issued_after_it_could_sign() {
+        let entry = SigningKey::generate(UnixTime::from_secs(0)).unwrap();
+        let key = SigningKey::from_entry(&entry).unwrap();
+        let published = PublishedKeys {
+            keys: vec![PublishedKey {
+                kid: key.kid.clone(),
+                x: key.x.clone(),
+                state: KeyState::Standby,
+                published_at: 9_400,
+            }],
+            updated_at: 9_400,
+        };
+        let keys = PublicKeys::from_published(&published).unwrap();
+        assert!(keys.verify(&key.sign(&claims()).unwrap(), "iss").is_some(), "iat 10000 >= 9400 + 600");
+        let mut early = claims();
+        early.iat = 9_999;
+        assert!(keys.verify(&key.sign(&early).unwrap(), "iss").is_none());
     }
 }

@@ -10,7 +10,7 @@ use hatched::error::ApiError;
 use hatched::lambda_http::RequestExt;
 use hatched::lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use hatched::lambda_http::http::{HeaderName, HeaderValue, Method};
-use hatched::signing::{KeyRing, SigningKey};
+use hatched::signing::{PublicKeys, SigningKey};
 use proptest::prelude::*;
 
 const CASES: u32 = 512;
@@ -303,8 +303,22 @@ fn same_decoding(a: &str, b: &str) -> bool {
     matches!((decode(a), decode(b)), (Some(x), Some(y)) if x == y)
 }
 
-fn ring() -> KeyRing {
-    KeyRing { current: SigningKey::from_secret("prop").unwrap(), previous: None }
+/// A signing key and the public keys that verify it.
+struct Ring {
+    current: SigningKey,
+    keys: PublicKeys,
+}
+
+impl Ring {
+    fn verify(&self, token: &str, issuer: &str) -> Option<hatched::domain::token::TokenClaims> {
+        self.keys.verify(token, issuer)
+    }
+}
+
+fn ring() -> Ring {
+    let current = SigningKey::from_secret("prop").unwrap();
+    let keys = PublicKeys::of(&[&current]);
+    Ring { current, keys }
 }
 
 fn request(content_type: &str, body: &str, base64: bool) -> hatched::lambda_http::Request {

@@ -30,7 +30,7 @@ pub mod prelude {
 /// A fresh SDK configuration per test: its HTTP client (shared by the clients built from it,
 /// as in a function) pools connections on the runtime of the test that made it, so a
 /// configuration must not outlive its test's runtime. The emulator is shared, tables are not.
-async fn sdk_config() -> SdkConfig {
+pub async fn sdk_config() -> SdkConfig {
     assert!(
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "AWS_ENDPOINT_URL is not set: run the suite with scripts/test (it starts the local DynamoDB-compatible server)"
@@ -77,7 +77,7 @@ impl TestApp {
             settings,
         );
         app.store.create_table().await.expect("create test table");
-        app.signer.create_secret().await.expect("create signing secret");
+        hatched::rotation::create_first(&app).await.expect("create signing key set");
         app.sealer.create_secret().await.expect("create data key secret");
         calls.clear();
         TestApp { app, calls }

@@ -98,7 +98,7 @@ pub fn functions() -> Vec<(&'static str, &'static [Grant])> {
         .iter()
         .chain([&&fallback::ENDPOINT])
         .map(|e| (e.function, e.aws))
-        .chain(endpoints::WORKERS.iter().map(|w| (w.function, w.aws)))
+        .chain(endpoints::OTHER_FUNCTIONS.iter().map(|w| (w.function, w.aws)))
         .collect()
 }
 

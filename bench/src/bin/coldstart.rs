@@ -1,7 +1,8 @@
 //! Cold-start harness: a minimal Lambda Runtime API on 127.0.0.1 that execs each release
 //! function binary and measures (a) init: exec → first `/runtime/invocation/next` (for the
-//! four functions that sign or verify, this includes loading the signing keys from Secrets
-//! Manager), (b) the first invocation (DynamoDB calls against the emulator on fresh
+//! four functions that sign or verify, this includes loading the signing keys: the key set from
+//! Secrets Manager for the minting functions, the public keys from the table for jwks and
+//! introspect-token), (b) the first invocation (DynamoDB calls against the emulator on fresh
 //! connections), (c) warm invocations, (d) peak RSS — and the same for a bare lambda_http
 //! hello binary, the floor each init is divided by.
 //!

@@ -7,7 +7,7 @@
 //! the rate count beside it; a malformed key costs no DynamoDB call at all.
 
 use hatched::domain::ratelimit::RateLimitStatus;
-use hatched::endpoint::{Worker, aws, dynamodb};
+use hatched::endpoint::{Function, aws, dynamodb};
 use hatched::handler::{log_request, serving};
 use hatched::http::bearer_key_in;
 use hatched::lambda_http::aws_lambda_events::apigw::{
@@ -17,7 +17,7 @@ use hatched::store::partition::{KEY, PREFIX, RATE_WINDOW};
 use hatched::{ApiError, App, Caller, RequestCtx};
 use serde::Serialize;
 
-pub const WORKER: Worker = Worker {
+pub const FUNCTION: Function = Function {
     function: "authorize",
     aws: &[dynamodb(aws::GET_ITEM, &[KEY]), dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW])],
 };
@@ -79,7 +79,7 @@ impl Context {
 }
 
 pub async fn handle(app: &App, req: AuthorizerRequest) -> AuthorizerResponse {
-    serving(WORKER.function, decide(app, req)).await
+    serving(FUNCTION.function, decide(app, req)).await
 }
 
 async fn decide(app: &App, req: AuthorizerRequest) -> AuthorizerResponse {
@@ -99,7 +99,7 @@ async fn decide(app: &App, req: AuthorizerRequest) -> AuthorizerResponse {
     let mut response = AuthorizerResponse::default();
     match verdict {
         Ok(context) => {
-            log_request(&ctx, WORKER.function, context.prefix.as_deref(), 200, None);
+            log_request(&ctx, FUNCTION.function, context.prefix.as_deref(), 200, None);
             response.is_authorized = true;
             response.context = serde_json::to_value(&context).unwrap_or_default();
         }
@@ -108,7 +108,7 @@ async fn decide(app: &App, req: AuthorizerRequest) -> AuthorizerResponse {
             if let ApiError::Unavailable(cause) | ApiError::Internal(cause) = &error {
                 tracing::error!(request_id = %ctx.request_id, cause, "authorizer failed closed");
             }
-            log_request(&ctx, WORKER.function, None, 403, Some(error.code()));
+            log_request(&ctx, FUNCTION.function, None, 403, Some(error.code()));
         }
     }
     response

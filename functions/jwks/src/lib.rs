@@ -1,13 +1,14 @@
-//! GET /.well-known/jwks.json — every public key that may have signed a live token
-//! (AWSCURRENT and AWSPREVIOUS), cacheable for five minutes.
+//! GET /.well-known/jwks.json — the published public keys (current, previous, and the
+//! standby that signs next), cacheable for five minutes. Read from the table: this function
+//! has no access to the signing secret.
 
 use hatched::App;
 use hatched::auth::Access;
-use hatched::endpoint::{Endpoint, aws, dynamodb, secrets};
+use hatched::endpoint::{Endpoint, aws, dynamodb};
 use hatched::handler::anonymous;
 use hatched::http::no_body;
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::partition::RATE_WINDOW;
+use hatched::store::partition::{RATE_WINDOW, SIGNING};
 
 pub const ENDPOINT: Endpoint = Endpoint {
     function: "jwks",
@@ -16,13 +17,13 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::Anonymous,
     browser: false,
     status: 200,
-    aws: &[dynamodb(aws::UPDATE_ITEM, &[RATE_WINDOW]), secrets(aws::GET_SECRET_VALUE)],
+    aws: &[dynamodb(aws::GET_ITEM, &[SIGNING]), dynamodb(aws::UPDATE_ITEM, &[RATE_WINDOW])],
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     anonymous(app, req, &ENDPOINT, "public, max-age=300", |req| async move {
         no_body(&req)?;
-        Ok(app.signer.ring().await?.jwks())
+        Ok(app.verifier.keys().await?.jwks())
     })
     .await
 }

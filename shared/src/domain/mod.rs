@@ -40,6 +40,7 @@ pub mod key;
 pub mod origin;
 pub mod page;
 pub mod ratelimit;
+pub mod signing_keys;
 pub mod time;
 pub mod token;
 

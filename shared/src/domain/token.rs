@@ -210,6 +210,11 @@ impl TokenClaims {
         }
     }
 
+    /// `iat`: when the token says it was signed.
+    pub fn issued_at(&self) -> i64 {
+        self.times().0
+    }
+
     pub fn issuer(&self) -> &str {
         match self {
             TokenClaims::Session(c) => &c.iss,

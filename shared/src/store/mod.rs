@@ -7,6 +7,7 @@ mod customers;
 mod gates;
 mod keys;
 mod sessions;
+mod signing;
 mod table;
 
 use std::collections::HashMap;
@@ -47,6 +48,8 @@ pub mod partition {
     pub const AUDIT: &str = "AUD#";
     /// Bulk session revocation markers.
     pub const REVOCATION: &str = "REV#";
+    /// The published public signing keys (no private material).
+    pub const SIGNING: &str = "SIGNING#";
 }
 
 /// The DynamoDB table every function shares.

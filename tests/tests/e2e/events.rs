@@ -126,7 +126,7 @@ async fn token_function_fixtures() {
     let a: Answer = introspect_token::handle(&t.app, load("introspect-token/garbage.json")).await.into();
     assert_eq!((a.status, a.body.clone()), (200, json!({ "active": false })));
     let a: Answer = jwks::handle(&t.app, load("jwks/valid.json")).await.into();
-    assert_eq!(a.body["keys"].as_array().map(Vec::len), Some(1));
+    assert_eq!(a.body["keys"].as_array().map(Vec::len), Some(2), "the current and the standby key");
     // The revoke fixture with a real session id.
     let sid = a_session_id(&token);
     let text = fixture("revoke-widget-session/valid.json")

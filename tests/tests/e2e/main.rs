@@ -13,6 +13,7 @@ mod keymgmt;
 mod keys;
 mod load;
 mod local_api;
+mod rotation;
 mod routes;
 mod token_attacks;
 mod tokens;

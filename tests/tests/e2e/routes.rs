@@ -101,15 +101,35 @@ fn every_function_has_sample_events() {
         for file in events {
             let text = std::fs::read_to_string(file.path()).unwrap();
             // Parsed as the runtime would (not `lambda_http::request::from_str`: one fixture is
-            // broken base64 on purpose); the authorizer's are authorizer events.
-            let parses = if endpoints::WORKERS.iter().any(|w| w.function == function) {
+            // broken base64 on purpose); the authorizer's are authorizer events, the rotation's
+            // are checked below.
+            let parses = if function == authorize::FUNCTION.function {
                 serde_json::from_str::<ApiGatewayV2CustomAuthorizerV2Request>(&text).is_ok()
+            } else if function == rotate_signing_key::FUNCTION.function {
+                true
             } else {
                 serde_json::from_str::<ApiGatewayV2httpRequest>(&text).is_ok()
             };
             if !parses {
                 problems.push(format!("{} is not an API Gateway event", file.path().display()));
             }
+        }
+    }
+    // The rotation function's events are the ones Secrets Manager sends, one per step.
+    for f in [&rotate_signing_key::FUNCTION] {
+        let dir = format!("{}/../events/{}", env!("CARGO_MANIFEST_DIR"), f.function);
+        let mut steps = BTreeSet::new();
+        for file in std::fs::read_dir(&dir).into_iter().flatten().filter_map(Result::ok) {
+            let text = std::fs::read_to_string(file.path()).unwrap();
+            match serde_json::from_str::<rotate_signing_key::RotationEvent>(&text) {
+                Ok(event) => {
+                    steps.insert(event.step);
+                }
+                Err(_) => problems.push(format!("{} is not a rotation event", file.path().display())),
+            }
+        }
+        if steps.len() != 4 {
+            problems.push(format!("events/{}/ needs one event per rotation step, has {steps:?}", f.function));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));

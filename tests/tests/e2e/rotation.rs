@@ -1,0 +1,462 @@
+//! Signing keys that rotate themselves: the four rotation steps driven with the events Secrets
+//! Manager sends (no local emulator runs rotation functions), a third-party verifier that
+//! caches the JWKS for its max-age, stale instances, the emergency path, verify-only
+//! functions without any Secrets Manager access.
+
+use hatched::App;
+use hatched::signing::{AWSCURRENT, AWSPENDING, Version};
+use hatched_tests::TestApp;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use rotate_signing_key::RotationEvent;
+use serde_json::{Value, json};
+
+use crate::tokens::{introspect, introspect_with, jwks, mint_embed, parts, setup};
+
+const STEPS: [&str; 4] = ["create-secret", "set-secret", "test-secret", "finish-secret"];
+
+/// The sample event of `step` (events/rotate-signing-key/), for this test's secret and `token`.
+fn event(t: &TestApp, step: &str, token: &str) -> RotationEvent {
+    let path = format!("{}/../events/rotate-signing-key/{step}.json", env!("CARGO_MANIFEST_DIR"));
+    let mut event: RotationEvent = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    event.secret_id = t.app.signer.secret_name().unwrap().to_owned();
+    event.client_request_token = token.to_owned();
+    event
+}
+
+async fn step(t: &TestApp, step: &str, token: &str) -> Result<String, rotate_signing_key::RotationError> {
+    rotate_signing_key::handle(&t.app, event(t, step, token)).await
+}
+
+/// One whole rotation as Secrets Manager runs it.
+async fn rotation(t: &TestApp, token: &str) {
+    for s in STEPS {
+        step(t, s, token).await.unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
+}
+
+fn secret(t: &TestApp) -> String {
+    t.app.signer.secret_name().unwrap().to_owned()
+}
+
+async fn current_version(t: &TestApp) -> String {
+    let stages = t.app.signer.stages(&secret(t)).await.unwrap();
+    stages.into_iter().find(|(_, l)| l.iter().any(|l| l == AWSCURRENT)).map(|(v, _)| v).unwrap()
+}
+
+/// (kid, state) of the set in AWSCURRENT, as `hatchctl signing-key show` lists it.
+async fn states(t: &TestApp) -> Vec<(String, String)> {
+    let shown = t.ctl(&["signing-key", "show"]).await.unwrap();
+    shown["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["kid"].as_str().unwrap().to_owned(), k["state"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+async fn kid_in(t: &TestApp, state: &str) -> String {
+    states(t).await.into_iter().find(|(_, s)| s == state).map(|(k, _)| k).unwrap()
+}
+
+async fn jwks_kids(app: &App) -> Vec<String> {
+    jwks(app).await.body["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
+}
+
+fn kid(token: &str) -> String {
+    parts(token).0["kid"].as_str().unwrap().to_owned()
+}
+
+async fn embed(t: &TestApp, app: &App, key: &str, ttl: i64) -> String {
+    let body = json!({ "buddy_id": "b1", "user_id": "u1", "ttl_seconds": ttl });
+    let a: hatched_tests::Answer =
+        create_embed_token::handle(app, hatched_tests::keyed("POST", crate::tokens::EMBEDS, key, Some(&body)))
+            .await
+            .into();
+    assert_eq!(a.status, 201, "{}", a.body);
+    let _ = t;
+    a.body["token"].as_str().unwrap().to_owned()
+}
+
+/// Another instance (own caches) whose stopped clock reads what the test's clock reads.
+async fn instance(t: &TestApp) -> App {
+    let other = t.sibling().await;
+    other.clock.freeze();
+    other.clock.advance(t.app.clock.now().secs() - other.clock.now().secs());
+    other
+}
+
+fn advance(apps: &[&App], secs: i64) {
+    for app in apps {
+        app.clock.advance(secs);
+    }
+}
+
+/// A verifier as a customer's backend or a standard JOSE library runs one: it fetches the
+/// JWKS, keeps it for the `max-age` the answer's `Cache-Control` gave, and refreshes only
+/// when that expired — never on an unknown kid (the strictest cache). Independent of the
+/// project's verification code: `jsonwebtoken`'s JWK parsing and EdDSA check.
+struct ThirdPartyVerifier {
+    issuer: String,
+    cached: Option<(JwkSet, i64)>,
+    fetches: usize,
+}
+
+impl ThirdPartyVerifier {
+    async fn jwks(&mut self, jwks_app: &App, now: i64) -> &JwkSet {
+        if self.cached.as_ref().is_none_or(|(_, until)| now >= *until) {
+            let a = jwks(jwks_app).await;
+            assert_eq!(a.status, 200);
+            let control = a.header("cache-control").unwrap();
+            let max_age: i64 =
+                control.split(',').find_map(|p| p.trim().strip_prefix("max-age=")).unwrap().parse().unwrap();
+            self.cached = Some((serde_json::from_value(a.body).unwrap(), now + max_age));
+            self.fetches += 1;
+        }
+        &self.cached.as_ref().unwrap().0
+    }
+
+    async fn verify(&mut self, jwks_app: &App, token: &str, now: i64) -> Result<Value, String> {
+        let issuer = self.issuer.clone();
+        let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
+        let kid = header.kid.ok_or("no kid")?;
+        let set = self.jwks(jwks_app, now).await;
+        let jwk = set.find(&kid).ok_or_else(|| format!("unknown kid {kid}"))?;
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.validate_exp = false;
+        validation.set_audience(&["hatched:embed"]);
+        validation.set_issuer(&[issuer]);
+        let claims = jsonwebtoken::decode::<Value>(token, &key, &validation).map_err(|e| e.to_string())?.claims;
+        if now > claims["exp"].as_i64().unwrap() {
+            return Err("expired".into());
+        }
+        Ok(claims)
+    }
+}
+
+#[tokio::test]
+async fn a_cache_honouring_third_party_verifier_never_meets_an_unknown_kid_across_rotations() {
+    let (t, key) = setup().await;
+    // A second minting instance whose key cache lags (it signs with the old key for up to
+    // five minutes after a rotation), and a jwks instance of its own.
+    let minter = instance(&t).await;
+    let jwks_instance = instance(&t).await;
+    let apps = [&t.app, &minter, &jwks_instance];
+    let mut verifier = ThirdPartyVerifier { issuer: t.app.issuer.clone(), cached: None, fetches: 0 };
+    let mut tokens: Vec<(String, i64)> = Vec::new();
+    let (mut unknown_kid, mut rotations) = (Vec::new(), 0);
+    let mut kids = std::collections::BTreeSet::new();
+    // One simulated hour, a minute per step; a scheduled rotation every 15 minutes.
+    for minute in 0..60 {
+        if minute % 15 == 14 {
+            t.ctl(&["signing-key", "rotate"]).await.expect("the standby is old enough");
+            rotations += 1;
+        }
+        let now = t.app.clock.now().secs();
+        for app in [&t.app, &minter] {
+            let token = embed(&t, app, &key, 300).await;
+            kids.insert(kid(&token));
+            tokens.push((token, now + 300));
+        }
+        for (token, exp) in &tokens {
+            match verifier.verify(&jwks_instance, token, now).await {
+                Ok(_) => assert!(now <= *exp),
+                Err(e) if e.starts_with("unknown kid") => unknown_kid.push((minute, e)),
+                Err(e) => assert!(now > *exp, "minute {minute}: a live token failed: {e}"),
+            }
+        }
+        advance(&apps, 60);
+    }
+    assert_eq!(rotations, 4);
+    assert!(kids.len() >= 4, "tokens were signed by {} keys", kids.len());
+    assert!(verifier.fetches >= 10, "the verifier refreshed on its max-age ({} fetches)", verifier.fetches);
+    assert!(unknown_kid.is_empty(), "unknown-kid failures: {unknown_kid:?}");
+}
+
+#[tokio::test]
+async fn a_stale_introspection_instance_accepts_fresh_tokens_right_after_a_rotation() {
+    let (t, key) = setup().await;
+    let stale = instance(&t).await;
+    advance(&[&t.app, &stale], 400);
+    let before = embed(&t, &t.app, &key, 300).await;
+    // The stale instance reads the published keys now (the standby is still a standby) …
+    assert_eq!(introspect_with(&stale, &before).await["active"], true);
+    let standby = kid_in(&t, "standby").await;
+    advance(&[&t.app, &stale], 200);
+    t.ctl(&["signing-key", "rotate"]).await.unwrap();
+    // … and 200 s later, well inside its cache time, meets the promoted key's tokens.
+    let fresh = embed(&t, &t.app, &key, 300).await;
+    assert_eq!(kid(&fresh), standby);
+    assert_eq!(introspect_with(&stale, &fresh).await["active"], true);
+    assert_eq!(introspect_with(&stale, &before).await["active"], true);
+}
+
+#[tokio::test]
+async fn after_two_rotations_within_a_day_the_first_keys_tokens_still_introspect_active() {
+    let (t, key) = setup().await;
+    let first = embed(&t, &t.app, &key, 86_400).await;
+    let first_kid = kid(&first);
+    t.app.clock.advance(600);
+    t.ctl(&["signing-key", "rotate"]).await.unwrap();
+    t.app.clock.advance(600);
+    t.ctl(&["signing-key", "rotate"]).await.unwrap();
+    assert_eq!(states(&t).await.iter().filter(|(_, s)| s == "previous").count(), 2);
+    let fresh = instance(&t).await;
+    assert_eq!(introspect_with(&fresh, &first).await["active"], true);
+    assert!(jwks_kids(&t.app).await.contains(&first_kid));
+    // Almost a day later, still; then it expires, and the next rotation after its key's
+    // retention drops the key.
+    t.app.clock.advance(86_400 - 1_200);
+    assert_eq!(introspect(&t, &first).await["active"], true);
+    // It stopped signing at +600: it leaves at +600 + 24 h + 1 h.
+    t.app.clock.advance(4_200);
+    t.ctl(&["signing-key", "rotate"]).await.unwrap();
+    assert!(!jwks_kids(&t.app).await.contains(&first_kid), "retired a day and leeway after it stopped signing");
+}
+
+#[tokio::test]
+async fn each_rotation_step_is_idempotent_when_retried() {
+    let (t, _) = setup().await;
+    t.app.clock.advance(600);
+    let (old_current, standby) = (kid_in(&t, "current").await, kid_in(&t, "standby").await);
+    let token = "0b3e4a53-1a9f-4c34-9d7e-000000000001";
+    step(&t, "create-secret", token).await.unwrap();
+    let pending = t.app.signer.get(&secret(&t), Version::Id(token, AWSPENDING)).await.unwrap().unwrap();
+    for s in STEPS {
+        step(&t, s, token).await.unwrap_or_else(|e| panic!("{s}: {e}"));
+        step(&t, s, token).await.unwrap_or_else(|e| panic!("{s} retried: {e}"));
+        if s == "create-secret" {
+            let again = t.app.signer.get(&secret(&t), Version::Id(token, AWSPENDING)).await.unwrap().unwrap();
+            assert_eq!(again, pending, "a retried createSecret keeps the pending set");
+        }
+    }
+    assert_eq!(current_version(&t).await, token);
+    assert_eq!(kid_in(&t, "current").await, standby);
+    assert_eq!(kid_in(&t, "previous").await, old_current);
+    // Retrying any step after the rotation finished changes nothing.
+    for s in STEPS {
+        step(&t, s, token).await.unwrap_or_else(|e| panic!("{s} after finish: {e}"));
+    }
+    assert_eq!(kid_in(&t, "current").await, standby);
+    assert_eq!(states(&t).await.len(), 3);
+}
+
+#[tokio::test]
+async fn an_interrupted_rotation_resumes_or_gives_way_to_the_next_run() {
+    let (t, key) = setup().await;
+    t.app.clock.advance(600);
+    let standby = kid_in(&t, "standby").await;
+    // Interrupted after setSecret; the same rotation resumes with its own token.
+    let token = "0b3e4a53-1a9f-4c34-9d7e-000000000002";
+    step(&t, "create-secret", token).await.unwrap();
+    step(&t, "set-secret", token).await.unwrap();
+    assert_eq!(introspect(&t, &embed(&t, &t.app, &key, 300).await).await["active"], true, "still signs meanwhile");
+    step(&t, "test-secret", token).await.unwrap();
+    step(&t, "finish-secret", token).await.unwrap();
+    assert_eq!(kid_in(&t, "current").await, standby);
+
+    // Interrupted after createSecret, then a new run (a new token) takes over.
+    t.app.clock.advance(600);
+    let next_standby = kid_in(&t, "standby").await;
+    let abandoned = "0b3e4a53-1a9f-4c34-9d7e-000000000003";
+    step(&t, "create-secret", abandoned).await.unwrap();
+    let rerun = "0b3e4a53-1a9f-4c34-9d7e-000000000004";
+    rotation(&t, rerun).await;
+    assert_eq!(current_version(&t).await, rerun);
+    assert_eq!(kid_in(&t, "current").await, next_standby, "exactly one promotion");
+    let stages = t.app.signer.stages(&secret(&t)).await.unwrap();
+    assert!(!stages.get(abandoned).is_some_and(|l| l.iter().any(|l| l == AWSPENDING)), "{stages:?}");
+    let minted = embed(&t, &t.app, &key, 300).await;
+    assert_eq!(kid(&minted), next_standby);
+    assert_eq!(introspect(&t, &minted).await["active"], true);
+}
+
+#[tokio::test]
+async fn a_failed_test_secret_never_promotes() {
+    let (t, _) = setup().await;
+    t.app.clock.advance(600);
+    let (current, version) = (kid_in(&t, "current").await, current_version(&t).await);
+    // setSecret skipped: the pending key is not published, so testSecret fails.
+    let token = "0b3e4a53-1a9f-4c34-9d7e-000000000005";
+    step(&t, "create-secret", token).await.unwrap();
+    assert!(step(&t, "test-secret", token).await.is_err());
+    assert_eq!((current_version(&t).await, kid_in(&t, "current").await), (version.clone(), current.clone()));
+
+    // A pending set whose seed does not derive its kid fails testSecret, and finishSecret
+    // refuses it too.
+    let forged_token = "0b3e4a53-1a9f-4c34-9d7e-000000000006";
+    let mut forged: Value =
+        serde_json::from_str(&t.app.signer.get(&secret(&t), Version::Id(token, AWSPENDING)).await.unwrap().unwrap())
+            .unwrap();
+    let keys = forged["keys"].as_array_mut().unwrap();
+    let seed = keys[1]["seed"].clone();
+    keys[0]["seed"] = seed;
+    t.app.signer.put_pending(&secret(&t), forged_token, &forged.to_string()).await.unwrap();
+    assert!(step(&t, "test-secret", forged_token).await.is_err());
+    assert!(step(&t, "finish-secret", forged_token).await.is_err());
+    assert_eq!((current_version(&t).await, kid_in(&t, "current").await), (version, current));
+}
+
+#[tokio::test]
+async fn the_operator_rotation_refuses_a_young_standby_unless_forced() {
+    let (t, _) = setup().await;
+    let err = t.ctl(&["signing-key", "rotate"]).await.unwrap_err().to_string();
+    assert!(err.contains("less than 10 minutes"), "{err}");
+    let standby = kid_in(&t, "standby").await;
+    let forced = t.ctl(&["signing-key", "rotate", "--force"]).await.unwrap();
+    assert_eq!(forced["kid"], standby.as_str());
+    // A scheduled run with a young standby waits: no promotion, the rotation still succeeds.
+    rotation(&t, "0b3e4a53-1a9f-4c34-9d7e-000000000007").await;
+    assert_eq!(kid_in(&t, "current").await, standby);
+    let shown = t.ctl(&["signing-key", "show"]).await.unwrap().to_string();
+    assert!(!shown.contains("seed"), "show never prints private material");
+}
+
+#[tokio::test]
+async fn the_emergency_rotation_retires_the_current_key_at_once() {
+    let (t, key) = setup().await;
+    let leaked = embed(&t, &t.app, &key, 3_600).await;
+    let warm = instance(&t).await;
+    assert_eq!(introspect_with(&warm, &leaked).await["active"], true);
+    let standby = kid_in(&t, "standby").await;
+    let out = t.ctl(&["signing-key", "rotate", "--emergency"]).await.unwrap();
+    assert_eq!(out["kid"], standby.as_str());
+    assert!(!jwks_kids(&t.app).await.contains(&kid(&leaked)));
+    assert_eq!(introspect(&t, &leaked).await["active"], false);
+    assert_eq!(introspect_with(&instance(&t).await, &leaked).await["active"], false);
+    // The young standby signs at once; even an instance holding the old keys accepts its
+    // tokens (it re-reads the keys for a standby that signed early).
+    let fresh = embed(&t, &t.app, &key, 300).await;
+    assert_eq!(kid(&fresh), standby);
+    warm.clock.advance(31);
+    assert_eq!(introspect_with(&warm, &fresh).await["active"], true);
+}
+
+#[tokio::test]
+async fn jwks_and_introspection_work_with_no_secrets_manager_access_at_all() {
+    let (t, key) = setup().await;
+    let config = hatched_tests::sdk_config().await;
+    // No secret configured, and a Secrets Manager endpoint that refuses every connection.
+    let secrets = aws_sdk_secretsmanager::config::Builder::from(&config).endpoint_url("http://127.0.0.1:9").build();
+    let settings = hatched::app::Settings {
+        table: t.app.store.table().to_owned(),
+        signing_secret: None,
+        data_key_secret: None,
+        issuer: t.app.issuer.clone(),
+    };
+    let verify_only = App::with_clients(
+        aws_sdk_dynamodb::Client::new(&config),
+        aws_sdk_secretsmanager::Client::from_conf(secrets),
+        settings,
+    );
+    let token = embed(&t, &t.app, &key, 300).await;
+    let keys = jwks(&verify_only).await;
+    assert_eq!(keys.status, 200, "{}", keys.body);
+    assert_eq!(keys.body["keys"].as_array().unwrap().len(), 2, "current and standby");
+    assert_eq!(introspect_with(&verify_only, &token).await["active"], true);
+    for function in [&jwks::ENDPOINT, &introspect_token::ENDPOINT] {
+        assert!(function.aws.iter().all(|g| !g.action.starts_with("secretsmanager:")), "{function:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_minting_instance_fetches_the_secret_once() {
+    let (t, key) = setup().await;
+    let config = hatched_tests::sdk_config().await;
+    let log = hatched_tests::CallLog::default();
+    let secrets = aws_sdk_secretsmanager::config::Builder::from(&config).interceptor(log.clone()).build();
+    let settings = hatched::app::Settings {
+        table: t.app.store.table().to_owned(),
+        signing_secret: t.app.signer.secret_name().map(str::to_owned),
+        data_key_secret: None,
+        issuer: t.app.issuer.clone(),
+    };
+    let app = App::with_clients(
+        aws_sdk_dynamodb::Client::new(&config),
+        aws_sdk_secretsmanager::Client::from_conf(secrets),
+        settings,
+    );
+    app.signer.preload().await;
+    for _ in 0..3 {
+        mint_embed_with(&app, &key).await;
+    }
+    assert_eq!(log.take(), ["GetSecretValue"], "one secret version per cold start");
+}
+
+async fn mint_embed_with(app: &App, key: &str) {
+    let body = json!({ "buddy_id": "b1", "user_id": "u1" });
+    let a: hatched_tests::Answer =
+        create_embed_token::handle(app, hatched_tests::keyed("POST", crate::tokens::EMBEDS, key, Some(&body)))
+            .await
+            .into();
+    assert_eq!(a.status, 201, "{}", a.body);
+    let _ = mint_embed;
+}
+
+#[tokio::test]
+async fn a_secret_of_the_earlier_format_is_migrated_by_the_first_rotation() {
+    let (t, key) = setup().await;
+    // A secret as CloudFormation generates it: any string, its SHA-256 the one key's seed.
+    let name = format!("{}-legacy", secret(&t));
+    let config = hatched_tests::sdk_config().await;
+    let legacy = App::with_clients(
+        aws_sdk_dynamodb::Client::new(&config),
+        aws_sdk_secretsmanager::Client::new(&config),
+        hatched::app::Settings {
+            table: t.app.store.table().to_owned(),
+            signing_secret: Some(name.clone()),
+            data_key_secret: None,
+            issuer: t.app.issuer.clone(),
+        },
+    );
+    assert!(legacy.signer.create(&name, "AbCdEfGh0123456789legacy").await.unwrap());
+    let legacy_kid = hatched::signing::SigningKey::from_secret("AbCdEfGh0123456789legacy").unwrap().kid().to_owned();
+    let before = embed(&t, &legacy, &key, 300).await;
+    assert_eq!(kid(&before), legacy_kid, "minting functions read the earlier format");
+    let token = "0b3e4a53-1a9f-4c34-9d7e-000000000008";
+    for s in STEPS {
+        let mut e = event(&t, s, token);
+        e.secret_id = name.clone();
+        rotate_signing_key::handle(&legacy, e).await.unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
+    let set: Value =
+        serde_json::from_str(&legacy.signer.get(&name, Version::Stage(AWSCURRENT)).await.unwrap().unwrap()).unwrap();
+    let states: Vec<(&str, &str)> = set["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["kid"].as_str().unwrap(), k["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states.len(), 2);
+    assert_eq!(states[0], (legacy_kid.as_str(), "current"), "the same key keeps signing");
+    assert_eq!(states[1].1, "standby");
+    assert_eq!(introspect_with(&instance(&t).await, &before).await["active"], true);
+}
+
+#[tokio::test]
+async fn hostile_rotation_events_are_errors_and_change_nothing() {
+    let (t, _) = setup().await;
+    let version = current_version(&t).await;
+    let token = "0b3e4a53-1a9f-4c34-9d7e-000000000009";
+    for (name, step_name, tok) in [
+        ("unknown step", "rotate", token),
+        ("empty step", "", token),
+        ("step in another case", "CreateSecret", token),
+        ("empty token", "createSecret", ""),
+    ] {
+        let mut e = event(&t, "create-secret", tok);
+        e.step = step_name.to_owned();
+        assert!(rotate_signing_key::handle(&t.app, e).await.is_err(), "{name}");
+    }
+    let mut other = event(&t, "create-secret", token);
+    other.secret_id = "arn:aws:secretsmanager:us-east-1:123456789012:secret:someone-else-AbCdEf".into();
+    assert!(matches!(
+        rotate_signing_key::handle(&t.app, other).await,
+        Err(rotate_signing_key::RotationError::OtherSecret)
+    ));
+    for s in ["set-secret", "test-secret", "finish-secret"] {
+        assert!(step(&t, s, token).await.is_err(), "{s} without a pending version");
+    }
+    assert_eq!(current_version(&t).await, version);
+}
