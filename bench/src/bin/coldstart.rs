@@ -51,6 +51,10 @@ async fn main() -> Result<()> {
         ("unlock-gate", "unlock-gate/valid.json"),
         ("list-gates", "list-gates/valid.json"),
         ("list-unlocks", "list-unlocks/valid.json"),
+        ("authorize", "authorize/allow.json"),
+        ("whoami", "whoami/valid.json"),
+        ("list-keys", "list-keys/valid.json"),
+        ("list-audit-events", "list-audit-events/valid.json"),
     ] {
         cases.push((function, fixture(event, &seeded)));
     }
@@ -261,7 +265,12 @@ async fn runtime_api(
     if path.contains("/invocation/") {
         let status = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
-            .and_then(|v| v.get("statusCode").map(|s| s.to_string()))
+            // An HTTP answer's status; an authorizer's verdict.
+            .and_then(|v| {
+                v.get("statusCode").map(|s| s.to_string()).or_else(|| {
+                    v.get("isAuthorized").map(|a| if a == true { "allow".to_owned() } else { "deny".to_owned() })
+                })
+            })
             .unwrap_or_else(|| if path.ends_with("/error") { "error".into() } else { "?".into() });
         let _ = done.send((at, status));
     }
