@@ -138,6 +138,19 @@ where
     serde::Deserialize::deserialize(d).map(Some)
 }
 
+/// A listing's `?limit=` (1–100, default 50) and `?cursor=` (resuming after a sort key of
+/// the given shape): anything else is `invalid_request`.
+pub fn page_params(req: &Request, shape: impl Fn(&str) -> bool) -> Result<(u32, Option<String>), ApiError> {
+    use crate::domain::page::{decode_cursor, parse_limit};
+    let limit = parse_limit(query_param(req, "limit"))
+        .ok_or_else(|| ApiError::InvalidRequest("limit must be an integer from 1 to 100".into()))?;
+    let after = query_param(req, "cursor")
+        .map(|c| decode_cursor(c, shape))
+        .transpose()
+        .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    Ok((limit, after))
+}
+
 /// A query parameter (`?limit=…`), its first value.
 pub fn query_param<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
     req.query_string_parameters_ref().and_then(|q| q.first(name))

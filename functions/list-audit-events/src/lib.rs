@@ -2,12 +2,11 @@
 //! customer and environment, newest first (`?target=` one key's or subject's, `?limit=`,
 //! `?cursor=`). Budget: the key read and one query.
 
-use hatched::domain::page::{decode_cursor, parse_limit};
 use hatched::domain::token::SessionSubject;
 use hatched::domain::{BuddyId, KeyPrefix, Scope, UserId};
 use hatched::endpoint::{Endpoint, aws, dynamodb};
 use hatched::handler::keyed;
-use hatched::http::{no_body, query_param};
+use hatched::http::{no_body, page_params, query_param};
 use hatched::lambda_http::{Body, Request, Response};
 use hatched::store::is_audit_sort_key;
 use hatched::store::partition::{AUDIT, KEY, PREFIX, RATE_WINDOW};
@@ -63,12 +62,7 @@ fn parse_target(text: &str) -> Result<String, ApiError> {
 
 async fn list(app: &App, caller: Caller, req: Request) -> Result<Events, ApiError> {
     no_body(&req)?;
-    let limit = parse_limit(query_param(&req, "limit"))
-        .ok_or_else(|| ApiError::InvalidRequest("limit must be an integer from 1 to 100".into()))?;
-    let after = query_param(&req, "cursor")
-        .map(|c| decode_cursor(c, is_audit_sort_key))
-        .transpose()
-        .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    let (limit, after) = page_params(&req, is_audit_sort_key)?;
     let target = query_param(&req, "target").map(parse_target).transpose()?;
     let record = &caller.record;
     let page = app

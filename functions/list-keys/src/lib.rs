@@ -2,10 +2,9 @@
 //! time (`?limit=` 1–100, `?cursor=` from the previous page). Budget: the key read and one query.
 
 use hatched::domain::Scope;
-use hatched::domain::page::{decode_cursor, parse_limit};
 use hatched::endpoint::{Endpoint, aws, dynamodb};
 use hatched::handler::keyed;
-use hatched::http::{no_body, query_param};
+use hatched::http::{no_body, page_params};
 use hatched::lambda_http::{Body, Request, Response};
 use hatched::store::is_keys_sort_key;
 use hatched::store::partition::{CUSTOMER, KEY, PREFIX, RATE_WINDOW};
@@ -40,13 +39,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 
 async fn list(app: &App, caller: Caller, req: Request) -> Result<Keys, ApiError> {
     no_body(&req)?;
-    let limit = parse_limit(query_param(&req, "limit"))
-        .ok_or_else(|| ApiError::InvalidRequest("limit must be an integer from 1 to 100".into()))?;
-    // The cursor only positions within the caller's own list: the query is scoped below.
-    let after = query_param(&req, "cursor")
-        .map(|c| decode_cursor(c, is_keys_sort_key))
-        .transpose()
-        .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    let (limit, after) = page_params(&req, is_keys_sort_key)?;
     let record = &caller.record;
     let page = app.store.list_keys_page(&record.customer_id, record.environment, limit, after.as_deref()).await?;
     Ok(Keys { keys: page.keys.iter().map(KeyView::from).collect(), next_cursor: page.next_cursor })
