@@ -125,7 +125,8 @@ impl App {
         let rate = RateLimitStatus::decide(record.tier.per_minute(), count.map_err(ApiError::from)?, now);
         let caller = Caller { record, rate, counted_at: now };
         if let Err(r) = caller.record.usable_at(now) {
-            return Err(Rejected { error: r.into(), rate: Some(caller.rate) });
+            // A dead key spends no budget; its caller's IP pays, as for an unknown key.
+            return Err(self.refuse_for_key(&caller, ctx, r.into()).await);
         }
         if !caller.record.origin_allowed(origin) {
             return Err(self.refuse_for_key(&caller, ctx, ApiError::OriginNotAllowed).await);

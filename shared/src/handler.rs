@@ -76,6 +76,11 @@ where
 {
     serving(endpoint.function, async move {
         let ctx = RequestCtx::of(&req);
+        // An address already over its limit gets its 429 before any work is done.
+        if let Some(ip) = app.ip_block.refusal(&ctx.source_ip, app.clock.now()) {
+            let error = ApiError::RateLimited { retry_after_secs: ip.reset_in_secs };
+            return finish(&ctx, endpoint, None, Err(error.into()));
+        }
         let (window, result) = futures::join!(app.count_anonymous(&ctx), Box::pin(story(req)));
         let response = match (window, result) {
             (Err(error), _) | (_, Err(error)) => Err(error.into()),

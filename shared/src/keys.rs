@@ -107,6 +107,13 @@ impl Manager<'_> {
         self.caller.is_none_or(|c| c.customer_id == record.customer_id && c.environment == record.environment)
     }
 
+    /// Changing a key (its scopes, origins or signature rule, its expiry, revoking it) is for a
+    /// manager at least as powerful as the key: a weaker key could otherwise open up a stronger
+    /// one (drop a public key's signature requirement) or disable it.
+    fn may_manage(&self, target: &KeyRecord) -> Result<(), KeyError> {
+        self.may_grant(&target.scopes, target.tier)
+    }
+
     fn may_grant(&self, scopes: &BTreeSet<Scope>, tier: Tier) -> Result<(), KeyError> {
         let Some(caller) = self.caller else { return Ok(()) };
         if let Some(scope) = scopes.iter().find(|s| !caller.has_scope(**s)) {
@@ -214,7 +221,7 @@ impl App {
                 return Err(KeyError::Unusable("expired"));
             }
             // The new key holds what the old one does: only for a manager who holds it too.
-            by.may_grant(&old.scopes, old.tier)?;
+            by.may_manage(&old)?;
             // Re-sealed for the new key (a seal is bound to its record); one that no longer
             // opens is dropped, and the new key fails closed like the old one.
             let hmac_secret = match &old.hmac_secret {
@@ -271,6 +278,7 @@ impl App {
                 new.require_signed_user_id = signed;
             }
             check_origins(new.key_type, &new.allowed_origins, new.require_signed_user_id)?;
+            by.may_manage(&old)?;
             let fresh_secret = match (new.require_signed_user_id, &new.hmac_secret) {
                 (true, None) => Some(HmacSecret::generate()),
                 _ => None,
@@ -280,8 +288,12 @@ impl App {
                 by.may_grant(&new.scopes, new.tier)?;
                 new.hmac_secret = Some(self.sealer.key().await?.seal(secret, &new.key_hash)?);
             }
-            let changes = key_changes(Some(&old), &new);
-            if changes.is_empty() && fresh_secret.is_none() {
+            let mut changes = key_changes(Some(&old), &new);
+            if fresh_secret.is_some() {
+                // That a secret was created is part of the trail; the secret never is.
+                changes = changes.field("hmac_secret", None, Some("created"));
+            }
+            if changes.is_empty() {
                 return Ok((old, None)); // nothing changes, nothing is written or audited
             }
             let event = self.key_event(by, &new, AuditAction::KeyUpdated, changes);
@@ -301,6 +313,7 @@ impl App {
             if old.revoked_at.is_some() {
                 return Ok(old);
             }
+            by.may_manage(&old)?;
             let new = KeyRecord { revoked_at: Some(self.clock.now()), version: old.version + 1, ..old.clone() };
             let event = self.key_event(by, &new, AuditAction::KeyRevoked, key_changes(Some(&old), &new));
             match self.store.commit_keys("revoke_key", &[], &[(&old, &new)], Some(&event)).await {

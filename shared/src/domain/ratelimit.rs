@@ -42,7 +42,7 @@ impl IpBlock {
     /// The refusal still in force for `ip` at `now`, if any.
     pub fn refusal(&self, ip: &str, now: UnixTime) -> Option<RateLimitStatus> {
         let blocked = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let status = blocked.get(ip).filter(|s| s.reset_at > now)?;
+        let status = blocked.get(&ip_bucket(ip)).filter(|s| s.reset_at > now)?;
         let reset_in_secs = status.reset_at.secs().saturating_sub(now.secs()).max(1) as u64;
         Some(RateLimitStatus { reset_in_secs, ..status.clone() })
     }
@@ -57,8 +57,22 @@ impl IpBlock {
             blocked.retain(|_, s| s.reset_at > now);
         }
         if blocked.len() < IP_BLOCK_CAPACITY {
-            blocked.insert(ip.to_owned(), status.clone());
+            blocked.insert(ip_bucket(ip), status.clone());
         }
+    }
+}
+
+/// The address a per-IP limit counts: an IPv4 address, or an IPv6 address's /64 (one
+/// subscriber's whole network; counting single v6 addresses would give each caller 2^64
+/// budgets). Text that is no address counts as itself.
+pub fn ip_bucket(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => ip.to_owned(),
     }
 }
 
@@ -117,6 +131,14 @@ mod tests {
         assert_eq!(window_start(UnixTime::from_secs(60)), window_start(UnixTime::from_secs(119)));
         assert_ne!(window_start(UnixTime::from_secs(119)), window_start(UnixTime::from_secs(120)));
         assert_eq!(window_expiry(UnixTime::from_secs(119)), UnixTime::from_secs(180));
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64() {
+        assert_eq!(ip_bucket("2001:db8:1:2:3:4:5:6"), ip_bucket("2001:db8:1:2:ffff::1"));
+        assert_ne!(ip_bucket("2001:db8:1:2::1"), ip_bucket("2001:db8:1:3::1"));
+        assert_eq!(ip_bucket("198.51.100.7"), "198.51.100.7");
+        assert_eq!(ip_bucket("unknown"), "unknown");
     }
 
     #[test]

@@ -89,7 +89,7 @@ fn window_pk(counted: &Counted<'_>, now: UnixTime) -> String {
 
 /// IPs are not validated ids: hashed, so arbitrary text never shapes a key.
 fn ip_digest(ip: &str) -> String {
-    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(ip.as_bytes()))
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(crate::domain::ratelimit::ip_bucket(ip).as_bytes()))
 }
 
 /// A store-side bug or an item that does not decode.

@@ -190,6 +190,25 @@ async fn every_escalation_is_refused() {
             "insufficient_scope",
             Some("write:unlocks"),
         ),
+        // A weaker key may not open up or disable a stronger one either.
+        (
+            call("PATCH", &format!("{KEYS}/{target_prefix}"), &manager, Some(json!({ "allowed_origins": [] }))),
+            403,
+            "insufficient_scope",
+            Some("write:unlocks"),
+        ),
+        (
+            call("PATCH", &format!("{KEYS}/{target_prefix}"), &manager, Some(json!({ "label": "mine" }))),
+            403,
+            "insufficient_scope",
+            Some("write:unlocks"),
+        ),
+        (
+            call("DELETE", &format!("{KEYS}/{target_prefix}"), &manager, None),
+            403,
+            "insufficient_scope",
+            Some("write:unlocks"),
+        ),
     ];
     for (i, (request, status, code, required)) in cases.into_iter().enumerate() {
         let a = t.send(request).await;
@@ -198,6 +217,13 @@ async fn every_escalation_is_refused() {
             assert_eq!(a.body["error"]["details"]["required"], required, "case {i}");
         }
     }
+    // Turning off a public key's signature requirement is opening it up: refused too.
+    let signed = t
+        .issue_key(Publishable, Live, KeyOptions { scopes: Some(vec!["write:unlocks".into()]), ..signed_user_ids() })
+        .await;
+    let body = json!({ "require_signed_user_id": false });
+    let a = t.send(call("PATCH", &format!("{KEYS}/{}", signed.prefix), &manager, Some(body))).await;
+    assert_eq!((a.status, a.code()), (403, "insufficient_scope"), "{}", a.body);
     // Publishable keys and keys without keys:* cannot manage keys at all.
     let a = t.send(call("GET", KEYS, &target, None)).await;
     assert_eq!((a.status, a.code()), (403, "publishable_key_scope"));
@@ -572,4 +598,19 @@ async fn round_trips_per_key_management_route() {
         ops.sort();
         assert_eq!(ops, expected, "{name} (UpdateItem: the rate window, concurrent with the key read)");
     }
+}
+
+#[tokio::test]
+async fn a_created_hmac_secret_is_shown_once_and_audited_without_its_value() {
+    let (t, admin) = setup().await;
+    let (_, prefix) = t.issue(Publishable, Live, plain()).await;
+    let body = json!({ "require_signed_user_id": true });
+    let a = t.send(call("PATCH", &format!("{KEYS}/{prefix}"), &admin, Some(body.clone()))).await;
+    let secret = a.body["hmac_secret"].as_str().expect("shown once").to_owned();
+    let again = t.send(call("PATCH", &format!("{KEYS}/{prefix}"), &admin, Some(body))).await;
+    assert!(again.body.get("hmac_secret").is_none(), "never twice");
+    let updated = events(&t, &admin, &format!("?target={prefix}")).await;
+    assert_eq!(updated.len(), 2, "created, updated (the repeat changed nothing)");
+    assert_eq!(updated[0]["changes"]["hmac_secret"], json!({ "old": null, "new": "created" }));
+    assert!(!Value::from(updated).to_string().contains(&secret));
 }
