@@ -59,6 +59,11 @@ install_cloud_tools() {
   fi
 }
 
+# `python3 -c "$WITH_SIGINT" CMD... &` runs CMD in the background (same pid) with SIGINT at its
+# default. A shell without job control starts background jobs with SIGINT ignored, and a
+# signal ignored on entry cannot be trapped: without this, Ctrl-C's signal never reaches CMD.
+WITH_SIGINT='import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])'
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
