@@ -206,6 +206,8 @@ def explicit_http_api(resources, api_name):
                 if scopes:
                     r["AuthorizationScopes"] = scopes
             logical = f"{api_name}Route{alnum(method.title() + path) or 'Default'}"
+            if logical in resources:
+                raise SystemExit(f"{api_name}: two routes would be {logical}")
             resources[logical] = {"Type": "AWS::ApiGatewayV2::Route", "Properties": r}
             made["routes"] += 1
     return [
@@ -220,8 +222,11 @@ def alnum(text):
 
 def authorizer_demo(template):
     """The template with a stand-in REQUEST authorizer on GET /api/v1/gates, shaped exactly as
-    the authorizer issue will declare one: proves the adaptation carries it over."""
+    the authorizer issue will declare one: proves the adaptation carries it over. Once the
+    template declares HatchedKeyAuthorizer itself, the template as it is."""
     t = copy.deepcopy(template)
+    if "HatchedKeyAuthorizer" in (t["Resources"]["HttpApi"]["Properties"].get("Auth") or {}).get("Authorizers", {}):
+        return t
     t["Resources"]["HttpApi"]["Properties"]["Auth"] = {
         "Authorizers": {
             "HatchedKeyAuthorizer": {
@@ -317,6 +322,11 @@ def deploy(args):
         "environment": environment,
         "routes": sorted(
             r["Properties"]["RouteKey"] for r in rendered["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Route"
+        ),
+        # Routes behind an authorizer: API Gateway itself refuses there (403 {"message":"Forbidden"}).
+        "authorized_routes": sorted(
+            r["Properties"]["RouteKey"] for r in rendered["Resources"].values()
+            if r["Type"] == "AWS::ApiGatewayV2::Route" and "AuthorizerId" in r["Properties"]
         ),
     }
     with open(args.out, "w") as f:
