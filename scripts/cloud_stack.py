@@ -242,12 +242,15 @@ def authorizer_demo(template):
 
 
 def zip_bootstrap(path):
+    """The Lambda zip: the binary as an executable `bootstrap` at its root. Stored, not deflated:
+    deflating ten ~40 MB debug binaries took 3.5 s of the 6 s to the first answer, and on
+    loopback the bytes cost less than the compression."""
     buf = io.BytesIO()
     info = zipfile.ZipInfo("bootstrap", date_time=(2020, 1, 1, 0, 0, 0))
     info.external_attr = 0o100755 << 16
-    info.compress_type = zipfile.ZIP_DEFLATED
+    info.compress_type = zipfile.ZIP_STORED
     with open(path, "rb") as f, zipfile.ZipFile(buf, "w") as z:
-        z.writestr(info, f.read(), compresslevel=1)
+        z.writestr(info, f.read())
     return buf.getvalue()
 
 
