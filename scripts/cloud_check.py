@@ -161,6 +161,8 @@ def event_request(path, key, session_id=None):
     """(method, path, headers, body) of a sample event, with the fixture key replaced."""
     with open(path) as f:
         e = json.load(f)
+    if "http" not in (e.get("requestContext") or {}) or "rawPath" not in e:
+        return None  # not a request API Gateway receives (a Secrets Manager rotation step, say)
     method = e["requestContext"]["http"]["method"]
     url = e["rawPath"] + (f"?{e['rawQueryString']}" if e.get("rawQueryString") else "")
     headers = {k: v.replace(FIXTURE_KEY, key) for k, v in e.get("headers", {}).items() if k.lower() != "host"}
@@ -182,7 +184,7 @@ def event_request(path, key, session_id=None):
 RUNTIME_VARS = {"LAMBDA_TASK_ROOT", "_HANDLER", "LC_CTYPE", "PATH", "HOME", "GATEWAY_PORT", "BIND_HOST"}
 
 
-def check_environment(c, emulator_pid, environment):
+def check_environment(c, emulator_pid, environment, routed):
     """The environment of every function process the emulator started: the template's variables
     (as deployed) and the runtime's AWS_* ones, nothing else."""
     seen = set()
@@ -216,7 +218,7 @@ def check_environment(c, emulator_pid, environment):
         else:
             c.passed += 1
             print(f"ok   environment of {name}: the template's {len(want)} variables + the emulator endpoint")
-    for name in sorted(set(environment) - seen):
+    for name in sorted(set(routed) - seen):
         c.failed += 1
         print(f"FAIL environment of {name}: no running process of it found")
 
@@ -272,7 +274,11 @@ def main():
 
     def replay(name, expect, key=live, session_id=None):
         replayed.add(name)
-        method, url, headers, body = event_request(events[name], key, session_id)
+        request = event_request(events[name], key, session_id)
+        if request is None:
+            print(f"skip events/{name}: not an HTTP request event")
+            return None
+        method, url, headers, body = request
         return c.check(f"events/{name}", method, url, expect, headers, body)
 
     # --- every sample event, as its name promises (tests/tests/e2e/events.rs) ---
@@ -310,11 +316,6 @@ def main():
                                              header("access-control-allow-origin", "*")))
     replay("fallback/unknown-path.json", status(404, "not_found"))
     replay("fallback/wrong-method.json", status(405, "method_not_allowed"))
-    # A sample event added without an expectation here is still replayed: it must be routed to a
-    # function (x-request-id, API.md error body) and must not fail (5xx). Add its expectation above.
-    for name in sorted(set(events) - replayed):
-        replay(name, lambda a: f"status {a.status}" if a.status >= 500 else None)
-        print(f"     (events/{name}: generic check only; no expectation in scripts/cloud_check.py)")
 
     # --- end to end through API Gateway ---
     a = c.check("validate: rate-limit headers", "POST", "/api/v1/keys/validate",
@@ -373,11 +374,51 @@ def main():
             {"origin": "https://app.example.com", "access-control-request-method": "POST"})
     c.check("routing: unknown path", "GET", "/nothing/here", status(404, "not_found"))
     c.check("routing: stage root", "GET", "/", status(404, "not_found"))
-    c.check("routing: wrong method", "DELETE", "/api/v1/keys/validate", status(405, "method_not_allowed"))
+    # A method no route of a known path takes (a path template of another route may match it).
+    wrong = next(m for m in ("PUT", "PATCH", "DELETE", "GET") if c.route_of(m, "/api/v1/tokens/introspect") == "$default")
+    c.check("routing: wrong method", wrong, "/api/v1/tokens/introspect", status(405, "method_not_allowed"))
     c.check("routing: trailing slash is another path", "GET", "/api/v1/gates/", status(404, "not_found"), auth)
 
+    # The platform authorizer (functions/authorize) in front of GET /api/v1/whoami, once the
+    # template has them: a valid key and a call without one reach whoami, which echoes the
+    # authorizer's context (never the key); a bad key is API Gateway's own 403 and no function runs.
+    if "GET /api/v1/whoami" in stack["routes"]:
+        def context(auth, **want):
+            def expect(a):
+                body = a.body if isinstance(a.body, dict) else {}
+                ctx = body["lambda"] if isinstance(body.get("lambda"), dict) else body
+                if a.status != 200 or ctx.get("auth") != auth:
+                    return f"want 200 with auth {auth!r}"
+                if any(ctx.get(k) != v for k, v in want.items()):
+                    return f"context {json.dumps({k: ctx.get(k) for k in want})}, want {json.dumps(want)}"
+                if live.encode() in a.raw or pk.encode() in a.raw:
+                    return "the key is in the answer"
+                return None
+            return expect
+
+        def forbidden(a):
+            return None if (a.status, a.body) == (403, {"message": "Forbidden"}) else "want API Gateway's 403 Forbidden"
+
+        c.check("whoami: a live key through the authorizer", "GET", "/api/v1/whoami",
+                context("key", customer_id="demo", environment="live", key_type="secret", tier="enterprise"), auth)
+        c.check("whoami: no key is anonymous", "GET", "/api/v1/whoami", context("anonymous"))
+        c.check("whoami: a malformed key is refused before whoami", "GET", "/api/v1/whoami", forbidden,
+                {"authorization": "Bearer hatch_live_" + "0" * 38})
+        for name, expect in [("authorize/allow.json", context("key")), ("authorize/anonymous.json", context("anonymous")),
+                             ("authorize/deny.json", forbidden), ("whoami/valid.json", context("anonymous"))]:
+            if name in events:
+                replay(name, expect)
+
+    # A sample event added without an expectation here is still replayed (last, so whatever it
+    # changes cannot disturb the checks above): it must be routed to a function (x-request-id,
+    # API.md error body) or refused by an authorizer, and must not fail (5xx). Add its
+    # expectation above.
+    for name in sorted(set(events) - replayed):
+        if replay(name, lambda a: f"status {a.status}" if a.status >= 500 else None) is not None:
+            print(f"     (events/{name}: generic check only; no expectation in scripts/cloud_check.py)")
+
     if args.emulator_pid:
-        check_environment(c, args.emulator_pid, stack["environment"])
+        check_environment(c, args.emulator_pid, stack["environment"], stack["routed_functions"])
     if args.authorizer_demo:
         check_authorizer_translation(c, args.authorizer_demo)
 

@@ -275,11 +275,17 @@ def deploy(args):
     note(f"packaged {len(sam_functions(template))} functions in {time.time() - t0:.1f}s")
 
     t0 = time.time()
-    cfn.create_stack(
-        StackName=args.stack,
-        TemplateBody=json.dumps(rendered),
-        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
-    )
+    # Through S3, as `sam deploy` does: an inline TemplateBody may not exceed 51,200 bytes, and
+    # the transformed template of 20 functions is twice that.
+    s3.put_object(Bucket=args.bucket, Key="template.json", Body=json.dumps(rendered, separators=(",", ":")).encode())
+    try:
+        cfn.create_stack(
+            StackName=args.stack,
+            TemplateURL=f"{args.endpoint.rstrip('/')}/{args.bucket}/template.json",
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+    except cfn.exceptions.ClientError as e:
+        raise SystemExit(f"CreateStack: {str(e)[:500]}")
     deadline = time.time() + 300
     while True:
         stack = cfn.describe_stacks(StackName=args.stack)["Stacks"][0]
@@ -312,6 +318,12 @@ def deploy(args):
         if set(got) != globals_vars | set(own):
             raise SystemExit(f"{logical}: deployed variables {sorted(got)}, template declares {sorted(globals_vars | set(own))}")
         environment[res[logical]] = got
+    # The functions API Gateway invokes (integrations and authorizers): the ones that must have
+    # run once every route has been called. Others (a rotation function) never start here.
+    uris = json.dumps([r["Properties"].get("IntegrationUri") or r["Properties"].get("AuthorizerUri")
+                       for r in rendered["Resources"].values()
+                       if r["Type"] in ("AWS::ApiGatewayV2::Integration", "AWS::ApiGatewayV2::Authorizer")])
+    routed = [res[n] for n, _ in sam_functions(template) if f'"{n}"' in uris or f"${{{n}." in uris]
     info = {
         "stack": args.stack,
         "api_id": api_id,
@@ -323,6 +335,7 @@ def deploy(args):
         "outputs": outputs,
         "functions": {n: res[n] for n, _ in sam_functions(template)},
         "environment": environment,
+        "routed_functions": sorted(routed),
         "routes": sorted(
             r["Properties"]["RouteKey"] for r in rendered["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Route"
         ),
