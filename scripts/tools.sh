@@ -4,6 +4,7 @@
 # shellcheck shell=bash
 
 HATCHED_TOOLS="${HATCHED_TOOLS:-$HOME/.cache/hatched-tools}"
+HATCHED_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MINISTACK_VERSION=1.5.33
 MOTO_VERSION=5.2.5
 CFN_LINT_VERSION=1.58.0
@@ -12,6 +13,9 @@ CARGO_LAMBDA_VERSION=1.9.2
 PYJWT_VERSION=2.15.1
 CRYPTOGRAPHY_VERSION=50.0.2
 SCHEMATHESIS_VERSION=4.32.5
+# The SAM transform for the deployed stack on the emulator (scripts/cloud_stack.py): the version
+# aws-sam-cli $SAM_CLI_VERSION pins, used from the sam venv and checked by install_cloud_tools.
+SAM_TRANSLATOR_VERSION=1.115.0
 export SAM_CLI_TELEMETRY=0
 
 # make_venv NAME PACKAGE... — create (once) a venv whose stamp records its pinned packages.
@@ -43,6 +47,23 @@ install_sam_tools() {
   make_venv sam "aws-sam-cli==$SAM_CLI_VERSION" "cfn-lint==$CFN_LINT_VERSION" "cargo-lambda==$CARGO_LAMBDA_VERSION"
 }
 
+# What the deployed stack on the emulator needs (scripts/dev --cloud, scripts/cloud-test):
+# ministack, and the SAM transform + boto3 of the sam venv at their pinned versions.
+install_cloud_tools() {
+  install_emulators
+  install_sam_tools
+  local got
+  got="$("$HATCHED_TOOLS/sam/bin/python" -c 'import samtranslator; print(samtranslator.__version__)')"
+  if [ "$got" != "$SAM_TRANSLATOR_VERSION" ]; then
+    echo "aws-sam-translator is $got in the sam venv, want $SAM_TRANSLATOR_VERSION (tools.sh)" >&2; return 1
+  fi
+}
+
+# `python3 -c "$WITH_SIGINT" CMD... &` runs CMD in the background (same pid) with SIGINT at its
+# default. A shell without job control starts background jobs with SIGINT ignored, and a
+# signal ignored on entry cannot be trapped: without this, Ctrl-C's signal never reaches CMD.
+WITH_SIGINT='import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])'
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
@@ -52,6 +73,13 @@ start_emulator() {
   local kind="$1" port="$2" log="$3"
   case "$kind" in
     ministack) GATEWAY_PORT="$port" BIND_HOST=127.0.0.1 "$HATCHED_TOOLS/ministack/bin/ministack" >"$log" 2>&1 & ;;
+    # For the deployed stack: ministack runs each function's bootstrap with its own environment,
+    # then the template's variables, then AWS_ENDPOINT_URL (itself). Started from an empty
+    # environment, the functions see only what template.yaml gives them plus the endpoint.
+    # scripts/ministack_cloud.py corrects its OPTIONS routing (see there).
+    ministack-cloud) env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$HOME" GATEWAY_PORT="$port" BIND_HOST=127.0.0.1 \
+        AWS_ENDPOINT_URL="http://127.0.0.1:$port" \
+        "$HATCHED_TOOLS/ministack/bin/python" "$HATCHED_ROOT/scripts/ministack_cloud.py" >"$log" 2>&1 & ;;
     # moto_server is hard-wired to a threaded server, but moto's transact_write_items copies
     # and restores whole tables without a lock: concurrent transactions then commit twice or
     # roll each other back. Served single-threaded, every call is atomic, as on DynamoDB.
@@ -61,7 +89,7 @@ from werkzeug.serving import run_simple
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 run_simple("127.0.0.1", int(sys.argv[1]), DomainDispatcherApplication(create_backend_app), threaded=False)
 ' "$port" >"$log" 2>&1 & ;;
-    *) echo "unknown emulator '$kind' (ministack|moto)" >&2; return 1 ;;
+    *) echo "unknown emulator '$kind' (ministack|ministack-cloud|moto)" >&2; return 1 ;;
   esac
   EMULATOR_PID=$!
   for _ in $(seq 1 100); do
