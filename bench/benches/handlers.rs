@@ -186,6 +186,15 @@ fn benches(c: &mut Criterion) {
             b.iter(|| rt.block_on(handler(&app, hatched::lambda_http::request::from_str(black_box(&text)).unwrap())))
         });
     }
+
+    // The platform authorizer, beside validate-key: the same key check, another event shape.
+    let text = event("authorize/allow.json", key.expose(), session_id.as_str(), &token);
+    let parse = |t: &str| serde_json::from_str::<authorize::AuthorizerRequest>(t).unwrap();
+    assert!(rt.block_on(authorize::handle(&app, parse(&text))).is_authorized, "authorize: the canned key is allowed");
+    calls.store(0, Ordering::Relaxed);
+    rt.block_on(authorize::handle(&app, parse(&text)));
+    println!("authorize: {} DynamoDB calls per request (counted, not timed)", calls.load(Ordering::Relaxed));
+    c.bench_function("handler/authorize", |b| b.iter(|| rt.block_on(authorize::handle(&app, parse(black_box(&text))))));
 }
 
 criterion_group!(handlers, benches);
