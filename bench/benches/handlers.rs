@@ -83,6 +83,9 @@ fn app(c: Arc<Canned>, calls: Arc<AtomicUsize>) -> hatched::App {
                 respond(200, json!({ "Attributes": item }))
             }
             "UpdateItem" => respond(200, json!({ "Attributes": { "count": { "N": "1" } } })),
+            "BatchGetItem" if body.contains("WS#") => {
+                respond(200, json!({ "Responses": { TABLE: [c.session_item] }, "UnprocessedKeys": {} }))
+            }
             "BatchGetItem" => respond(
                 200,
                 json!({ "Responses": { TABLE: [c.gate_item, c.buddy_item, c.balance_item] }, "UnprocessedKeys": {} }),

@@ -3,8 +3,9 @@
 //! table dump or backup alone reveals none. The key record's hash is the associated data: a
 //! sealed secret copied onto another key does not open.
 //!
-//! Only the functions that check signed user ids (and the operator's `hatchctl`) load the
-//! data key, once per cold start.
+//! Only the functions that check signed user ids or issue their secrets (and the operator's
+//! `hatchctl`) may load the data key, once per process and only when a request needs it: most
+//! keys never require signed user ids, so a cold start does not pay for a second secret.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 use aws_sdk_secretsmanager::Client;

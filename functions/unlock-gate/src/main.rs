@@ -2,7 +2,5 @@
 async fn main() -> Result<(), hatched::lambda_http::lambda_runtime::Error> {
     hatched::telemetry::init();
     let app = hatched::App::from_env().await?;
-    // Signed user ids are checked with the HMAC secret sealed under the data key.
-    app.sealer.preload().await;
     hatched::lambda::run(|req| unlock_gate::handle(&app, req)).await
 }

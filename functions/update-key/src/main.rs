@@ -2,7 +2,5 @@
 async fn main() -> Result<(), hatched::lambda_http::lambda_runtime::Error> {
     hatched::telemetry::init();
     let app = hatched::App::from_env().await?;
-    // New keys may carry a signed-user-id secret, sealed under the data key.
-    app.sealer.preload().await;
     hatched::lambda::run(|req| update_key::handle(&app, req)).await
 }
