@@ -19,6 +19,20 @@ pub struct Caller {
     pub counted_at: UnixTime,
 }
 
+/// Which window a caller's request was counted in, to give the count back on a refusal.
+#[derive(Debug, Clone)]
+pub struct KeyCount {
+    hash: crate::domain::KeyHash,
+    key_type: KeyType,
+    counted_at: UnixTime,
+}
+
+impl Caller {
+    pub fn count(&self) -> KeyCount {
+        KeyCount { hash: self.record.key_hash.clone(), key_type: self.record.key_type, counted_at: self.counted_at }
+    }
+}
+
 /// A refusal, with the rate window when the key was far enough along to be counted.
 #[derive(Debug)]
 pub struct Rejected {
@@ -91,13 +105,12 @@ impl App {
     /// A request the key itself refuses (`origin_not_allowed`, `invalid_user_signature`)
     /// never spends the key's budget: its count is given back, and the source IP's anonymous
     /// window counts it instead (one more write, on the refused path only).
-    pub async fn refuse_for_key(&self, caller: &Caller, ctx: &RequestCtx, error: ApiError) -> Rejected {
-        let hash = &caller.record.key_hash;
-        let counted = Counted::key(hash, caller.record.key_type, &ctx.source_ip);
+    pub async fn refuse_for_key(&self, count: &KeyCount, ctx: &RequestCtx, error: ApiError) -> Rejected {
+        let counted = Counted::key(&count.hash, count.key_type, &ctx.source_ip);
         let (refund, refusal) =
-            futures::join!(self.store.uncount_request(&counted, caller.counted_at), self.refuse_anonymous(ctx, error));
+            futures::join!(self.store.uncount_request(&counted, count.counted_at), self.refuse_anonymous(ctx, error));
         if let Err(e) = refund {
-            tracing::warn!(prefix = %caller.record.prefix, cause = %e, "refused request not given back");
+            tracing::warn!(cause = %e, "refused request not given back");
         }
         refusal
     }
@@ -126,10 +139,10 @@ impl App {
         let caller = Caller { record, rate, counted_at: now };
         if let Err(r) = caller.record.usable_at(now) {
             // A dead key spends no budget; its caller's IP pays, as for an unknown key.
-            return Err(self.refuse_for_key(&caller, ctx, r.into()).await);
+            return Err(self.refuse_for_key(&caller.count(), ctx, r.into()).await);
         }
         if !caller.record.origin_allowed(origin) {
-            return Err(self.refuse_for_key(&caller, ctx, ApiError::OriginNotAllowed).await);
+            return Err(self.refuse_for_key(&caller.count(), ctx, ApiError::OriginNotAllowed).await);
         }
         if !caller.rate.allowed {
             let error = ApiError::RateLimited { retry_after_secs: caller.rate.reset_in_secs };

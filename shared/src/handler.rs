@@ -48,12 +48,12 @@ where
             Err(rejected) => return finish(&ctx, endpoint, None, Err(rejected)),
         };
         let (prefix, rate) = (caller.record.prefix.clone(), caller.rate.clone());
-        let held = caller.clone();
+        let count = caller.count();
         // Boxed, as the story's SDK futures are large: a handler's future stays small.
         let response = match Box::pin(story(caller, req)).await {
             Ok(body) => Ok(Reply::new(&ctx).with_rate(Some(&rate)).json(endpoint.status, &body)),
             // A refused signature must not spend the key's budget (API.md "Keys").
-            Err(error @ ApiError::InvalidUserSignature) => Err(app.refuse_for_key(&held, &ctx, error).await),
+            Err(error @ ApiError::InvalidUserSignature) => Err(app.refuse_for_key(&count, &ctx, error).await),
             Err(error) => Err(Rejected { error, rate: Some(rate.clone()) }),
         };
         finish(&ctx, endpoint, Some(prefix.as_str()), response)

@@ -193,7 +193,7 @@ impl App {
             label: options.label,
             owner: options.owner,
         };
-        self.create_from(&template, None, by).await.map(|(issued, _)| issued)
+        self.create_from(&template, None, by).await
     }
 
     /// The key with this prefix, if the manager may see it.
@@ -245,7 +245,7 @@ impl App {
             let expires = old.expires_at.map_or(grace_end, |e| e.min(grace_end));
             let retired = KeyRecord { expires_at: Some(expires), version: old.version + 1, ..old.clone() };
             match self.create_from(&template, Some((&old, &retired)), by).await {
-                Ok((issued, _)) => return Ok((issued, retired)),
+                Ok(issued) => return Ok((issued, retired)),
                 Err(KeyError::Store(StoreError::Conflict)) => continue,
                 Err(e) => return Err(e),
             }
@@ -364,7 +364,7 @@ impl App {
         t: &KeyTemplate,
         replacing: Option<(&KeyRecord, &KeyRecord)>,
         by: &Manager<'_>,
-    ) -> Result<(Issued, ()), KeyError> {
+    ) -> Result<Issued, KeyError> {
         let sealer = match &t.hmac_secret {
             Some(_) => Some(self.sealer.key().await?),
             None => None,
@@ -408,7 +408,7 @@ impl App {
                 }
             };
             match self.store.commit_keys("create_key", &[&record], &changed, Some(&event)).await {
-                Ok(()) => return Ok((Issued { key, record, hmac_secret: t.hmac_secret.clone() }, ())),
+                Ok(()) => return Ok(Issued { key, record, hmac_secret: t.hmac_secret.clone() }),
                 Err(StoreError::AlreadyExists) => continue,
                 Err(e) => return Err(e.into()),
             }

@@ -75,14 +75,6 @@ impl Sealer {
         Sealer { client, secret_id, key: OnceCell::new() }
     }
 
-    /// Loads the key ahead of the first request; a failure is only logged (the first request
-    /// tries again).
-    pub async fn preload(&self) {
-        if let Err(e) = self.key().await {
-            tracing::warn!(cause = %e, "data key not loaded at start");
-        }
-    }
-
     pub async fn key(&self) -> Result<&DataKey, SigningError> {
         self.key
             .get_or_try_init(|| async {
