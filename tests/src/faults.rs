@@ -24,6 +24,9 @@ pub enum Fault {
     /// Forward requests for this operation (e.g. `TransactWriteItems`) but drop the server's
     /// answer and reset: the write happens, the caller never hears of it.
     LoseAnswerOf(&'static str),
+    /// As [`Fault::LoseAnswerOf`], for the first such request only (an SDK retry then gets
+    /// through): a write that landed once and was asked for twice.
+    LoseFirstAnswerOf(&'static str),
     /// Reset requests for this operation before forwarding them (others pass): the write
     /// never happens, the caller sees a dropped connection.
     ResetOn(&'static str),
@@ -87,6 +90,12 @@ async fn handle(mut client: TcpStream, upstream: String, fault: Arc<RwLock<Fault
                     Fault::LoseAnswerOf(op) => {
                         let text = String::from_utf8_lossy(chunk);
                         if text.contains(&format!("DynamoDB_20120810.{op}")) { drop_answer = true; }
+                    }
+                    Fault::LoseFirstAnswerOf(op) => {
+                        let text = String::from_utf8_lossy(chunk);
+                        if text.contains(&format!("DynamoDB_20120810.{op}")) && lost.load(Ordering::Relaxed) == 0 {
+                            drop_answer = true;
+                        }
                     }
                     Fault::ResetOn(op) => {
                         if String::from_utf8_lossy(chunk).contains(&format!("DynamoDB_20120810.{op}")) {

@@ -73,7 +73,10 @@ impl Store {
             Ok(_) => Ok(()),
             Err(e) => match cancellation_reasons(&e) {
                 Some(r) if condition_failed(r, 0) => Err(CreateSessionError::BuddyNotFound),
-                Some(r) if condition_failed(r, 1) => Err(StoreError::AlreadyExists.into()),
+                // The id is fresh (~107 random bits): an item already under it is this very
+                // session, written by an attempt whose answer was lost and then retried by the
+                // SDK. The write landed once; that is success, not a conflict.
+                Some(r) if condition_failed(r, 1) => Ok(()),
                 _ => Err(classify("create_session", e).into()),
             },
         }

@@ -227,3 +227,20 @@ async fn a_key_load_that_fails_at_init_is_retried_by_the_requests() {
     assert_eq!(up.status, 201, "{}", up.body);
     assert!(up.body["token"].as_str().is_some_and(|t| t.split('.').count() == 3));
 }
+
+/// A session mint whose transaction lands but whose answer is lost: the SDK's retry finds the
+/// session already there — its own, the id being fresh — and the mint succeeds once.
+#[tokio::test]
+async fn a_session_mint_whose_answer_is_lost_succeeds_once() {
+    let w = world().await;
+    let proxy = FaultProxy::start(TestApp::upstream()).await;
+    let app = w.t.behind(&proxy).await;
+    proxy.set(Fault::LoseFirstAnswerOf("TransactWriteItems")).await;
+    let body = serde_json::json!({ "buddy_id": "b1", "user_id": "u1", "scopes": ["read"] });
+    let a: Answer =
+        create_widget_session::handle(&app, keyed("POST", "/api/v1/widget-sessions", &w.key, Some(&body))).await.into();
+    assert_eq!(proxy.lost_answers.load(std::sync::atomic::Ordering::Relaxed), 1, "the fault was exercised");
+    assert_eq!(a.status, 201, "{}", a.body);
+    let token = a.body["token"].as_str().unwrap();
+    assert_eq!(w.t.introspect(token).await.body["active"], true, "the session the answer names exists");
+}
