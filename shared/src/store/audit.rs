@@ -5,7 +5,7 @@
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
-use super::{Item, Store, StoreError, build_err, classify, from_item, partition, s, to_item};
+use super::{Item, Store, StoreError, build_err, from_item, partition, to_item};
 use crate::domain::audit::{AuditEvent, RETENTION_SECS};
 use crate::domain::page::{encode_cursor, timed_sort_key};
 use crate::domain::{CustomerId, Environment};
@@ -78,31 +78,11 @@ impl Store {
         limit: u32,
         after: Option<&str>,
     ) -> Result<AuditPage, StoreError> {
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .scan_index_forward(false)
-            .limit(limit as i32 + 1)
-            .expression_attribute_values(":pk", s(audit_pk(customer, env, target)));
-        query = match after {
-            Some(after) => query
-                .key_condition_expression("pk = :pk AND sk < :after")
-                .expression_attribute_values(":after", s(after)),
-            None => query.key_condition_expression("pk = :pk"),
-        };
-        let out = query.send().await.map_err(|e| classify("list_audit", e))?;
-        let mut events: Vec<AuditEvent> = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| from_item::<AuditItem>(i).map(|a| a.event))
-            .collect::<Result<_, _>>()?;
-        let next_cursor = (events.len() > limit as usize).then(|| {
-            events.truncate(limit as usize);
-            events.last().map(|e| encode_cursor(&audit_sk(e)))
-        });
-        Ok(AuditPage { events, next_cursor: next_cursor.flatten() })
+        let (items, more) =
+            self.newest_first_page("list_audit", None, audit_pk(customer, env, target), limit, after).await?;
+        let events: Vec<AuditEvent> =
+            items.into_iter().map(|i| from_item::<AuditItem>(i).map(|a| a.event)).collect::<Result<_, _>>()?;
+        let next_cursor = events.last().filter(|_| more).map(|e| encode_cursor(&audit_sk(e)));
+        Ok(AuditPage { events, next_cursor })
     }
 }

@@ -190,32 +190,13 @@ impl Store {
         limit: u32,
         after: Option<&str>,
     ) -> Result<KeyPage, StoreError> {
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name("gsi1")
-            .scan_index_forward(false)
-            .limit(limit as i32 + 1)
-            .expression_attribute_values(":pk", s(keys_index_pk(customer, env)));
-        query = match after {
-            Some(after) => query
-                .key_condition_expression("gsi1pk = :pk AND gsi1sk < :after")
-                .expression_attribute_values(":after", s(after)),
-            None => query.key_condition_expression("gsi1pk = :pk"),
-        };
-        let out = query.send().await.map_err(|e| classify("list_keys_page", e))?;
-        let mut keys: Vec<KeyRecord> = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| from_item::<PrefixItem>(i).map(|p| p.record))
-            .collect::<Result<_, _>>()?;
-        let next_cursor = (keys.len() > limit as usize).then(|| {
-            keys.truncate(limit as usize);
-            keys.last().map(|k| encode_cursor(&keys_index_sk(k)))
-        });
-        Ok(KeyPage { keys, next_cursor: next_cursor.flatten() })
+        let index = Some(("gsi1", "gsi1pk", "gsi1sk"));
+        let (items, more) =
+            self.newest_first_page("list_keys_page", index, keys_index_pk(customer, env), limit, after).await?;
+        let keys: Vec<KeyRecord> =
+            items.into_iter().map(|i| from_item::<PrefixItem>(i).map(|p| p.record)).collect::<Result<_, _>>()?;
+        let next_cursor = keys.last().filter(|_| more).map(|k| encode_cursor(&keys_index_sk(k)));
+        Ok(KeyPage { keys, next_cursor })
     }
 
     /// Every key of a customer in both environments, oldest first (operators).

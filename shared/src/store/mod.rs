@@ -221,6 +221,45 @@ impl Store {
         Err(StoreError::Aws(AwsFailure::Unavailable { op, cause: "keys left unprocessed after retries".into() }))
     }
 
+    /// One page of a partition (of the table, or of `index` with its own key attributes),
+    /// newest first, resuming after the sort key `after`: one query, asking one item more than
+    /// `limit` to learn whether more follow. Returns the items and the last one's sort key
+    /// when there are more.
+    pub(crate) async fn newest_first_page(
+        &self,
+        op: &'static str,
+        index: Option<(&str, &str, &str)>,
+        pk: String,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<Item>, bool), StoreError> {
+        let (index, pk_attr, sk_attr) = match index {
+            Some((name, pk_attr, sk_attr)) => (Some(name), pk_attr, sk_attr),
+            None => (None, "pk", "sk"),
+        };
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .set_index_name(index.map(str::to_owned))
+            // An index cannot be read consistently; the table can.
+            .consistent_read(index.is_none())
+            .scan_index_forward(false)
+            .limit(limit as i32 + 1)
+            .expression_attribute_values(":pk", s(pk));
+        query = match after {
+            Some(after) => query
+                .key_condition_expression(format!("{pk_attr} = :pk AND {sk_attr} < :after"))
+                .expression_attribute_values(":after", s(after)),
+            None => query.key_condition_expression(format!("{pk_attr} = :pk")),
+        };
+        let out = query.send().await.map_err(|e| classify(op, e))?;
+        let mut items = out.items.unwrap_or_default();
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        Ok((items, more))
+    }
+
     /// Every item of a partition whose sort key starts with `prefix`, consistent, all pages.
     pub(crate) async fn query_prefix(
         &self,

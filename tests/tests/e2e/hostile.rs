@@ -10,6 +10,14 @@ use proptest::test_runner::{Config, TestRunner};
 
 const CASES: u32 = 96;
 
+/// `acme` with buddy `b1` (live) and an enterprise live secret key (no 429s in the way).
+async fn world() -> (TestApp, String) {
+    let t = TestApp::new().await.with_customer().await;
+    t.buddy(Live, "b1").await;
+    let (key, _) = t.issue(Secret, Live, tier(Tier::Enterprise)).await;
+    (t, key)
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
@@ -17,12 +25,7 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn arbitrary_bodies_never_produce_a_5xx() {
     let rt = runtime();
-    let (t, key) = rt.block_on(async {
-        let t = TestApp::new().await.with_customer().await;
-        t.buddy(Live, "b1").await;
-        let (key, _) = t.issue(Secret, Live, tier(Tier::Enterprise)).await;
-        (t, key)
-    });
+    let (t, key) = rt.block_on(world());
     let sent = AtomicUsize::new(0);
     let body = prop_oneof![
         ".{0,300}",
@@ -127,12 +130,7 @@ fn ids_outside_their_pattern_never_reach_dynamodb() {
 #[test]
 fn hostile_events_never_crash_any_function() {
     let rt = runtime();
-    let (t, key) = rt.block_on(async {
-        let t = TestApp::new().await.with_customer().await;
-        t.buddy(Live, "b1").await;
-        let (key, _) = t.issue(Secret, Live, tier(Tier::Enterprise)).await;
-        (t, key)
-    });
+    let (t, key) = rt.block_on(world());
     let header_name = prop_oneof![
         Just("host".to_owned()),
         Just("x-forwarded-proto".to_owned()),
