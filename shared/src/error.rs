@@ -10,6 +10,7 @@ use crate::domain::{InvalidId, KeyFormatError, KeyRejection, Scope, ScopeGrantEr
 use crate::keys::KeyError;
 use crate::signing::SigningError;
 use crate::store::StoreError;
+use crate::unlock::UnlockError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -200,12 +201,28 @@ impl From<AwsFailure> for ApiError {
     }
 }
 
-/// Outcomes a caller did not handle (`AlreadyExists`, `NotFound`) are bugs here.
+/// Outcomes a caller did not handle (`AlreadyExists`, `NotFound`, `Conflict`) are bugs here;
+/// contention that outlasted its retries is a 503.
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::Aws(aws) => aws.into(),
+            StoreError::Contended | StoreError::Exhausted(_) => ApiError::Unavailable(e.to_string()),
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<UnlockError> for ApiError {
+    fn from(e: UnlockError) -> ApiError {
+        match e {
+            UnlockError::GateNotFound => ApiError::GateNotFound,
+            UnlockError::BuddyNotFound => ApiError::BuddyNotFound,
+            UnlockError::Insufficient { token_key, required, available } => {
+                ApiError::InsufficientBalance { token_key: token_key.to_string(), required, available }
+            }
+            UnlockError::NotThePrimaryToken { .. } => ApiError::Internal(e.to_string()),
+            UnlockError::Store(e) => e.into(),
         }
     }
 }
@@ -230,8 +247,8 @@ impl From<KeyError> for ApiError {
             KeyError::Scopes(ScopeGrantError::NotForPublishable(scope)) => ApiError::InvalidScope(scope.to_string()),
             KeyError::Escalation(what) => ApiError::Escalation(what),
             KeyError::NotFound => ApiError::KeyNotFound,
-            KeyError::Contended => ApiError::Unavailable(e.to_string()),
-            KeyError::NoCustomer(_) | KeyError::NoFreePrefix => ApiError::Internal(e.to_string()),
+            KeyError::Contended(_) => ApiError::Unavailable(e.to_string()),
+            KeyError::NoCustomer(_) => ApiError::Internal(e.to_string()),
             KeyError::Store(e) => e.into(),
             KeyError::Sealing(e) => e.into(),
         }

@@ -10,15 +10,14 @@ use crate::App;
 use crate::domain::audit::{Actor, AuditAction, AuditEvent, Changes};
 use crate::domain::origin::{self, OriginPatternError};
 use crate::domain::token::SessionSubject;
+use crate::domain::token::revocation_needed;
 use crate::domain::{
     ApiKey, CustomerId, Environment, HmacSecret, KeyKind, KeyPrefix, KeyRecord, KeyType, Scope, ScopeGrantError, Tier,
     TokenKey, UnixTime, grant_scopes,
 };
 use crate::signing::SigningError;
 use crate::store::StoreError;
-
-/// A change decided on a stale read is decided again at most this many times.
-const MAX_ATTEMPTS: usize = 5;
+use crate::store::retry::{self, Attempt, Exhausted};
 
 /// What a new key may be issued with besides its customer, type and environment.
 #[derive(Debug, Clone, Default)]
@@ -69,10 +68,9 @@ pub enum KeyError {
     Unusable(&'static str),
     #[error("no customer {0}")]
     NoCustomer(CustomerId),
-    #[error("could not find a free key prefix")]
-    NoFreePrefix,
-    #[error("the key kept changing concurrently")]
-    Contended,
+    /// The key kept changing concurrently (or every prefix drawn was taken).
+    #[error(transparent)]
+    Contended(#[from] Exhausted),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -211,7 +209,7 @@ impl App {
         grace_secs: i64,
         by: &Manager<'_>,
     ) -> Result<(Issued, KeyRecord), KeyError> {
-        for _ in 0..MAX_ATTEMPTS {
+        retry::attempts("roll_key", |_| async move {
             let old = self.managed_key(prefix, by).await?;
             let now = self.clock.now();
             if old.revoked_at.is_some() {
@@ -245,12 +243,12 @@ impl App {
             let expires = old.expires_at.map_or(grace_end, |e| e.min(grace_end));
             let retired = KeyRecord { expires_at: Some(expires), version: old.version + 1, ..old.clone() };
             match self.create_from(&template, Some((&old, &retired)), by).await {
-                Ok(issued) => return Ok((issued, retired)),
-                Err(KeyError::Store(StoreError::Conflict)) => continue,
-                Err(e) => return Err(e),
+                Ok(issued) => Ok(Attempt::Done((issued, retired))),
+                Err(KeyError::Store(e)) => e.retry().map_err(KeyError::from),
+                Err(e) => Err(e),
             }
-        }
-        Err(KeyError::Contended)
+        })
+        .await
     }
 
     /// Applies a change of label, scopes, origins or signed-user-id requirement. Returns the
@@ -261,7 +259,7 @@ impl App {
         patch: &KeyPatch,
         by: &Manager<'_>,
     ) -> Result<(KeyRecord, Option<HmacSecret>), KeyError> {
-        for _ in 0..MAX_ATTEMPTS {
+        retry::attempts("update_key", |_| async move {
             let old = self.managed_key(prefix, by).await?;
             let mut new = KeyRecord { version: old.version + 1, ..old.clone() };
             if let Some(label) = &patch.label {
@@ -294,35 +292,33 @@ impl App {
                 changes = changes.field("hmac_secret", None, Some("created"));
             }
             if changes.is_empty() {
-                return Ok((old, None)); // nothing changes, nothing is written or audited
+                return Ok(Attempt::Done((old, None))); // nothing changes, nothing is written or audited
             }
             let event = self.key_event(by, &new, AuditAction::KeyUpdated, changes);
             match self.store.commit_keys("update_key", &[], &[(&old, &new)], Some(&event)).await {
-                Ok(()) => return Ok((new, fresh_secret)),
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
+                Ok(()) => Ok(Attempt::Done((new, fresh_secret))),
+                Err(e) => e.retry().map_err(KeyError::from),
             }
-        }
-        Err(KeyError::Contended)
+        })
+        .await
     }
 
     /// Revokes a key; revoking again keeps the first `revoked_at` and writes nothing.
     pub async fn revoke_key(&self, prefix: &KeyPrefix, by: &Manager<'_>) -> Result<KeyRecord, KeyError> {
-        for _ in 0..MAX_ATTEMPTS {
+        retry::attempts("revoke_key", |_| async move {
             let old = self.managed_key(prefix, by).await?;
             if old.revoked_at.is_some() {
-                return Ok(old);
+                return Ok(Attempt::Done(old));
             }
             by.may_manage(&old)?;
             let new = KeyRecord { revoked_at: Some(self.clock.now()), version: old.version + 1, ..old.clone() };
             let event = self.key_event(by, &new, AuditAction::KeyRevoked, key_changes(Some(&old), &new));
             match self.store.commit_keys("revoke_key", &[], &[(&old, &new)], Some(&event)).await {
-                Ok(()) => return Ok(new),
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
+                Ok(()) => Ok(Attempt::Done(new)),
+                Err(e) => e.retry().map_err(KeyError::from),
             }
-        }
-        Err(KeyError::Contended)
+        })
+        .await
     }
 
     /// Ends every session of `customer`/`env` matching `subject` issued until now, at once and
@@ -341,7 +337,17 @@ impl App {
                 Changes::default().field("revoked_before", previous.map(UnixTime::rfc3339), Some(now.rfc3339()));
             AuditEvent::new(&by.actor, customer, env, AuditAction::SessionsRevoked, target.clone(), changes, now)
         };
-        let previous = self.store.revoke_sessions(customer, env, subject, now, event).await?;
+        let previous = retry::attempts("revoke_sessions", |_| async {
+            let standing = self.store.revocation_marker(customer, env, subject).await?;
+            if !revocation_needed(standing, now) {
+                return Ok(Attempt::Done(standing));
+            }
+            match self.store.put_revocation_marker(customer, env, subject, now, &event(standing)).await {
+                Ok(()) => Ok(Attempt::Done(standing)),
+                Err(e) => e.retry().map_err(KeyError::from),
+            }
+        })
+        .await?;
         Ok(previous.filter(|p| *p > now).unwrap_or(now))
     }
 
@@ -370,7 +376,7 @@ impl App {
             None => None,
         };
         // A prefix collision (1 in 62^6 per pair) just means drawing again.
-        for _ in 0..5 {
+        retry::attempts("create_key", |_| async move {
             let key = ApiKey::generate(KeyKind::for_issue(t.key_type, t.environment));
             let sealed = match (sealer, &t.hmac_secret) {
                 (Some(data_key), Some(secret)) => Some(data_key.seal(secret, &key.hash())?),
@@ -408,12 +414,12 @@ impl App {
                 }
             };
             match self.store.commit_keys("create_key", &[&record], &changed, Some(&event)).await {
-                Ok(()) => return Ok(Issued { key, record, hmac_secret: t.hmac_secret.clone() }),
-                Err(StoreError::AlreadyExists) => continue,
-                Err(e) => return Err(e.into()),
+                Ok(()) => Ok(Attempt::Done(Issued { key, record, hmac_secret: t.hmac_secret.clone() })),
+                Err(StoreError::AlreadyExists) => Ok(Attempt::Reread),
+                Err(e) => Err(e.into()),
             }
-        }
-        Err(KeyError::NoFreePrefix)
+        })
+        .await
     }
 }
 

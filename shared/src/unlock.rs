@@ -8,22 +8,18 @@
 //! 3. **Spend** in one `TransactWriteItems` ([`crate::store::Store::spend`]): debit with
 //!    `amount >= cost`, put the unlock if absent, put the ledger entry, check the gate is
 //!    unchanged — all or nothing, idempotent on a `ClientRequestToken` per attempt.
-//! 4. **Read the outcome** ([`SpendOutcome`], from the per-item cancellation reasons): the
-//!    unlock put lost or the gate changed → read again (a lost race is `already_unlocked: true`,
-//!    never a 402); the debit failed → 402; a conflicting transaction → back off and retry, at
-//!    most [`MAX_ATTEMPTS`] times, then 503.
-
-use std::time::Duration;
+//! 4. **Read the outcome** ([`SpendOutcome`], from the cancellation reason of each named
+//!    write): the unlock put lost or the gate changed → read again (a lost race is
+//!    `already_unlocked: true`, never a 402); the debit failed → 402; a conflicting transaction →
+//!    back off and retry. Attempts are bounded by the one retry helper ([`retry::attempts`]),
+//!    then 503.
 
 use crate::App;
-use crate::domain::gate::BuddyRef;
-use crate::domain::gate::{Gate, Unlock, UnlockPlan};
+use crate::domain::gate::{BuddyRef, Gate, Unlock, UnlockPlan};
 use crate::domain::{GateKey, TokenKey};
-use crate::error::ApiError;
 use crate::store::SpendOutcome;
-
-/// Reads and transactions per request before giving up with 503 (conflicts are retried).
-pub const MAX_ATTEMPTS: u32 = 5;
+use crate::store::StoreError;
+use crate::store::retry::{self, Attempt, Exhausted};
 
 /// The answer to an unlock request.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +28,28 @@ pub struct UnlockResult {
     pub unlock: Unlock,
     pub gate: Gate,
     pub balance: i64,
+}
+
+/// Why an unlock was refused (the web edge maps each to its API.md code).
+#[derive(Debug, thiserror::Error)]
+pub enum UnlockError {
+    #[error("no such gate")]
+    GateNotFound,
+    #[error("no such buddy")]
+    BuddyNotFound,
+    #[error("the balance of {token_key} ({available}) cannot pay {required}")]
+    Insufficient { token_key: TokenKey, required: i64, available: i64 },
+    /// A gate whose token is not the caller's primary token: a bug in the data, never a 402.
+    #[error("gate {gate} spends {spends} but the primary token is {primary}")]
+    NotThePrimaryToken { gate: GateKey, spends: TokenKey, primary: TokenKey },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<Exhausted> for UnlockError {
+    fn from(e: Exhausted) -> UnlockError {
+        UnlockError::Store(e.into())
+    }
 }
 
 impl App {
@@ -43,59 +61,44 @@ impl App {
         gate_key: &GateKey,
         primary: &TokenKey,
         request_id: &str,
-    ) -> Result<UnlockResult, ApiError> {
-        for attempt in 0..MAX_ATTEMPTS {
+    ) -> Result<UnlockResult, UnlockError> {
+        retry::attempts("unlock", |attempt| async move {
             // 1. Read.
             let reading = self.store.read_for_unlock(buddy, gate_key, primary).await?;
             // 2. Decide.
             let (gate, balance) = match reading.plan() {
-                UnlockPlan::GateNotFound => return Err(ApiError::GateNotFound),
-                UnlockPlan::BuddyNotFound => return Err(ApiError::BuddyNotFound),
+                UnlockPlan::GateNotFound => return Err(UnlockError::GateNotFound),
+                UnlockPlan::BuddyNotFound => return Err(UnlockError::BuddyNotFound),
                 UnlockPlan::AlreadyUnlocked { gate, unlock, balance } => {
                     // Our own earlier attempt (an SDK or client retry of this request) is still a first unlock.
                     let already_unlocked = unlock.request_id != request_id;
-                    return Ok(UnlockResult { already_unlocked, unlock, gate, balance });
+                    return Ok(Attempt::Done(UnlockResult { already_unlocked, unlock, gate, balance }));
                 }
                 UnlockPlan::Insufficient { gate, available } => return Err(insufficient(&gate, available)),
                 UnlockPlan::Spend { gate, balance } => (gate, balance),
             };
             if gate.token_key != *primary {
-                return Err(ApiError::Internal(format!(
-                    "gate {} spends {} but the primary token is {primary}",
-                    gate.gate_key, gate.token_key
-                )));
+                let (gate, spends, primary) = (gate.gate_key, gate.token_key, primary.clone());
+                return Err(UnlockError::NotThePrimaryToken { gate, spends, primary });
             }
-            let unlock = Unlock {
-                gate_key: gate.gate_key.clone(),
-                token_key: gate.token_key.clone(),
-                cost: gate.cost,
-                unlocked_at: self.clock.now(),
-                metadata: gate.metadata.clone(),
-                request_id: request_id.to_owned(),
-            };
+            let unlock = Unlock::of(&gate, self.clock.now(), request_id);
+            let entry = unlock.ledger_entry(buddy);
             // 3. Spend, 4. and read the outcome.
-            match self.store.spend(buddy, &gate, &unlock, attempt).await? {
-                SpendOutcome::Spent => {
+            match self.store.spend(buddy, &gate, &unlock, &entry, attempt).await {
+                Ok(SpendOutcome::Spent) => {
                     let balance = balance - gate.cost;
-                    return Ok(UnlockResult { already_unlocked: false, unlock, gate, balance });
+                    Ok(Attempt::Done(UnlockResult { already_unlocked: false, unlock, gate, balance }))
                 }
-                SpendOutcome::Insufficient { available } => return Err(insufficient(&gate, available.unwrap_or(0))),
+                Ok(SpendOutcome::Insufficient { available }) => Err(insufficient(&gate, available)),
                 // Someone else's unlock landed first, or the gate changed: read again and answer from that.
-                SpendOutcome::AlreadyUnlocked(_) | SpendOutcome::GateChanged => continue,
-                SpendOutcome::Conflict => tokio::time::sleep(backoff(attempt)).await,
+                Ok(SpendOutcome::AlreadyUnlocked | SpendOutcome::GateChanged) => Ok(Attempt::Reread),
+                Err(e) => e.retry().map_err(UnlockError::from),
             }
-        }
-        Err(ApiError::Unavailable(format!("unlock of {gate_key} still contended after {MAX_ATTEMPTS} attempts")))
+        })
+        .await
     }
 }
 
-fn insufficient(gate: &Gate, available: i64) -> ApiError {
-    ApiError::InsufficientBalance { token_key: gate.token_key.to_string(), required: gate.cost, available }
-}
-
-/// Jittered exponential backoff for transaction conflicts (10–20 ms, doubling).
-fn backoff(attempt: u32) -> Duration {
-    let mut byte = [0u8; 1];
-    let jitter = aws_lc_rs::rand::fill(&mut byte).map_or(0, |_| u64::from(byte[0]) % 10);
-    Duration::from_millis((10 + jitter) << attempt.min(4))
+fn insufficient(gate: &Gate, available: i64) -> UnlockError {
+    UnlockError::Insufficient { token_key: gate.token_key.clone(), required: gate.cost, available }
 }

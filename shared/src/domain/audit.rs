@@ -72,7 +72,7 @@ fn event_id() -> String {
     format!("ev_{}{}", String::from_utf8_lossy(&stamp), super::key::random_base62(12))
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuditEvent {
     pub id: String,
     pub customer_id: CustomerId,

@@ -1,6 +1,5 @@
 //! Gates, balances, unlocks and the ledger: the rules of spending a buddy's primary token.
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{BuddyId, CustomerId, Environment, GateKey, TokenKey, UnixTime};
@@ -19,7 +18,7 @@ pub struct BuddyRef {
 }
 
 /// A customer and its two token keys: primary (spendable) and progression (never spendable).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Customer {
     pub customer_id: CustomerId,
     pub primary_token: TokenKey,
@@ -28,13 +27,12 @@ pub struct Customer {
 }
 
 /// A gate: pay `cost` of `token_key` (the customer's primary token) to unlock it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Gate {
     pub customer_id: CustomerId,
     pub gate_key: GateKey,
     pub token_key: TokenKey,
     pub cost: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
 }
 
@@ -86,19 +84,47 @@ impl Gate {
 
 /// A recorded unlock: when, what it cost, the gate's metadata at that moment, and which
 /// request spent for it (so a retried request can recognise its own unlock).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Unlock {
     pub gate_key: GateKey,
     pub token_key: TokenKey,
     pub cost: i64,
     pub unlocked_at: UnixTime,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
     pub request_id: String,
 }
 
+impl Unlock {
+    /// The unlock of `gate` a request makes at `now`, snapshotting the gate's metadata.
+    pub fn of(gate: &Gate, now: UnixTime, request_id: &str) -> Unlock {
+        Unlock {
+            gate_key: gate.gate_key.clone(),
+            token_key: gate.token_key.clone(),
+            cost: gate.cost,
+            unlocked_at: now,
+            metadata: gate.metadata.clone(),
+            request_id: request_id.to_owned(),
+        }
+    }
+
+    /// The ledger entry recording this unlock's spend by `buddy` (the ledger sums to the total
+    /// spent: one entry per unlock, written in its transaction).
+    pub fn ledger_entry(&self, buddy: &BuddyRef) -> LedgerEntry {
+        LedgerEntry {
+            customer_id: buddy.customer.clone(),
+            environment: buddy.env,
+            buddy_id: buddy.buddy.clone(),
+            gate_key: self.gate_key.clone(),
+            token_key: self.token_key.clone(),
+            amount: self.cost,
+            at: self.unlocked_at,
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
 /// One spend, written in the same transaction as the debit and the unlock.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LedgerEntry {
     pub customer_id: CustomerId,
     pub environment: Environment,

@@ -46,8 +46,6 @@ pub mod token;
 
 use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
-
 pub use ids::{BuddyId, CustomerId, GateKey, InvalidId, Label, SessionId, TokenKey, UserId};
 pub use key::{ApiKey, HmacSecret, KeyFormatError, KeyHash, KeyKind, KeyPrefix, SealedSecret};
 pub use time::UnixTime;
@@ -121,7 +119,7 @@ pub fn grant_scopes(key_type: KeyType, requested: Option<&[String]>) -> Result<B
 }
 
 /// Everything on record about an API key (never its plaintext).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct KeyRecord {
     pub key_hash: KeyHash,
     pub prefix: KeyPrefix,
@@ -133,27 +131,18 @@ pub struct KeyRecord {
     pub primary_token: TokenKey,
     pub tier: Tier,
     pub scopes: BTreeSet<Scope>,
-    #[serde(default)]
     pub allowed_origins: Vec<String>,
     /// HMAC secret for signed user ids (publishable keys that require them), sealed: the
     /// table never holds it in the clear.
-    #[serde(default, rename = "hmac_secret_sealed", skip_serializing_if = "Option::is_none")]
     pub hmac_secret: Option<SealedSecret>,
-    #[serde(default)]
     pub require_signed_user_id: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     pub created_at: UnixTime,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used_at: Option<UnixTime>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<UnixTime>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<UnixTime>,
     /// Bumped by every change: a change is written only over the version it was decided on.
-    #[serde(default)]
     pub version: u64,
 }
 

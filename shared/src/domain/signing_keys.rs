@@ -217,7 +217,7 @@ impl KeySet {
 }
 
 /// One public key as `jwks` and `introspect-token` read it (no private material).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishedKey {
     pub kid: String,
     /// The Ed25519 public key, base64url.
@@ -241,7 +241,7 @@ impl PublishedKey {
 }
 
 /// The published public half of a key set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishedKeys {
     pub keys: Vec<PublishedKey>,
     pub updated_at: i64,

@@ -274,8 +274,14 @@ pub fn user_signature_valid(
     mac.verify_slice(&sig).is_ok()
 }
 
+/// A bulk revocation at `now` is written only when no equal or later one stands: revoking the
+/// same subject again changes nothing and records nothing.
+pub fn revocation_needed(standing: Option<UnixTime>, now: UnixTime) -> bool {
+    standing.is_none_or(|before| before < now)
+}
+
 /// A widget session as recorded: what its token may do, until when, and whether revoked.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WidgetSession {
     pub session_id: SessionId,
     pub customer_id: CustomerId,
@@ -285,10 +291,8 @@ pub struct WidgetSession {
     pub scopes: Vec<WidgetScope>,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<UnixTime>,
     /// The secret key that minted it (bulk revocation by `key_prefix`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minted_by: Option<KeyPrefix>,
 }
 

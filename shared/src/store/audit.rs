@@ -2,22 +2,12 @@
 //! `AUD#<customer>#<env>#T#<target>` so a target's history is one query too. Both are written
 //! inside the transaction of the change they record, with a TTL past the 400 days kept.
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
-use serde::{Deserialize, Serialize};
-
+use super::items::AuditItem;
 use super::{Item, Store, StoreError, build_err, from_item, partition, to_item};
 use crate::domain::audit::{AuditEvent, RETENTION_SECS};
 use crate::domain::page::{encode_cursor, timed_sort_key};
 use crate::domain::{CustomerId, Environment};
-
-#[derive(Serialize, Deserialize)]
-struct AuditItem {
-    pk: String,
-    sk: String,
-    ttl: i64,
-    #[serde(flatten)]
-    event: AuditEvent,
-}
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
 fn audit_pk(customer: &CustomerId, env: Environment, target: Option<&str>) -> String {
     let all = format!("{}{}#{}", partition::AUDIT, customer.as_str(), env.as_str());
@@ -44,12 +34,8 @@ pub(crate) fn audit_puts(store: &Store, event: &AuditEvent) -> Result<Vec<Transa
     [None, Some(event.target.as_str())]
         .into_iter()
         .map(|target| {
-            let item: Item = to_item(&AuditItem {
-                pk: audit_pk(&event.customer_id, event.environment, target),
-                sk: audit_sk(event),
-                ttl,
-                event: event.clone(),
-            })?;
+            let pk = audit_pk(&event.customer_id, event.environment, target);
+            let item: Item = to_item(&AuditItem::new(pk, audit_sk(event), ttl, event))?;
             let put = Put::builder()
                 .table_name(store.table())
                 .set_item(Some(item))
@@ -81,7 +67,7 @@ impl Store {
         let (items, more) =
             self.newest_first_page("list_audit", None, audit_pk(customer, env, target), limit, after).await?;
         let events: Vec<AuditEvent> =
-            items.into_iter().map(|i| from_item::<AuditItem>(i).map(|a| a.event)).collect::<Result<_, _>>()?;
+            items.into_iter().map(|i| from_item::<AuditItem>(i).map(AuditItem::event)).collect::<Result<_, _>>()?;
         let next_cursor = events.last().filter(|_| more).map(|e| encode_cursor(&audit_sk(e)));
         Ok(AuditPage { events, next_cursor })
     }

@@ -1,28 +1,9 @@
 //! Customers (`CUS#<id>` / `CUSTOMER`) and buddies (`BDY#<cus>#<env>#<buddy>` / `BUDDY`).
 
-use serde::{Deserialize, Serialize};
-
+use super::items::{BuddyItem, CustomerItem};
 use super::{Store, StoreError, classify, s, to_item};
 use crate::domain::gate::Customer;
 use crate::domain::{BuddyId, CustomerId, Environment, UnixTime};
-
-#[derive(Serialize, Deserialize)]
-struct CustomerItem {
-    pk: String,
-    sk: String,
-    #[serde(flatten)]
-    customer: Customer,
-}
-
-#[derive(Serialize, Deserialize)]
-struct BuddyItem {
-    pk: String,
-    sk: String,
-    customer_id: CustomerId,
-    environment: Environment,
-    buddy_id: BuddyId,
-    created_at: UnixTime,
-}
 
 pub(crate) fn customer_pk(customer: &CustomerId) -> String {
     format!("{}{}", super::partition::CUSTOMER, customer.as_str())
@@ -36,17 +17,13 @@ pub(crate) fn buddy_pk(customer: &CustomerId, env: Environment, buddy: &BuddyId)
 impl Store {
     /// Creates the customer; `AlreadyExists` if the id is taken.
     pub async fn create_customer(&self, customer: &Customer) -> Result<(), StoreError> {
-        let item = to_item(&CustomerItem {
-            pk: customer_pk(&customer.customer_id),
-            sk: "CUSTOMER".into(),
-            customer: customer.clone(),
-        })?;
+        let item = to_item(&CustomerItem::new(customer_pk(&customer.customer_id), "CUSTOMER".into(), customer))?;
         self.put_new("create_customer", item).await
     }
 
     pub async fn get_customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError> {
         let item: Option<CustomerItem> = self.get_consistent("get_customer", customer_pk(id), "CUSTOMER").await?;
-        Ok(item.map(|c| c.customer))
+        Ok(item.map(CustomerItem::customer))
     }
 
     /// Creates the buddy; `AlreadyExists` if it is there.

@@ -7,49 +7,14 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
-use serde::{Deserialize, Serialize};
+use aws_sdk_dynamodb::types::{ConditionCheck, ReturnValuesOnConditionCheckFailure, Update};
 use sha2::{Digest, Sha256};
 
 use super::customers::{buddy_pk, customer_pk};
-use super::{
-    Item, Store, StoreError, build_err, cancellation_reasons, classify, condition_failed, from_item, n, s, to_item,
-};
+use super::items::{BalanceItem, GateItem, LedgerItem, UnlockItem};
+use super::{Item, Store, StoreError, TxError, build_err, from_item, n, s, to_item};
 use crate::domain::gate::{BuddyRef, Gate, LedgerEntry, Unlock, UnlockReading};
 use crate::domain::{CustomerId, GateKey, TokenKey};
-
-#[derive(Serialize, Deserialize)]
-struct GateItem {
-    pk: String,
-    sk: String,
-    #[serde(flatten)]
-    gate: Gate,
-}
-
-#[derive(Serialize, Deserialize)]
-struct BalanceItem {
-    pk: String,
-    sk: String,
-    token_key: TokenKey,
-    amount: i64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct UnlockItem {
-    pk: String,
-    sk: String,
-    #[serde(flatten)]
-    unlock: Unlock,
-}
-
-#[derive(Serialize, Deserialize)]
-struct LedgerItem {
-    pk: String,
-    sk: String,
-    #[serde(flatten)]
-    entry: LedgerEntry,
-}
 
 /// The partition everything a buddy owns lives in.
 fn buddy_partition(buddy: &BuddyRef) -> String {
@@ -67,19 +32,18 @@ fn unlock_sk(gate: &GateKey) -> String {
 }
 
 /// How the spend transaction ended.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum SpendOutcome {
     Spent,
-    /// Another request created the unlock first (possibly this one, on an SDK retry).
-    AlreadyUnlocked(Option<Unlock>),
+    /// Another request created the unlock first (possibly this one, on an SDK retry): read
+    /// again and answer from what is there.
+    AlreadyUnlocked,
     /// The balance no longer covers the cost.
     Insufficient {
-        available: Option<i64>,
+        available: i64,
     },
     /// The gate changed (or vanished) between the read and the write: read again.
     GateChanged,
-    /// DynamoDB reported a conflicting transaction: retry.
-    Conflict,
 }
 
 fn key(pk: String, sk: String) -> Item {
@@ -100,27 +64,26 @@ impl Store {
     }
 
     pub async fn create_gate(&self, gate: &Gate) -> Result<(), StoreError> {
-        let item =
-            to_item(&GateItem { pk: customer_pk(&gate.customer_id), sk: gate_sk(&gate.gate_key), gate: gate.clone() })?;
+        let item = to_item(&GateItem::new(customer_pk(&gate.customer_id), gate_sk(&gate.gate_key), gate))?;
         self.put_new("create_gate", item).await
     }
 
     /// All gates of a customer, sorted by gate key (the sort key order).
     pub async fn list_gates(&self, customer: &CustomerId) -> Result<Vec<Gate>, StoreError> {
         let items = self.query_prefix("list_gates", customer_pk(customer), "GATE#").await?;
-        items.into_iter().map(|i| from_item::<GateItem>(i).map(|g| g.gate)).collect()
+        items.into_iter().map(|i| from_item::<GateItem>(i).map(GateItem::gate)).collect()
     }
 
     /// All unlocks of a buddy, sorted by gate key.
     pub async fn list_unlocks(&self, buddy: &BuddyRef) -> Result<Vec<Unlock>, StoreError> {
         let items = self.query_prefix("list_unlocks", buddy_partition(buddy), "UNLOCK#").await?;
-        items.into_iter().map(|i| from_item::<UnlockItem>(i).map(|u| u.unlock)).collect()
+        items.into_iter().map(|i| from_item::<UnlockItem>(i).map(UnlockItem::unlock)).collect()
     }
 
     /// All ledger entries of a buddy, oldest first.
     pub async fn list_ledger(&self, buddy: &BuddyRef) -> Result<Vec<LedgerEntry>, StoreError> {
         let items = self.query_prefix("list_ledger", buddy_partition(buddy), "LEDGER#").await?;
-        items.into_iter().map(|i| from_item::<LedgerItem>(i).map(|l| l.entry)).collect()
+        items.into_iter().map(|i| from_item::<LedgerItem>(i).map(LedgerItem::entry)).collect()
     }
 
     /// Every balance of a buddy, by token key.
@@ -148,17 +111,16 @@ impl Store {
             .expression_attribute_values(":token", s(token.as_str()))
             .build()
             .map_err(&err)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().condition_check(check).build())
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if cancellation_reasons(&e).is_some_and(|r| condition_failed(r, 0)) => Err(StoreError::NotFound),
-            Err(e) => Err(classify("credit", e)),
+        let mut tx = self.transaction();
+        let buddy_exists = tx.check(check);
+        tx.update(update);
+        match self.commit("credit", tx).await {
+            Ok(()) => Ok(()),
+            Err(TxError::Cancelled(failed)) if failed.at(buddy_exists) => Err(StoreError::NotFound),
+            Err(TxError::Cancelled(failed)) => {
+                Err(super::internal("credit", format!("unexpected cancellation {failed:?}")))
+            }
+            Err(TxError::Store(e)) => Err(e),
         }
     }
 
@@ -177,135 +139,92 @@ impl Store {
             key(buddy_partition(buddy), unlock_sk(gate)),
         ];
         let found = self.batch_get_consistent("read_for_unlock", keys).await?;
-        view_of(found, &customer_pk, gate)
+        unlock_reading(found, &customer_pk, gate)
     }
 
-    /// The spend transaction. `ClientRequestToken` makes an SDK retry of the same request
-    /// idempotent on DynamoDB; the unlock's `request_id` lets us recognise our own write
-    /// if a retry reaches an emulator that does not honour the token. `attempt` numbers the
-    /// caller's tries: each is its own transaction (fresh timestamp, maybe a changed gate),
-    /// and reusing a token with other parameters is an `IdempotentParameterMismatch`.
+    /// The spend transaction: debit, unlock, ledger entry and gate check, all or nothing.
+    /// `ClientRequestToken` makes an SDK retry of the same request idempotent on DynamoDB; the
+    /// unlock's `request_id` lets us recognise our own write if a retry reaches an emulator
+    /// that does not honour the token. `attempt` numbers the caller's tries: each is its own
+    /// transaction (fresh timestamp, maybe a changed gate), and reusing a token with other
+    /// parameters is an `IdempotentParameterMismatch`. A conflicting transaction in flight is
+    /// [`StoreError::Contended`].
     pub async fn spend(
         &self,
         buddy: &BuddyRef,
         gate: &Gate,
         unlock: &Unlock,
+        entry: &LedgerEntry,
         attempt: u32,
     ) -> Result<SpendOutcome, StoreError> {
         let token = self.spend_token(&unlock.request_id, buddy, &gate.gate_key, attempt);
         let err = build_err("spend");
-        let debit = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(buddy_partition(buddy), balance_sk(&gate.token_key))))
-            .update_expression("SET #amount = #amount - :cost")
-            .condition_expression("#amount >= :cost")
-            .expression_attribute_names("#amount", "amount")
-            .expression_attribute_values(":cost", n(gate.cost))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(&err)?;
-        let unlock_put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&UnlockItem {
-                pk: buddy_partition(buddy),
-                sk: unlock_sk(&gate.gate_key),
-                unlock: unlock.clone(),
-            })?))
-            .condition_expression("attribute_not_exists(pk)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(&err)?;
-        let entry = LedgerEntry {
-            customer_id: buddy.customer.clone(),
-            environment: buddy.env,
-            buddy_id: buddy.buddy.clone(),
-            gate_key: gate.gate_key.clone(),
-            token_key: gate.token_key.clone(),
-            amount: gate.cost,
-            at: unlock.unlocked_at,
-            request_id: unlock.request_id.clone(),
-        };
-        let ledger_sk = format!("LEDGER#{:012}#{}", unlock.unlocked_at.secs(), &token[..16]);
-        let ledger_put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&LedgerItem { pk: buddy_partition(buddy), sk: ledger_sk, entry })?))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(&err)?;
-        let gate_check = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(customer_pk(&buddy.customer), gate_sk(&gate.gate_key))))
-            .condition_expression("#cost = :cost AND #token = :token")
-            .expression_attribute_names("#cost", "cost")
-            .expression_attribute_names("#token", "token_key")
-            .expression_attribute_values(":cost", n(gate.cost))
-            .expression_attribute_values(":token", s(gate.token_key.as_str()))
-            .build()
-            .map_err(&err)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(debit).build())
-            .transact_items(TransactWriteItem::builder().put(unlock_put).build())
-            .transact_items(TransactWriteItem::builder().put(ledger_put).build())
-            .transact_items(TransactWriteItem::builder().condition_check(gate_check).build())
-            .client_request_token(&token)
-            .send()
-            .await;
-        let e = match result {
-            Ok(_) => return Ok(SpendOutcome::Spent),
-            Err(e) => e,
-        };
-        let Some(reasons) = cancellation_reasons(&e) else {
-            return match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionInProgressException(_)) => Ok(SpendOutcome::Conflict),
-                _ => Err(classify("spend", e)),
-            };
+        let mut tx = self.transaction();
+        let debit = tx.update(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(buddy_partition(buddy), balance_sk(&gate.token_key))))
+                .update_expression("SET #amount = #amount - :cost")
+                .condition_expression("#amount >= :cost")
+                .expression_attribute_names("#amount", "amount")
+                .expression_attribute_values(":cost", n(gate.cost))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .build()
+                .map_err(&err)?,
+        );
+        let unlock_item = to_item(&UnlockItem::new(buddy_partition(buddy), unlock_sk(&gate.gate_key), unlock))?;
+        let claim = self.put_new_in("spend", &mut tx, unlock_item)?;
+        let ledger_sk = format!("LEDGER#{:012}#{}", entry.at.secs(), &token[..16]);
+        self.put_new_in("spend", &mut tx, to_item(&LedgerItem::new(buddy_partition(buddy), ledger_sk, entry))?)?;
+        let gate_unchanged = tx.check(
+            ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(customer_pk(&buddy.customer), gate_sk(&gate.gate_key))))
+                .condition_expression("#cost = :cost AND #token = :token")
+                .expression_attribute_names("#cost", "cost")
+                .expression_attribute_names("#token", "token_key")
+                .expression_attribute_values(":cost", n(gate.cost))
+                .expression_attribute_values(":token", s(gate.token_key.as_str()))
+                .build()
+                .map_err(&err)?,
+        );
+        tx.idempotency_token(token);
+        let failed = match self.commit("spend", tx).await {
+            Ok(()) => return Ok(SpendOutcome::Spent),
+            Err(TxError::Store(e)) => return Err(e),
+            Err(TxError::Cancelled(failed)) => failed,
         };
         // An existing unlock wins over everything: concurrent identical calls never 402.
-        if condition_failed(reasons, 1) {
-            let existing =
-                reasons[1].item().cloned().map(from_item::<UnlockItem>).transpose().ok().flatten().map(|u| u.unlock);
-            return Ok(SpendOutcome::AlreadyUnlocked(existing));
+        if failed.at(claim) {
+            return Ok(SpendOutcome::AlreadyUnlocked);
         }
-        if condition_failed(reasons, 3) {
+        if failed.at(gate_unchanged) {
             return Ok(SpendOutcome::GateChanged);
         }
-        if condition_failed(reasons, 0) {
-            let available = reasons[0]
-                .item()
-                .and_then(|i| i.get("amount"))
-                .and_then(|v| v.as_n().ok())
-                .and_then(|v| v.parse().ok());
-            return Ok(SpendOutcome::Insufficient { available: available.or(Some(0)) });
+        if failed.at(debit) {
+            // No balance item at all is a balance of zero.
+            let available =
+                failed.found(debit).and_then(|i| from_item::<BalanceItem>(i.clone()).ok()).map(|b| b.amount);
+            return Ok(SpendOutcome::Insufficient { available: available.unwrap_or(0) });
         }
-        if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
-            return Ok(SpendOutcome::Conflict);
-        }
-        Err(classify("spend", e))
-    }
-
-    /// The unlock of a gate, if any (consistent), for answering after a lost race.
-    pub async fn get_unlock(&self, buddy: &BuddyRef, gate: &GateKey) -> Result<Option<Unlock>, StoreError> {
-        let item: Option<UnlockItem> =
-            self.get_consistent("get_unlock", buddy_partition(buddy), &unlock_sk(gate)).await?;
-        Ok(item.map(|u| u.unlock))
+        Err(super::internal("spend", format!("unexpected cancellation {failed:?}")))
     }
 }
 
-fn view_of(items: Vec<Item>, customer_pk: &str, gate: &GateKey) -> Result<UnlockReading, StoreError> {
+/// What the unlock read found, by item.
+fn unlock_reading(items: Vec<Item>, customer_pk: &str, gate: &GateKey) -> Result<UnlockReading, StoreError> {
     let mut view = UnlockReading { gate: None, buddy_exists: false, balance: 0, unlock: None };
     for item in items {
         let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
         let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
         if pk == customer_pk && sk == gate_sk(gate) {
-            view.gate = Some(from_item::<GateItem>(item)?.gate);
+            view.gate = Some(from_item::<GateItem>(item)?.gate());
         } else if sk == "BUDDY" {
             view.buddy_exists = true;
         } else if sk.starts_with("BAL#") {
             view.balance = from_item::<BalanceItem>(item)?.amount;
         } else if sk.starts_with("UNLOCK#") {
-            view.unlock = Some(from_item::<UnlockItem>(item)?.unlock);
+            view.unlock = Some(from_item::<UnlockItem>(item)?.unlock());
         }
     }
     Ok(view)

@@ -7,35 +7,12 @@
 //! Every change writes both over the version it was decided on, and its audit event, in one
 //! `TransactWriteItems`: a change and its event land together or not at all.
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
-use serde::{Deserialize, Serialize};
-
 use super::audit::audit_puts;
-use super::{
-    Item, Store, StoreError, build_err, cancellation_reasons, classify, condition_failed, from_item,
-    is_condition_failure, n, partition, s, to_item,
-};
+use super::items::{KeyItem, PrefixItem};
+use super::{Item, Store, StoreError, TxError, classify, from_item, is_condition_failure, n, partition, s, to_item};
 use crate::domain::audit::AuditEvent;
 use crate::domain::page::{encode_cursor, timed_sort_key};
 use crate::domain::{CustomerId, Environment, KeyHash, KeyPrefix, KeyRecord, UnixTime};
-
-#[derive(Serialize, Deserialize)]
-struct KeyItem {
-    pk: String,
-    sk: String,
-    #[serde(flatten)]
-    record: KeyRecord,
-}
-
-#[derive(Serialize, Deserialize)]
-struct PrefixItem {
-    pk: String,
-    sk: String,
-    gsi1pk: String,
-    gsi1sk: String,
-    #[serde(flatten)]
-    record: KeyRecord,
-}
 
 fn key_pk(hash: &KeyHash) -> String {
     format!("{}{}", partition::KEY, hash.as_str())
@@ -71,13 +48,13 @@ impl Store {
     /// Consistent read, so a revocation is seen by the very next request.
     pub async fn get_key(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
         let item: Option<KeyItem> = self.get_consistent("get_key", key_pk(hash), "KEY").await?;
-        Ok(item.map(|k| k.record))
+        Ok(item.map(|k| k.fields.into()))
     }
 
     /// The key with this display prefix (consistent), for key management.
     pub async fn key_by_prefix(&self, prefix: &KeyPrefix) -> Result<Option<KeyRecord>, StoreError> {
         let item: Option<PrefixItem> = self.get_consistent("key_by_prefix", prefix_pk(prefix), "PREFIX").await?;
-        Ok(item.map(|p| p.record))
+        Ok(item.map(|p| p.fields.into()))
     }
 
     /// Writes a new key (both items, its prefix claimed) and its audit event, if any, in one
@@ -96,56 +73,39 @@ impl Store {
         changed: &[(&KeyRecord, &KeyRecord)],
         event: Option<&AuditEvent>,
     ) -> Result<(), StoreError> {
-        let mut items = Vec::new();
+        let mut tx = self.transaction();
+        let mut claims = Vec::new();
         for record in created {
             for item in self.key_items(record)? {
-                items.push(self.put(op, item, "attribute_not_exists(pk)", None)?);
+                claims.push(self.put_new_in(op, &mut tx, item)?);
             }
         }
         for (old, new) in changed {
             for item in self.key_items(new)? {
-                items.push(self.put(op, item, "#version = :version", Some(old.version))?);
+                self.put_over_version_in(op, &mut tx, item, old.version)?;
             }
         }
-        let created_items = created.len() * 2;
-        items.extend(event.map(|e| audit_puts(self, e)).transpose()?.into_iter().flatten());
-        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => match cancellation_reasons(&e) {
-                Some(r) if (0..created_items).any(|i| condition_failed(r, i)) => Err(StoreError::AlreadyExists),
-                Some(r) if (0..r.len()).any(|i| condition_failed(r, i)) => Err(StoreError::Conflict),
-                _ => Err(classify(op, e)),
-            },
+        for put in event.map(|e| audit_puts(self, e)).transpose()?.into_iter().flatten() {
+            tx.push(put);
+        }
+        match self.commit(op, tx).await {
+            Ok(()) => Ok(()),
+            Err(TxError::Cancelled(failed)) if claims.iter().any(|c| failed.at(*c)) => Err(StoreError::AlreadyExists),
+            Err(TxError::Cancelled(_)) => Err(StoreError::Conflict),
+            Err(TxError::Store(e)) => Err(e),
         }
     }
 
     fn key_items(&self, record: &KeyRecord) -> Result<[Item; 2], StoreError> {
-        let key = to_item(&KeyItem { pk: key_pk(&record.key_hash), sk: "KEY".into(), record: record.clone() })?;
+        let key = to_item(&KeyItem { pk: key_pk(&record.key_hash), sk: "KEY".into(), fields: record.into() })?;
         let prefix = to_item(&PrefixItem {
             pk: prefix_pk(&record.prefix),
             sk: "PREFIX".into(),
             gsi1pk: keys_index_pk(&record.customer_id, record.environment),
             gsi1sk: keys_index_sk(record),
-            record: record.clone(),
+            fields: record.into(),
         })?;
         Ok([key, prefix])
-    }
-
-    fn put(
-        &self,
-        op: &'static str,
-        item: Item,
-        condition: &str,
-        version: Option<u64>,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let mut put = Put::builder().table_name(&self.table).set_item(Some(item)).condition_expression(condition);
-        if let Some(version) = version {
-            put = put
-                .expression_attribute_names("#version", "version")
-                .expression_attribute_values(":version", n(version as i64));
-        }
-        Ok(TransactWriteItem::builder().put(put.build().map_err(build_err(op))?).build())
     }
 
     /// Records use at most once per resolution, on both copies of the record: the
@@ -194,7 +154,7 @@ impl Store {
         let (items, more) =
             self.newest_first_page("list_keys_page", index, keys_index_pk(customer, env), limit, after).await?;
         let keys: Vec<KeyRecord> =
-            items.into_iter().map(|i| from_item::<PrefixItem>(i).map(|p| p.record)).collect::<Result<_, _>>()?;
+            items.into_iter().map(|i| from_item::<PrefixItem>(i).map(|p| p.fields.into())).collect::<Result<_, _>>()?;
         let next_cursor = keys.last().filter(|_| more).map(|k| encode_cursor(&keys_index_sk(k)));
         Ok(KeyPage { keys, next_cursor })
     }
@@ -215,7 +175,7 @@ impl Store {
                 .send();
             while let Some(item) = pages.next().await {
                 let item = item.map_err(|e| classify("list_keys", e))?;
-                keys.push(from_item::<PrefixItem>(item)?.record);
+                keys.push(KeyRecord::from(from_item::<PrefixItem>(item)?.fields));
             }
         }
         keys.sort_by_key(|k| (k.created_at, k.prefix.as_str().to_owned()));

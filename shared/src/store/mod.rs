@@ -5,27 +5,31 @@
 mod audit;
 mod customers;
 mod gates;
+pub(crate) mod items;
 mod keys;
+pub mod retry;
 mod sessions;
 mod signing;
 mod table;
+mod transaction;
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::aws::AwsFailure;
 use crate::domain::UnixTime;
 use crate::domain::ratelimit::{Counted, window_expiry, window_start};
+use retry::Attempt;
 
 pub use audit::{AuditPage, is_audit_sort_key};
 pub use gates::SpendOutcome;
 pub use keys::{KeyPage, is_keys_sort_key};
 pub use sessions::CreateSessionError;
 pub use table::TableSpec;
+pub(crate) use transaction::TxError;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -70,9 +74,28 @@ pub enum StoreError {
     /// A conditional update found no item.
     #[error("item not found")]
     NotFound,
-    /// A conditional write found the item changed since it was read.
+    /// A conditional write found the item changed since it was read: read and decide again.
     #[error("item changed concurrently")]
     Conflict,
+    /// A transaction met another one in flight on one of its items (`TransactionConflict`):
+    /// nothing was written; the same write may be sent again after a pause.
+    #[error("a conflicting transaction was in flight")]
+    Contended,
+    /// Still conflicting (or keys still unprocessed) after every attempt.
+    #[error(transparent)]
+    Exhausted(#[from] retry::Exhausted),
+}
+
+impl StoreError {
+    /// What a failed write means to a read → decide → commit loop: a changed item is read
+    /// again at once, a conflicting transaction is retried after a pause, anything else ends it.
+    pub fn retry<T>(self) -> Result<Attempt<T>, StoreError> {
+        match self {
+            StoreError::Conflict => Ok(Attempt::Reread),
+            StoreError::Contended => Ok(Attempt::Backoff),
+            other => Err(other),
+        }
+    }
 }
 
 /// A rate window's partition: per key hash or per (hashed) source IP, per minute.
@@ -108,19 +131,6 @@ where
 /// A request builder's missing required field: a bug in the store.
 pub(crate) fn build_err(op: &'static str) -> impl Fn(aws_sdk_dynamodb::error::BuildError) -> StoreError {
     move |e| internal(op, e.to_string())
-}
-
-/// The per-item reasons of a cancelled transaction (index = the item's position).
-pub(crate) fn cancellation_reasons<R>(e: &SdkError<TransactWriteItemsError, R>) -> Option<&[CancellationReason]> {
-    match e.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(t)) => Some(t.cancellation_reasons()),
-        _ => None,
-    }
-}
-
-/// Did the transaction's item at `index` fail its condition?
-pub(crate) fn condition_failed(reasons: &[CancellationReason], index: usize) -> bool {
-    reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
 }
 
 pub(crate) fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
@@ -192,33 +202,46 @@ impl Store {
         }
     }
 
-    /// Items by key in one consistent `BatchGetItem` (asking again for any left unprocessed).
+    /// Items by key in one consistent `BatchGetItem`. DynamoDB may answer part of a batch and
+    /// return the rest as `UnprocessedKeys` ("BatchGetItem", API reference: retry them with
+    /// exponential backoff); those are asked again after a pause, and still unprocessed after
+    /// the last attempt is a 503, never "not there".
     pub(crate) async fn batch_get_consistent(
         &self,
         op: &'static str,
         keys: Vec<Item>,
     ) -> Result<Vec<Item>, StoreError> {
-        let mut request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+        let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
             .set_keys(Some(keys))
             .consistent_read(true)
             .build()
             .map_err(build_err(op))?;
-        let mut found: Vec<Item> = Vec::new();
-        for _ in 0..5 {
+        // Each attempt sends what the last one left unprocessed (attempts run one at a time).
+        let state = std::sync::Mutex::new((Some(request), Vec::new()));
+        retry::attempts::<_, StoreError, _, _>(op, |_| async {
+            let Some(pending) = state.lock().map_err(|_| internal(op, "poisoned"))?.0.take() else {
+                return Ok(Attempt::Done(()));
+            };
             let out = self
                 .client
                 .batch_get_item()
-                .request_items(&self.table, request.clone())
+                .request_items(&self.table, pending)
                 .send()
                 .await
                 .map_err(|e| classify(op, e))?;
-            found.extend(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
+            let mut state = state.lock().map_err(|_| internal(op, "poisoned"))?;
+            state.1.extend(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
             match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
-                Some(rest) if !rest.keys().is_empty() => request = rest,
-                _ => return Ok(found),
+                Some(rest) if !rest.keys().is_empty() => {
+                    state.0 = Some(rest);
+                    Ok(Attempt::Backoff)
+                }
+                _ => Ok(Attempt::Done(())),
             }
-        }
-        Err(StoreError::Aws(AwsFailure::Unavailable { op, cause: "keys left unprocessed after retries".into() }))
+        })
+        .await?;
+        let (_, found) = state.into_inner().map_err(|_| internal(op, "poisoned"))?;
+        Ok(found)
     }
 
     /// One page of a partition (of the table, or of `index` with its own key attributes),
