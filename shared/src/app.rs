@@ -14,6 +14,7 @@ use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider:
 use crate::domain::ratelimit::IpBlock;
 use crate::domain::time::Clock;
 use crate::sealing::Sealer;
+use crate::secrets::Secrets;
 use crate::signing::{Signer, Verifier};
 use crate::store::Store;
 
@@ -78,6 +79,8 @@ impl TlsRoots {
 pub struct App {
     pub store: Store,
     pub clock: Clock,
+    /// Every Secrets Manager call goes through this.
+    pub secrets: Secrets,
     /// Signing keys (the private key set in Secrets Manager), fetched on first use: only the
     /// minting functions and the rotation use it.
     pub signer: Arc<Signer>,
@@ -160,11 +163,13 @@ impl App {
     ) -> App {
         let clock = Clock::default();
         let store = Store::new(dynamo, settings.table);
+        let secrets = Secrets::new(secrets);
         App {
             verifier: Arc::new(Verifier::new(store.clone(), clock.clone())),
             store,
             signer: Arc::new(Signer::new(secrets.clone(), settings.signing_secret, clock.clone())),
-            sealer: Arc::new(Sealer::new(secrets, settings.data_key_secret)),
+            sealer: Arc::new(Sealer::new(secrets.clone(), settings.data_key_secret)),
+            secrets,
             ip_block: Arc::default(),
             clock,
             issuer: settings.issuer,

@@ -8,6 +8,7 @@ use crate::domain::origin::OriginPatternError;
 use crate::domain::token::{ScopeError, TtlOutOfRange};
 use crate::domain::{InvalidId, KeyFormatError, KeyRejection, Scope, ScopeGrantError};
 use crate::keys::KeyError;
+use crate::sealing::SealingError;
 use crate::signing::SigningError;
 use crate::store::StoreError;
 use crate::unlock::UnlockError;
@@ -232,6 +233,15 @@ impl From<SigningError> for ApiError {
         match e {
             SigningError::Aws(aws) => aws.into(),
             SigningError::Broken(why) | SigningError::Refused(why) => ApiError::Internal(why),
+        }
+    }
+}
+
+impl From<SealingError> for ApiError {
+    fn from(e: SealingError) -> ApiError {
+        match e {
+            SealingError::Aws(aws) => aws.into(),
+            SealingError::Broken(_) => ApiError::Internal(e.to_string()),
         }
     }
 }

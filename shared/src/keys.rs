@@ -15,7 +15,7 @@ use crate::domain::{
     ApiKey, CustomerId, Environment, HmacSecret, KeyKind, KeyPrefix, KeyRecord, KeyType, Scope, ScopeGrantError, Tier,
     TokenKey, UnixTime, grant_scopes,
 };
-use crate::signing::SigningError;
+use crate::sealing::SealingError;
 use crate::store::StoreError;
 use crate::store::retry::{self, Attempt, Exhausted};
 
@@ -74,7 +74,7 @@ pub enum KeyError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Sealing(#[from] SigningError),
+    Sealing(#[from] SealingError),
 }
 
 /// Who manages keys: a key over HTTP (only its own customer's keys in its own environment,

@@ -18,6 +18,7 @@ pub mod keys;
 pub mod lambda;
 pub mod rotation;
 pub mod sealing;
+pub mod secrets;
 pub mod signing;
 pub mod store;
 pub mod telemetry;

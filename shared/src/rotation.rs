@@ -18,10 +18,8 @@ use serde_json::json;
 use crate::App;
 use crate::domain::UnixTime;
 use crate::domain::signing_keys::{KeySet, KeyState, Outcome, PublishedKeys, RotationMode};
-use crate::signing::{
-    AWSCURRENT, AWSPENDING, AWSPREVIOUS, KeyRing, PublicKeys, SigningError, SigningKey, Version, legacy_entry,
-    parse_key_set, public_keys,
-};
+use crate::secrets::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Version};
+use crate::signing::{KeyRing, PublicKeys, SigningError, SigningKey, legacy_entry, parse_key_set, public_keys};
 
 /// One step of the Secrets Manager rotation contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,12 +78,12 @@ pub async fn run_step(
 }
 
 async fn create_secret(app: &App, id: &str, token: &str, mode: RotationMode) -> Result<String, SigningError> {
-    let signer = &app.signer;
-    let stages = signer.stages(id).await?;
+    let secrets = &app.secrets;
+    let stages = secrets.stages(id).await?;
     if stages.get(token).is_some_and(|s| s.iter().any(|l| l == AWSCURRENT)) {
         return Ok("version already current".into());
     }
-    if signer.get(id, Version::Id(token, AWSPENDING)).await?.is_some() {
+    if secrets.get(id, Version::Id(token, AWSPENDING)).await?.is_some() {
         return Ok("pending set already created".into());
     }
     let set = current_set(app, id).await?;
@@ -99,11 +97,11 @@ async fn create_secret(app: &App, id: &str, token: &str, mode: RotationMode) -> 
     // A pending version left by an interrupted rotation gives way to this one.
     for (version, labels) in &stages {
         if version != token && labels.iter().any(|l| l == AWSPENDING) {
-            signer.move_stage(id, AWSPENDING, None, Some(version)).await?;
+            secrets.move_stage(id, AWSPENDING, None, Some(version)).await?;
         }
     }
     let value = serde_json::to_string(&next).map_err(|e| broken(format!("key set: {e}")))?;
-    signer.put_pending(id, token, &value).await?;
+    secrets.put_pending(id, token, &value).await?;
     Ok(describe(&outcome))
 }
 
@@ -111,7 +109,7 @@ async fn create_secret(app: &App, id: &str, token: &str, mode: RotationMode) -> 
 /// current and the `AWSPREVIOUS` key (if any) previous, so its tokens keep verifying.
 async fn current_set(app: &App, id: &str) -> Result<KeySet, SigningError> {
     let value = app
-        .signer
+        .secrets
         .get(id, Version::Stage(AWSCURRENT))
         .await?
         .ok_or_else(|| broken("the signing secret has no AWSCURRENT version"))?;
@@ -122,7 +120,7 @@ async fn current_set(app: &App, id: &str) -> Result<KeySet, SigningError> {
             k.current_since = Some(now);
         }
         if let Some(old) =
-            app.signer.get(id, Version::Stage(AWSPREVIOUS)).await?.filter(|v| !v.trim_start().starts_with('{'))
+            app.secrets.get(id, Version::Stage(AWSPREVIOUS)).await?.filter(|v| !v.trim_start().starts_with('{'))
         {
             let mut previous = legacy_entry(&old, KeyState::Previous)?;
             previous.stopped_at = Some(now);
@@ -147,7 +145,7 @@ fn describe(outcome: &Outcome) -> String {
 
 async fn pending_set(app: &App, id: &str, token: &str) -> Result<KeySet, SigningError> {
     let value = app
-        .signer
+        .secrets
         .get(id, Version::Id(token, AWSPENDING))
         .await?
         .ok_or_else(|| broken(format!("no AWSPENDING version {token}")))?;
@@ -156,7 +154,7 @@ async fn pending_set(app: &App, id: &str, token: &str) -> Result<KeySet, Signing
 
 /// Whether the rotation `token` already finished (a retried step then has nothing to do).
 async fn finished(app: &App, id: &str, token: &str) -> Result<bool, SigningError> {
-    let stages = app.signer.stages(id).await?;
+    let stages = app.secrets.stages(id).await?;
     Ok(stages.get(token).is_some_and(|labels| labels.iter().any(|l| l == AWSCURRENT)))
 }
 
@@ -206,8 +204,8 @@ async fn test_secret(app: &App, id: &str, token: &str) -> Result<String, Signing
 }
 
 async fn finish_secret(app: &App, id: &str, token: &str) -> Result<String, SigningError> {
-    let signer = &app.signer;
-    let stages = signer.stages(id).await?;
+    let (secrets, signer) = (&app.secrets, &app.signer);
+    let stages = secrets.stages(id).await?;
     let current = stages.iter().find(|(_, labels)| labels.iter().any(|l| l == AWSCURRENT)).map(|(v, _)| v.clone());
     if current.as_deref() == Some(token) {
         return Ok("version already current".into());
@@ -216,9 +214,9 @@ async fn finish_secret(app: &App, id: &str, token: &str) -> Result<String, Signi
     let set = pending_set(app, id, token).await?;
     public_keys(&set)?;
     KeyRing::from_set(set)?;
-    signer.move_stage(id, AWSCURRENT, Some(token), current.as_deref()).await?;
+    secrets.move_stage(id, AWSCURRENT, Some(token), current.as_deref()).await?;
     if stages.get(token).is_some_and(|l| l.iter().any(|l| l == AWSPENDING)) {
-        signer.move_stage(id, AWSPENDING, None, Some(token)).await?;
+        secrets.move_stage(id, AWSPENDING, None, Some(token)).await?;
     }
     signer.invalidate().await;
     Ok("the pending set is current".into())
@@ -288,7 +286,7 @@ pub async fn create_first(app: &App) -> Result<bool, SigningError> {
     let now = app.clock.now();
     let set = KeySet::first(SigningKey::generate(now)?, SigningKey::generate(now)?, now.secs());
     let value = serde_json::to_string(&set).map_err(|e| broken(format!("key set: {e}")))?;
-    let created = app.signer.create(&id, &value).await?;
+    let created = app.secrets.create(&id, &value).await?;
     if created {
         publish(app, &set).await?;
     } else if app.store.published_keys().await?.is_none() {

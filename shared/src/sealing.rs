@@ -8,15 +8,25 @@
 //! keys never require signed user ids, so a cold start does not pay for a second secret.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
-use aws_sdk_secretsmanager::Client;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
-use crate::aws::classify;
+use crate::aws::AwsFailure;
 use crate::domain::{HmacSecret, KeyHash, SealedSecret};
-use crate::signing::SigningError;
+use crate::secrets::{AWSCURRENT, Secrets, Version};
+
+/// Why the data key could not be loaded or used.
+#[derive(Debug, thiserror::Error)]
+pub enum SealingError {
+    /// Secrets Manager unreachable, throttling or refusing.
+    #[error(transparent)]
+    Aws(#[from] AwsFailure),
+    /// Missing configuration or unusable key material: a deployment bug.
+    #[error("data key: {0}")]
+    Broken(&'static str),
+}
 
 const VERSION: &str = "v1";
 
@@ -30,19 +40,19 @@ impl std::fmt::Debug for DataKey {
 }
 
 impl DataKey {
-    pub fn from_secret(secret: &str) -> Result<DataKey, SigningError> {
+    pub fn from_secret(secret: &str) -> Result<DataKey, SealingError> {
         RandomizedNonceKey::new(&AES_256_GCM, &Sha256::digest(secret.as_bytes()))
             .map(DataKey)
-            .map_err(|_| SigningError::Broken("data key rejected".into()))
+            .map_err(|_| SealingError::Broken("rejected"))
     }
 
     /// `v1.<nonce>.<ciphertext+tag>`, bound to `owner`.
-    pub fn seal(&self, secret: &HmacSecret, owner: &KeyHash) -> Result<SealedSecret, SigningError> {
+    pub fn seal(&self, secret: &HmacSecret, owner: &KeyHash) -> Result<SealedSecret, SealingError> {
         let mut data = secret.expose().as_bytes().to_vec();
         let nonce = self
             .0
             .seal_in_place_append_tag(Aad::from(owner.as_str().as_bytes()), &mut data)
-            .map_err(|_| SigningError::Broken("sealing failed".into()))?;
+            .map_err(|_| SealingError::Broken("sealing failed"))?;
         let nonce: &[u8; NONCE_LEN] = nonce.as_ref();
         Ok(SealedSecret::from_stored(format!("{VERSION}.{}.{}", B64.encode(nonce), B64.encode(&data))))
     }
@@ -65,49 +75,38 @@ impl DataKey {
 /// Loads the data key from Secrets Manager on first use and keeps it for the process.
 #[derive(Debug)]
 pub struct Sealer {
-    client: Client,
+    secrets: Secrets,
     secret_id: Option<String>,
     key: OnceCell<DataKey>,
 }
 
 impl Sealer {
-    pub fn new(client: Client, secret_id: Option<String>) -> Sealer {
-        Sealer { client, secret_id, key: OnceCell::new() }
+    pub fn new(secrets: Secrets, secret_id: Option<String>) -> Sealer {
+        Sealer { secrets, secret_id, key: OnceCell::new() }
     }
 
-    pub async fn key(&self) -> Result<&DataKey, SigningError> {
+    pub async fn key(&self) -> Result<&DataKey, SealingError> {
         self.key
             .get_or_try_init(|| async {
                 let id = self.secret_id()?;
-                let out = self
-                    .client
-                    .get_secret_value()
-                    .secret_id(id)
-                    .send()
-                    .await
-                    .map_err(|e| classify("secretsmanager:GetSecretValue", e))?;
-                let text = out.secret_string.ok_or_else(|| SigningError::Broken("the data key has no value".into()))?;
-                DataKey::from_secret(&text)
+                let text = self.secrets.get(id, Version::Stage(AWSCURRENT)).await?;
+                DataKey::from_secret(&text.ok_or(SealingError::Broken("the secret has no value"))?)
             })
             .await
     }
 
     /// Operators: creates the secret with a random value unless it exists.
-    pub async fn create_secret(&self) -> Result<bool, SigningError> {
+    pub async fn create_secret(&self) -> Result<bool, SealingError> {
         let value = crate::domain::key::random_base62(64);
-        match self.client.create_secret().name(self.secret_id()?).secret_string(value).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_exists_exception()) => Ok(false),
-            Err(e) => Err(classify("secretsmanager:CreateSecret", e).into()),
-        }
+        Ok(self.secrets.create(self.secret_id()?, &value).await?)
     }
 
     pub fn secret_name(&self) -> Option<&str> {
         self.secret_id.as_deref()
     }
 
-    fn secret_id(&self) -> Result<&str, SigningError> {
-        self.secret_id.as_deref().ok_or_else(|| SigningError::Broken("HATCHED_DATA_KEY_SECRET is not set".into()))
+    fn secret_id(&self) -> Result<&str, SealingError> {
+        self.secret_id.as_deref().ok_or(SealingError::Broken("HATCHED_DATA_KEY_SECRET is not set"))
     }
 }
 

@@ -7,11 +7,9 @@
 //! states with the Secrets Manager calls below. A secret that is not JSON is a key set of the
 //! earlier format: any string, whose SHA-256 is the seed of the one current key.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
-use aws_sdk_secretsmanager::Client;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -20,11 +18,12 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
-use crate::aws::{AwsFailure, classify};
+use crate::aws::AwsFailure;
 use crate::domain::UnixTime;
 use crate::domain::signing_keys::{KeyEntry, KeySet, KeyState, PublishedKey, PublishedKeys};
 use crate::domain::time::Clock;
 use crate::domain::token::{EMBED_AUDIENCE, SESSION_AUDIENCE, TokenClaims};
+use crate::secrets::{AWSCURRENT, Secrets, Version};
 use crate::store::{Store, StoreError};
 
 /// Why keys could not be loaded or used.
@@ -54,11 +53,6 @@ impl From<StoreError> for SigningError {
 pub const REFRESH_SECS: i64 = 300;
 /// …or sooner when a token names a kid we do not know, but no more often than this.
 pub const UNKNOWN_KID_REFRESH_SECS: i64 = 30;
-
-/// Secrets Manager's staging labels.
-pub const AWSCURRENT: &str = "AWSCURRENT";
-pub const AWSPENDING: &str = "AWSPENDING";
-pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
 
 /// One Ed25519 key pair.
 pub struct SigningKey {
@@ -337,18 +331,17 @@ impl<T> Cache<T> {
 }
 
 /// The minting functions' keys: the set in `AWSCURRENT`, loaded on first use (one
-/// `GetSecretValue`) and refreshed at most every [`REFRESH_SECS`]. Also the Secrets Manager
-/// calls of the rotation.
+/// `GetSecretValue`) and refreshed at most every [`REFRESH_SECS`].
 #[derive(Debug)]
 pub struct Signer {
-    client: Client,
+    secrets: Secrets,
     secret_id: Option<String>,
     cache: Cache<KeyRing>,
 }
 
 impl Signer {
-    pub fn new(client: Client, secret_id: Option<String>, clock: Clock) -> Signer {
-        Signer { client, secret_id, cache: Cache::new(clock) }
+    pub fn new(secrets: Secrets, secret_id: Option<String>, clock: Clock) -> Signer {
+        Signer { secrets, secret_id, cache: Cache::new(clock) }
     }
 
     /// Loads the keys ahead of the first request (DESIGN.md: once per cold start), so a
@@ -366,6 +359,7 @@ impl Signer {
             .get(REFRESH_SECS, || async {
                 let id = self.secret_id()?;
                 let value = self
+                    .secrets
                     .get(id, Version::Stage(AWSCURRENT))
                     .await?
                     .ok_or_else(|| broken("the signing secret has no AWSCURRENT version"))?;
@@ -386,84 +380,6 @@ impl Signer {
     pub fn secret_id(&self) -> Result<&str, SigningError> {
         self.secret_id.as_deref().ok_or_else(|| broken("HATCHED_SIGNING_SECRET is not set"))
     }
-
-    /// The value of a version, or `None` if there is none (or it has no value yet).
-    pub async fn get(&self, id: &str, version: Version<'_>) -> Result<Option<String>, SigningError> {
-        let request = self.client.get_secret_value().secret_id(id);
-        let request = match version {
-            Version::Stage(stage) => request.version_stage(stage),
-            Version::Id(vid, stage) => request.version_id(vid).version_stage(stage),
-        };
-        match request.send().await {
-            Ok(out) => Ok(out.secret_string),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => Ok(None),
-            Err(e) => Err(classify("secretsmanager:GetSecretValue", e).into()),
-        }
-    }
-
-    /// Creates the secret with this value; `false` if it exists already.
-    pub async fn create(&self, id: &str, value: &str) -> Result<bool, SigningError> {
-        match self.client.create_secret().name(id).secret_string(value).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_exists_exception()) => Ok(false),
-            Err(e) => Err(classify("secretsmanager:CreateSecret", e).into()),
-        }
-    }
-
-    /// Every version and its staging labels.
-    pub async fn stages(&self, id: &str) -> Result<HashMap<String, Vec<String>>, SigningError> {
-        let out = self
-            .client
-            .describe_secret()
-            .secret_id(id)
-            .send()
-            .await
-            .map_err(|e| classify("secretsmanager:DescribeSecret", e))?;
-        Ok(out.version_ids_to_stages.unwrap_or_default())
-    }
-
-    /// Puts `value` as version `token`, staged `AWSPENDING` only.
-    pub async fn put_pending(&self, id: &str, token: &str, value: &str) -> Result<(), SigningError> {
-        self.client
-            .put_secret_value()
-            .secret_id(id)
-            .client_request_token(token)
-            .secret_string(value)
-            .version_stages(AWSPENDING)
-            .send()
-            .await
-            .map_err(|e| classify("secretsmanager:PutSecretValue", e))?;
-        Ok(())
-    }
-
-    /// Moves `stage` to version `to` (from `from`, where it is now), or only removes it from
-    /// `from` when `to` is `None`.
-    pub async fn move_stage(
-        &self,
-        id: &str,
-        stage: &str,
-        to: Option<&str>,
-        from: Option<&str>,
-    ) -> Result<(), SigningError> {
-        self.client
-            .update_secret_version_stage()
-            .secret_id(id)
-            .version_stage(stage)
-            .set_move_to_version_id(to.map(str::to_owned))
-            .set_remove_from_version_id(from.map(str::to_owned))
-            .send()
-            .await
-            .map_err(|e| classify("secretsmanager:UpdateSecretVersionStage", e))?;
-        Ok(())
-    }
-}
-
-/// Which version of a secret to read.
-#[derive(Debug, Clone, Copy)]
-pub enum Version<'a> {
-    Stage(&'a str),
-    /// A version id, which must also carry this label.
-    Id(&'a str, &'a str),
 }
 
 /// The verifying functions' keys: the published public set from the table (one `GetItem`),

@@ -4,7 +4,7 @@
 //! functions without any Secrets Manager access.
 
 use hatched::App;
-use hatched::signing::{AWSCURRENT, AWSPENDING, Version};
+use hatched::secrets::{AWSCURRENT, AWSPENDING, Version};
 use hatched_tests::TestApp;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -40,7 +40,7 @@ fn secret(t: &TestApp) -> String {
 }
 
 async fn current_version(t: &TestApp) -> String {
-    let stages = t.app.signer.stages(&secret(t)).await.unwrap();
+    let stages = t.app.secrets.stages(&secret(t)).await.unwrap();
     stages.into_iter().find(|(_, l)| l.iter().any(|l| l == AWSCURRENT)).map(|(v, _)| v).unwrap()
 }
 
@@ -222,12 +222,12 @@ async fn each_rotation_step_is_idempotent_when_retried() {
     let (old_current, standby) = (kid_in(&t, "current").await, kid_in(&t, "standby").await);
     let token = "0b3e4a53-1a9f-4c34-9d7e-000000000001";
     step(&t, "create-secret", token).await.unwrap();
-    let pending = t.app.signer.get(&secret(&t), Version::Id(token, AWSPENDING)).await.unwrap().unwrap();
+    let pending = t.app.secrets.get(&secret(&t), Version::Id(token, AWSPENDING)).await.unwrap().unwrap();
     for s in STEPS {
         step(&t, s, token).await.unwrap_or_else(|e| panic!("{s}: {e}"));
         step(&t, s, token).await.unwrap_or_else(|e| panic!("{s} retried: {e}"));
         if s == "create-secret" {
-            let again = t.app.signer.get(&secret(&t), Version::Id(token, AWSPENDING)).await.unwrap().unwrap();
+            let again = t.app.secrets.get(&secret(&t), Version::Id(token, AWSPENDING)).await.unwrap().unwrap();
             assert_eq!(again, pending, "a retried createSecret keeps the pending set");
         }
     }
@@ -265,7 +265,7 @@ async fn an_interrupted_rotation_resumes_or_gives_way_to_the_next_run() {
     rotation(&t, rerun).await;
     assert_eq!(current_version(&t).await, rerun);
     assert_eq!(kid_in(&t, "current").await, next_standby, "exactly one promotion");
-    let stages = t.app.signer.stages(&secret(&t)).await.unwrap();
+    let stages = t.app.secrets.stages(&secret(&t)).await.unwrap();
     assert!(!stages.get(abandoned).is_some_and(|l| l.iter().any(|l| l == AWSPENDING)), "{stages:?}");
     let minted = embed(&t, &t.app, &key, 300).await;
     assert_eq!(kid(&minted), next_standby);
@@ -287,12 +287,12 @@ async fn a_failed_test_secret_never_promotes() {
     // refuses it too.
     let forged_token = "0b3e4a53-1a9f-4c34-9d7e-000000000006";
     let mut forged: Value =
-        serde_json::from_str(&t.app.signer.get(&secret(&t), Version::Id(token, AWSPENDING)).await.unwrap().unwrap())
+        serde_json::from_str(&t.app.secrets.get(&secret(&t), Version::Id(token, AWSPENDING)).await.unwrap().unwrap())
             .unwrap();
     let keys = forged["keys"].as_array_mut().unwrap();
     let seed = keys[1]["seed"].clone();
     keys[0]["seed"] = seed;
-    t.app.signer.put_pending(&secret(&t), forged_token, &forged.to_string()).await.unwrap();
+    t.app.secrets.put_pending(&secret(&t), forged_token, &forged.to_string()).await.unwrap();
     assert!(step(&t, "test-secret", forged_token).await.is_err());
     assert!(step(&t, "finish-secret", forged_token).await.is_err());
     assert_eq!((current_version(&t).await, kid_in(&t, "current").await), (version, current));
@@ -410,7 +410,7 @@ async fn a_secret_of_the_earlier_format_is_migrated_by_the_first_rotation() {
             issuer: t.app.issuer.clone(),
         },
     );
-    assert!(legacy.signer.create(&name, "AbCdEfGh0123456789legacy").await.unwrap());
+    assert!(legacy.secrets.create(&name, "AbCdEfGh0123456789legacy").await.unwrap());
     let legacy_kid = hatched::signing::SigningKey::from_secret("AbCdEfGh0123456789legacy").unwrap().kid().to_owned();
     let before = embed(&t, &legacy, &key, 300).await;
     assert_eq!(kid(&before), legacy_kid, "minting functions read the earlier format");
@@ -421,7 +421,7 @@ async fn a_secret_of_the_earlier_format_is_migrated_by_the_first_rotation() {
         rotate_signing_key::handle(&legacy, e).await.unwrap_or_else(|e| panic!("{s}: {e}"));
     }
     let set: Value =
-        serde_json::from_str(&legacy.signer.get(&name, Version::Stage(AWSCURRENT)).await.unwrap().unwrap()).unwrap();
+        serde_json::from_str(&legacy.secrets.get(&name, Version::Stage(AWSCURRENT)).await.unwrap().unwrap()).unwrap();
     let states: Vec<(&str, &str)> = set["keys"]
         .as_array()
         .unwrap()
