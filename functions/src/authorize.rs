@@ -7,19 +7,17 @@
 //! the rate count beside it; a malformed key costs no DynamoDB call at all.
 
 use hatched::domain::ratelimit::RateLimitStatus;
-use hatched::endpoint::{Function, aws, dynamodb};
+use hatched::endpoint::Function;
 use hatched::handler::{log_request, serving};
 use hatched::http::bearer_key_in;
 use hatched::lambda_http::aws_lambda_events::apigw::{
     ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
 };
-use hatched::store::partition::{KEY, PREFIX, RATE_WINDOW};
 use hatched::{ApiError, App, Caller, RequestCtx};
 use serde::Serialize;
 
 pub const FUNCTION: Function = Function {
     function: "authorize",
-    aws: &[dynamodb(aws::GET_ITEM, &[KEY]), dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW])],
 };
 
 pub type AuthorizerRequest = ApiGatewayV2CustomAuthorizerV2Request;

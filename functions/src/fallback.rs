@@ -16,12 +16,11 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::Anonymous,
     browser: false,
     status: 204,
-    aws: &[],
 };
 
 pub async fn handle(req: Request) -> Response<Body> {
     let ctx = RequestCtx::of(&req);
-    let error = match endpoints::route(req.method().as_str(), req.raw_http_path()) {
+    let error = match crate::route(req.method().as_str(), req.raw_http_path()) {
         Resolution::Preflight(_, methods) => return preflight(&ctx, &methods),
         Resolution::MethodNotAllowed => ApiError::MethodNotAllowed,
         // A matched route never reaches this function behind API Gateway.

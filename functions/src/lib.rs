@@ -1,16 +1,28 @@
-//! Every endpoint of the HTTP API, from the `ENDPOINT` each function crate declares beside its
-//! handler. The fallback function is not in the list: it is the router's catch-all (API
-//! Gateway's `$default` and the browser routes' preflights) and reads the list to answer.
+//! Every Lambda function of the stack, in one crate (as aws-samples/serverless-rust-demo):
+//! a route is a file `src/routes/<name>.rs` (its `ENDPOINT` and `handle`) and a one-line
+//! binary `src/bin/<name>.rs`; `build.rs` turns the files in `src/routes/` into the modules
+//! and the [`ENDPOINTS`] / [`FUNCTIONS`] lists, so no list of routes is kept by hand. The
+//! functions no route reaches are the modules [`fallback`] (API Gateway's `$default`: the
+//! browser routes' preflights, 404 and 405, read from the list), [`authorize`] (the platform's
+//! Lambda authorizer) and [`rotate_signing_key`] (Secrets Manager's rotation function).
 //!
-//! Adding an endpoint: a crate under `functions/` with `ENDPOINT` and `handle`, one name
-//! below, its function and route in `template.yaml`, its operation in `openapi.yaml`, and
-//! an event in `events/<function>/`. The tests in `tests/tests/e2e/routes.rs` name whichever
-//! of those is missing.
+//! Each binary links only its own handler: [`ENDPOINTS`] holds metadata, the handlers are
+//! reachable only through [`FUNCTIONS`] (the local API and the tests).
+//!
+//! Also here: the API Gateway v2 event a request becomes (local API and tests).
 
 use base64::Engine;
 use hatched::endpoint::{Endpoint, Handler, Resolution, resolve};
 use hatched::lambda_http::aws_lambda_events::apigw::{ApiGatewayV2CustomAuthorizerV2Request, ApiGatewayV2httpRequest};
 use serde_json::{Map, Value, json};
+
+// Re-exported for the binaries' `lambda_main!`.
+#[doc(hidden)]
+pub use hatched;
+
+pub mod authorize;
+pub mod fallback;
+pub mod rotate_signing_key;
 
 /// A function and the handler the local API calls for it.
 pub struct Function {
@@ -18,47 +30,47 @@ pub struct Function {
     pub handle: Handler,
 }
 
-macro_rules! endpoints {
-    ($($krate:ident),+ $(,)?) => {
-        /// Every routed endpoint (metadata only: reading it links no handler).
-        pub static ENDPOINTS: &[&Endpoint] = &[$(&$krate::ENDPOINT),+];
-        /// The same list with handlers, for the local API.
-        pub static FUNCTIONS: &[Function] = &[$(Function {
-            endpoint: &$krate::ENDPOINT,
-            handle: |app, req| Box::pin($krate::handle(app, req)),
-        }),+];
-    };
-}
+// `#[path = ".../src/routes/<name>.rs"] pub mod <name>;` for every route file, then the lists.
+include!(concat!(env!("OUT_DIR"), "/routes.rs"));
 
-endpoints!(
-    validate_key,
-    create_widget_session,
-    revoke_widget_session,
-    create_embed_token,
-    introspect_token,
-    jwks,
-    unlock_gate,
-    list_gates,
-    list_unlocks,
-    whoami,
-    create_key,
-    list_keys,
-    get_key,
-    update_key,
-    roll_key,
-    revoke_key,
-    list_audit_events,
-    revoke_widget_sessions,
-);
-
-/// The functions no route reaches (an AWS service invokes them), each from its crate's
-/// `FUNCTION`: the template, IAM and events checks cover them as they do the endpoints.
+/// The functions no route reaches (an AWS service invokes them): the template and events
+/// checks cover them as they do the endpoints.
 pub static OTHER_FUNCTIONS: &[&hatched::endpoint::Function] = &[&authorize::FUNCTION, &rotate_signing_key::FUNCTION];
 
-/// What IAM needs of every function: the routed endpoints, the fallback's is its own crate's
-/// (pass it in), and [`OTHER_FUNCTIONS`].
-pub fn all_functions(fallback: &Endpoint) -> Vec<hatched::endpoint::Function> {
-    ENDPOINTS.iter().chain([&fallback]).map(|e| e.as_function()).chain(OTHER_FUNCTIONS.iter().map(|f| **f)).collect()
+/// The binary name of every deployed function: the routed endpoints, the fallback and
+/// [`OTHER_FUNCTIONS`].
+pub fn all_functions() -> Vec<&'static str> {
+    ENDPOINTS
+        .iter()
+        .chain([&&fallback::ENDPOINT])
+        .map(|e| e.function)
+        .chain(OTHER_FUNCTIONS.iter().map(|f| f.function))
+        .collect()
+}
+
+/// The `main` of a routed function's binary (`src/bin/<name>.rs`, one line):
+/// `functions::lambda_main!(list_gates);` builds the [`hatched::App`] and serves the route's
+/// `handle`; `preload: signer` (or `verifier`) first fetches the signing keys, so the first
+/// request does not pay for it; `without_app: path::to::fn` serves a handler that needs no
+/// clients (none are built).
+#[macro_export]
+macro_rules! lambda_main {
+    ($route:ident $(, preload: $keys:ident)?) => {
+        #[tokio::main]
+        async fn main() -> Result<(), $crate::hatched::lambda_http::lambda_runtime::Error> {
+            $crate::hatched::telemetry::init();
+            let app = $crate::hatched::App::from_env().await?;
+            $(app.$keys.preload().await;)?
+            $crate::hatched::lambda::run(|req| $crate::$route::handle(&app, req)).await
+        }
+    };
+    (without_app: $handler:path) => {
+        #[tokio::main]
+        async fn main() -> Result<(), $crate::hatched::lambda_http::lambda_runtime::Error> {
+            $crate::hatched::telemetry::init();
+            $crate::hatched::lambda::run($handler).await
+        }
+    };
 }
 
 /// What API Gateway does with a method and path.

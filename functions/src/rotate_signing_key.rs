@@ -7,22 +7,13 @@
 pub use aws_lambda_events::secretsmanager::SecretsManagerSecretRotationEvent as RotationEvent;
 use hatched::App;
 use hatched::domain::signing_keys::RotationMode;
-use hatched::endpoint::{Function, aws, dynamodb, secrets};
+use hatched::endpoint::Function;
 use hatched::handler::serving;
 use hatched::rotation::{Step, run_step};
 use hatched::signing::SigningError;
-use hatched::store::partition::SIGNING;
 
 pub const FUNCTION: Function = Function {
     function: "rotate-signing-key",
-    aws: &[
-        dynamodb(aws::GET_ITEM, &[SIGNING]),
-        dynamodb(aws::PUT_ITEM, &[SIGNING]),
-        secrets(aws::DESCRIBE_SECRET),
-        secrets(aws::GET_SECRET_VALUE),
-        secrets(aws::PUT_SECRET_VALUE),
-        secrets(aws::UPDATE_SECRET_VERSION_STAGE),
-    ],
 };
 
 /// Why a step failed: Secrets Manager sees the error and does not go on to the next step.

@@ -302,7 +302,7 @@ impl Call {
     /// Through the local API's dispatch: routing, the API Gateway event, the function.
     pub async fn send(self, app: &App) -> Answer {
         let (path, query) = self.path.split_once('?').unwrap_or((&self.path, ""));
-        let req = endpoints::HttpRequest {
+        let req = functions::HttpRequest {
             method: &self.method,
             path,
             query,
@@ -317,10 +317,10 @@ impl Call {
 }
 
 /// An API Gateway HTTP API request for `path` with these headers and body, built as the
-/// local API builds it (`endpoints::gateway_event`); `path` may carry a `?query`.
+/// local API builds it (`functions::gateway_event`); `path` may carry a `?query`.
 pub fn gateway_request(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Request {
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    let req = endpoints::HttpRequest {
+    let req = functions::HttpRequest {
         method,
         path,
         query,
@@ -329,7 +329,7 @@ pub fn gateway_request(method: &str, path: &str, headers: &[(&str, &str)], body:
         source_ip: "198.51.100.7",
         request_id: format!("test-{}", hatched::domain::key::random_base62(10)),
     };
-    hatched::lambda::into_request(endpoints::gateway_event(&req, &endpoints::route(method, path)))
+    hatched::lambda::into_request(functions::gateway_event(&req, &functions::route(method, path)))
 }
 
 /// A JSON POST as a client would send it.

@@ -7,9 +7,9 @@ use hatched::lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
 async fn main() -> Result<(), lambda_runtime::Error> {
     hatched::telemetry::init();
     let app = hatched::App::from_env().await?;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<rotate_signing_key::RotationEvent>| {
+    lambda_runtime::run(service_fn(|event: LambdaEvent<functions::rotate_signing_key::RotationEvent>| {
         let app = &app;
-        async move { rotate_signing_key::handle(app, event.payload).await.map_err(lambda_runtime::Error::from) }
+        async move { functions::rotate_signing_key::handle(app, event.payload).await.map_err(lambda_runtime::Error::from) }
     }))
     .await
 }

@@ -1,5 +1,1 @@
-#[tokio::main]
-async fn main() -> Result<(), hatched::lambda_http::lambda_runtime::Error> {
-    hatched::telemetry::init();
-    hatched::lambda::run(whoami::answer).await
-}
+functions::lambda_main!(without_app: functions::whoami::answer);

@@ -6,11 +6,10 @@ use hatched::domain::key::random_base62;
 use hatched::domain::time::rfc3339;
 use hatched::domain::token::{EMBED_MODE, EMBED_TTL, EmbedClaims, SignedUser, Subject};
 use hatched::domain::{BuddyId, Scope, UnixTime, UserId};
-use hatched::endpoint::{Endpoint, aws, dynamodb, secrets};
+use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::json_body;
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::partition::{BUDDY, KEY, PREFIX, RATE_WINDOW};
 use hatched::{Access, ApiError, App, Caller};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -52,11 +51,6 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::Scoped(Scope::EmbedTokensCreate),
     browser: true,
     status: 201,
-    aws: &[
-        dynamodb(aws::GET_ITEM, &[KEY, BUDDY]),
-        dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW]),
-        secrets(aws::GET_SECRET_VALUE),
-    ],
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {

@@ -3,12 +3,11 @@
 //! Budget: the caller's key read, then one transaction (both key items, the audit event).
 
 use hatched::domain::{KeyType, Label, Scope, Tier};
-use hatched::endpoint::{Endpoint, aws, dynamodb, secrets};
+use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::json_body;
 use hatched::keys::{KeyOptions, Manager};
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::partition::{AUDIT, KEY, PREFIX, RATE_WINDOW};
 use hatched::views::KeyView;
 use hatched::{Access, ApiError, App, Caller, RequestCtx};
 use serde::{Deserialize, Serialize};
@@ -20,12 +19,6 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::SecretOnly(Scope::KeysWrite),
     browser: false,
     status: 201,
-    aws: &[
-        dynamodb(aws::GET_ITEM, &[KEY]),
-        dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW]),
-        dynamodb(aws::PUT_ITEM, &[KEY, PREFIX, AUDIT]),
-        secrets(aws::GET_SECRET_VALUE),
-    ],
 };
 
 #[derive(Deserialize)]

@@ -6,12 +6,11 @@ use hatched::domain::token::{
     SESSION_MODE, SESSION_TTL, SessionClaims, Subject, WidgetScope, WidgetSession, widget_scopes,
 };
 use hatched::domain::{BuddyId, Scope, SessionId, UnixTime, UserId};
-use hatched::endpoint::{Endpoint, aws, dynamodb, secrets};
+use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::json_body;
 use hatched::lambda_http::{Body, Request, Response};
 use hatched::store::CreateSessionError;
-use hatched::store::partition::{BUDDY, KEY, PREFIX, RATE_WINDOW, SESSION};
 use hatched::{Access, ApiError, App, Caller};
 use serde::{Deserialize, Serialize};
 
@@ -45,13 +44,6 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::SecretOnly(Scope::WidgetSessionsWrite),
     browser: false,
     status: 201,
-    aws: &[
-        dynamodb(aws::GET_ITEM, &[KEY]),
-        dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW]),
-        dynamodb(aws::CONDITION_CHECK_ITEM, &[BUDDY]),
-        dynamodb(aws::PUT_ITEM, &[SESSION]),
-        secrets(aws::GET_SECRET_VALUE),
-    ],
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {

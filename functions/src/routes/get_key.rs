@@ -2,12 +2,11 @@
 //! else's is `key_not_found`). Budget: the caller's key read and one read of the key.
 
 use hatched::domain::{KeyPrefix, Scope};
-use hatched::endpoint::{Endpoint, aws, dynamodb};
+use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::{no_body, path_param};
 use hatched::keys::Manager;
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::partition::{KEY, PREFIX, RATE_WINDOW};
 use hatched::views::KeyView;
 use hatched::{Access, ApiError, App, Caller, RequestCtx};
 
@@ -18,7 +17,6 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::SecretOnly(Scope::KeysRead),
     browser: false,
     status: 200,
-    aws: &[dynamodb(aws::GET_ITEM, &[KEY, PREFIX]), dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW])],
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {

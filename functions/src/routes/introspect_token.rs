@@ -5,11 +5,10 @@
 
 use hatched::auth::Access;
 use hatched::domain::token::{SessionSubject, TokenClaims, WidgetScope, WidgetSession};
-use hatched::endpoint::{Endpoint, aws, dynamodb};
+use hatched::endpoint::Endpoint;
 use hatched::handler::anonymous;
 use hatched::http::json_body;
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::partition::{RATE_WINDOW, REVOCATION, SESSION, SIGNING};
 use hatched::{ApiError, App};
 use serde::{Deserialize, Serialize};
 
@@ -49,11 +48,6 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::Anonymous,
     browser: false,
     status: 200,
-    aws: &[
-        dynamodb(aws::BATCH_GET_ITEM, &[SESSION, REVOCATION]),
-        dynamodb(aws::GET_ITEM, &[SIGNING]),
-        dynamodb(aws::UPDATE_ITEM, &[RATE_WINDOW]),
-    ],
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {

@@ -4,11 +4,10 @@
 
 use hatched::App;
 use hatched::auth::Access;
-use hatched::endpoint::{Endpoint, aws, dynamodb};
+use hatched::endpoint::Endpoint;
 use hatched::handler::anonymous;
 use hatched::http::no_body;
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::partition::{RATE_WINDOW, SIGNING};
 
 pub const ENDPOINT: Endpoint = Endpoint {
     function: "jwks",
@@ -17,7 +16,6 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::Anonymous,
     browser: false,
     status: 200,
-    aws: &[dynamodb(aws::GET_ITEM, &[SIGNING]), dynamodb(aws::UPDATE_ITEM, &[RATE_WINDOW])],
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {

@@ -4,12 +4,11 @@
 
 use hatched::domain::token::SessionSubject;
 use hatched::domain::{BuddyId, KeyPrefix, Scope, UserId};
-use hatched::endpoint::{Endpoint, aws, dynamodb};
+use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::{no_body, page_params, query_param};
 use hatched::lambda_http::{Body, Request, Response};
 use hatched::store::is_audit_sort_key;
-use hatched::store::partition::{AUDIT, KEY, PREFIX, RATE_WINDOW};
 use hatched::views::AuditEventView;
 use hatched::{Access, ApiError, App, Caller};
 use serde::Serialize;
@@ -21,11 +20,6 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::SecretOnly(Scope::KeysRead),
     browser: false,
     status: 200,
-    aws: &[
-        dynamodb(aws::GET_ITEM, &[KEY]),
-        dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW]),
-        dynamodb(aws::QUERY, &[AUDIT]),
-    ],
 };
 
 #[derive(Serialize)]

@@ -1,11 +1,10 @@
 //! GET /api/v1/gates — the customer's gates, sorted by gate key.
 
 use hatched::domain::Scope;
-use hatched::endpoint::{Endpoint, aws, dynamodb};
+use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::no_body;
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::partition::{CUSTOMER, KEY, PREFIX, RATE_WINDOW};
 use hatched::views::GateView;
 use hatched::{Access, ApiError, App, Caller};
 use serde::Serialize;
@@ -22,11 +21,6 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::Scoped(Scope::ReadBuddies),
     browser: true,
     status: 200,
-    aws: &[
-        dynamodb(aws::GET_ITEM, &[KEY]),
-        dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW]),
-        dynamodb(aws::QUERY, &[CUSTOMER]),
-    ],
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {

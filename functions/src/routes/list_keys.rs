@@ -2,12 +2,11 @@
 //! time (`?limit=` 1–100, `?cursor=` from the previous page). Budget: the key read and one query.
 
 use hatched::domain::Scope;
-use hatched::endpoint::{Endpoint, aws, dynamodb};
+use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::{no_body, page_params};
 use hatched::lambda_http::{Body, Request, Response};
 use hatched::store::is_keys_sort_key;
-use hatched::store::partition::{CUSTOMER, KEY, PREFIX, RATE_WINDOW};
 use hatched::views::KeyView;
 use hatched::{Access, ApiError, App, Caller};
 use serde::Serialize;
@@ -19,11 +18,6 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::SecretOnly(Scope::KeysRead),
     browser: false,
     status: 200,
-    aws: &[
-        dynamodb(aws::GET_ITEM, &[KEY]),
-        dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW]),
-        dynamodb(aws::QUERY, &[CUSTOMER]),
-    ],
 };
 
 #[derive(Serialize)]

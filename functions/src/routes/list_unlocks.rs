@@ -3,11 +3,10 @@
 
 use hatched::domain::gate::BuddyRef;
 use hatched::domain::{BuddyId, Scope};
-use hatched::endpoint::{Endpoint, aws, dynamodb};
+use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::{no_body, path_param};
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::partition::{BUDDY, KEY, PREFIX, RATE_WINDOW};
 use hatched::views::UnlockView;
 use hatched::{Access, ApiError, App, Caller};
 use serde::Serialize;
@@ -24,11 +23,6 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::Scoped(Scope::ReadBuddies),
     browser: true,
     status: 200,
-    aws: &[
-        dynamodb(aws::GET_ITEM, &[KEY, BUDDY]),
-        dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW]),
-        dynamodb(aws::QUERY, &[BUDDY]),
-    ],
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {

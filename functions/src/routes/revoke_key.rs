@@ -5,12 +5,11 @@
 
 use hatched::domain::time::rfc3339;
 use hatched::domain::{KeyPrefix, Scope, UnixTime};
-use hatched::endpoint::{Endpoint, aws, dynamodb};
+use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::{no_body, path_param};
 use hatched::keys::Manager;
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::partition::{AUDIT, KEY, PREFIX, RATE_WINDOW};
 use hatched::{Access, ApiError, App, Caller, RequestCtx};
 use serde::Serialize;
 
@@ -21,11 +20,6 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::SecretOnly(Scope::KeysWrite),
     browser: false,
     status: 200,
-    aws: &[
-        dynamodb(aws::GET_ITEM, &[KEY, PREFIX]),
-        dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW]),
-        dynamodb(aws::PUT_ITEM, &[KEY, PREFIX, AUDIT]),
-    ],
 };
 
 #[derive(Serialize)]

@@ -4,12 +4,11 @@
 
 use hatched::domain::time::rfc3339;
 use hatched::domain::{Scope, SessionId, UnixTime};
-use hatched::endpoint::{Endpoint, aws, dynamodb};
+use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::{no_body, path_param};
 use hatched::lambda_http::{Body, Request, Response};
 use hatched::store::StoreError;
-use hatched::store::partition::{KEY, PREFIX, RATE_WINDOW, SESSION};
 use hatched::{Access, ApiError, App, Caller};
 use serde::Serialize;
 
@@ -28,7 +27,6 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::SecretOnly(Scope::WidgetSessionsWrite),
     browser: false,
     status: 200,
-    aws: &[dynamodb(aws::GET_ITEM, &[KEY]), dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW, SESSION])],
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {

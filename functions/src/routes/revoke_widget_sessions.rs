@@ -6,12 +6,11 @@
 use hatched::domain::time::rfc3339;
 use hatched::domain::token::SessionSubject;
 use hatched::domain::{BuddyId, KeyPrefix, Scope, UnixTime, UserId};
-use hatched::endpoint::{Endpoint, aws, dynamodb};
+use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::json_body;
 use hatched::keys::Manager;
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::partition::{AUDIT, KEY, PREFIX, RATE_WINDOW, REVOCATION};
 use hatched::{Access, ApiError, App, Caller, RequestCtx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -23,11 +22,6 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::SecretOnly(Scope::WidgetSessionsWrite),
     browser: false,
     status: 200,
-    aws: &[
-        dynamodb(aws::GET_ITEM, &[KEY, REVOCATION]),
-        dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW]),
-        dynamodb(aws::PUT_ITEM, &[REVOCATION, AUDIT]),
-    ],
 };
 
 #[derive(Deserialize)]

@@ -3,12 +3,11 @@
 //! Budget: the caller's key read, one read of the key, one transaction (new key, old key, event).
 
 use hatched::domain::{KeyPrefix, Scope};
-use hatched::endpoint::{Endpoint, aws, dynamodb, secrets};
+use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::{optional_typed_json_body, path_param};
 use hatched::keys::Manager;
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::partition::{AUDIT, KEY, PREFIX, RATE_WINDOW};
 use hatched::views::KeyView;
 use hatched::{Access, ApiError, App, Caller, RequestCtx};
 use serde::{Deserialize, Serialize};
@@ -20,12 +19,6 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::SecretOnly(Scope::KeysWrite),
     browser: false,
     status: 201,
-    aws: &[
-        dynamodb(aws::GET_ITEM, &[KEY, PREFIX]),
-        dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW]),
-        dynamodb(aws::PUT_ITEM, &[KEY, PREFIX, AUDIT]),
-        secrets(aws::GET_SECRET_VALUE),
-    ],
 };
 
 pub const DEFAULT_GRACE_SECS: i64 = 86_400;

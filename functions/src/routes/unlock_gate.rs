@@ -6,11 +6,10 @@
 use hatched::domain::gate::BuddyRef;
 use hatched::domain::token::SignedUser;
 use hatched::domain::{BuddyId, GateKey, Scope, TokenKey};
-use hatched::endpoint::{Endpoint, aws, dynamodb, secrets};
+use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::{optional_json_body, path_param};
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::partition::{BUDDY, CUSTOMER, KEY, PREFIX, RATE_WINDOW};
 use hatched::views::{GateView, UnlockView};
 use hatched::{Access, ApiError, App, Caller, RequestCtx};
 use serde::Serialize;
@@ -36,14 +35,6 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::Scoped(Scope::WriteUnlocks),
     browser: true,
     status: 200,
-    aws: &[
-        dynamodb(aws::GET_ITEM, &[KEY]),
-        dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW, BUDDY]),
-        dynamodb(aws::BATCH_GET_ITEM, &[CUSTOMER, BUDDY]),
-        dynamodb(aws::PUT_ITEM, &[BUDDY]),
-        dynamodb(aws::CONDITION_CHECK_ITEM, &[CUSTOMER]),
-        secrets(aws::GET_SECRET_VALUE),
-    ],
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {

@@ -5,13 +5,12 @@
 
 use hatched::domain::Label;
 use hatched::domain::{KeyPrefix, Scope};
-use hatched::endpoint::{Endpoint, aws, dynamodb, secrets};
+use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::double_option;
 use hatched::http::{json_body, path_param};
 use hatched::keys::{KeyPatch, Manager};
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::partition::{AUDIT, KEY, PREFIX, RATE_WINDOW};
 use hatched::views::KeyView;
 use hatched::{Access, ApiError, App, Caller, RequestCtx};
 use serde::{Deserialize, Serialize};
@@ -23,12 +22,6 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::SecretOnly(Scope::KeysWrite),
     browser: false,
     status: 200,
-    aws: &[
-        dynamodb(aws::GET_ITEM, &[KEY, PREFIX]),
-        dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW]),
-        dynamodb(aws::PUT_ITEM, &[KEY, PREFIX, AUDIT]),
-        secrets(aws::GET_SECRET_VALUE),
-    ],
 };
 
 #[derive(Deserialize)]

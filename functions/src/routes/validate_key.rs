@@ -6,11 +6,10 @@ use hatched::domain::key::display_prefix_of;
 use hatched::domain::ratelimit::RateLimitStatus;
 use hatched::domain::time::rfc3339;
 use hatched::domain::{ApiKey, KeyPrefix, KeyRecord, Scope, UnixTime};
-use hatched::endpoint::{Endpoint, aws, dynamodb};
+use hatched::endpoint::Endpoint;
 use hatched::handler::serving;
 use hatched::http::json_body;
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::partition::{KEY, PREFIX, RATE_WINDOW};
 use hatched::{ApiError, App, Caller, Reply, RequestCtx};
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +31,6 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::Anonymous,
     browser: false,
     status: 200,
-    aws: &[dynamodb(aws::GET_ITEM, &[KEY]), dynamodb(aws::UPDATE_ITEM, &[KEY, PREFIX, RATE_WINDOW])],
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {

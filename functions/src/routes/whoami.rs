@@ -17,7 +17,6 @@ pub const ENDPOINT: Endpoint = Endpoint {
     access: Access::Authorized,
     browser: false,
     status: 200,
-    aws: &[],
 };
 
 /// As the local API calls it (the function needs no [`App`]).

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 const PATH: &str = "/api/v1/keys/validate";
 
 async fn validate(t: &TestApp, body: Value) -> Answer {
-    validate_key::handle(&t.app, json_post(PATH, &body)).await.into()
+    functions::validate_key::handle(&t.app, json_post(PATH, &body)).await.into()
 }
 
 #[tokio::test]
@@ -229,7 +229,7 @@ async fn bad_bodies_get_their_api_codes() {
         let app = t.app.clone();
         async move {
             let a: Answer =
-                validate_key::handle(&app, gateway_request("POST", PATH, &[("content-type", ct)], Some(&body)))
+                functions::validate_key::handle(&app, gateway_request("POST", PATH, &[("content-type", ct)], Some(&body)))
                     .await
                     .into();
             a
