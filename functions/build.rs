@@ -30,7 +30,8 @@ fn main() {
     for (name, _) in &names {
         writeln!(out, "    &{name}::ENDPOINT,").unwrap();
     }
-    writeln!(out, "];\n/// The same list with handlers, for the local API.\npub static FUNCTIONS: &[Function] = &[").unwrap();
+    writeln!(out, "];\n/// The same list with handlers, for the local API.\npub static FUNCTIONS: &[Function] = &[")
+        .unwrap();
     for (name, _) in &names {
         writeln!(
             out,

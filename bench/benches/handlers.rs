@@ -170,8 +170,12 @@ fn benches(c: &mut Criterion) {
         ("revoke-widget-session", "revoke-widget-session/valid.json", |a, r| {
             Box::pin(functions::revoke_widget_session::handle(a, r))
         }),
-        ("create-embed-token", "create-embed-token/valid.json", |a, r| Box::pin(functions::create_embed_token::handle(a, r))),
-        ("introspect-token", "introspect-token/garbage.json", |a, r| Box::pin(functions::introspect_token::handle(a, r))),
+        ("create-embed-token", "create-embed-token/valid.json", |a, r| {
+            Box::pin(functions::create_embed_token::handle(a, r))
+        }),
+        ("introspect-token", "introspect-token/garbage.json", |a, r| {
+            Box::pin(functions::introspect_token::handle(a, r))
+        }),
         ("jwks", "jwks/valid.json", |a, r| Box::pin(functions::jwks::handle(a, r))),
         ("unlock-gate", "unlock-gate/valid.json", |a, r| Box::pin(functions::unlock_gate::handle(a, r))),
         ("list-gates", "list-gates/valid.json", |a, r| Box::pin(functions::list_gates::handle(a, r))),
@@ -193,11 +197,16 @@ fn benches(c: &mut Criterion) {
     // The platform authorizer, beside validate-key: the same key check, another event shape.
     let text = event("authorize/allow.json", key.expose(), session_id.as_str(), &token);
     let parse = |t: &str| serde_json::from_str::<functions::authorize::AuthorizerRequest>(t).unwrap();
-    assert!(rt.block_on(functions::authorize::handle(&app, parse(&text))).is_authorized, "authorize: the canned key is allowed");
+    assert!(
+        rt.block_on(functions::authorize::handle(&app, parse(&text))).is_authorized,
+        "authorize: the canned key is allowed"
+    );
     calls.store(0, Ordering::Relaxed);
     rt.block_on(functions::authorize::handle(&app, parse(&text)));
     println!("authorize: {} DynamoDB calls per request (counted, not timed)", calls.load(Ordering::Relaxed));
-    c.bench_function("handler/authorize", |b| b.iter(|| rt.block_on(functions::authorize::handle(&app, parse(black_box(&text))))));
+    c.bench_function("handler/authorize", |b| {
+        b.iter(|| rt.block_on(functions::authorize::handle(&app, parse(black_box(&text)))))
+    });
 }
 
 criterion_group!(handlers, benches);

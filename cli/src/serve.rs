@@ -40,7 +40,8 @@ pub async fn dispatch(app: &App, req: &HttpRequest<'_>) -> lambda_http::Response
         Resolution::Found(endpoint, _) if endpoint.access == Access::Authorized => {
             // As API Gateway does: the authorizer first; a deny is its own 403 body, an allow
             // hands the route's function the authorizer's context.
-            let verdict = Box::pin(functions::authorize::handle(app, functions::authorizer_event(req, &resolution))).await;
+            let verdict =
+                Box::pin(functions::authorize::handle(app, functions::authorizer_event(req, &resolution))).await;
             if !verdict.is_authorized {
                 return gateway_forbidden();
             }

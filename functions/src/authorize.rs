@@ -16,9 +16,7 @@ use hatched::lambda_http::aws_lambda_events::apigw::{
 use hatched::{ApiError, App, Caller, RequestCtx};
 use serde::Serialize;
 
-pub const FUNCTION: Function = Function {
-    function: "authorize",
-};
+pub const FUNCTION: Function = Function { function: "authorize" };
 
 pub type AuthorizerRequest = ApiGatewayV2CustomAuthorizerV2Request;
 pub type AuthorizerResponse = ApiGatewayV2CustomAuthorizerSimpleResponse;

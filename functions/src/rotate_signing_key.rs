@@ -12,9 +12,7 @@ use hatched::handler::serving;
 use hatched::rotation::{Step, run_step};
 use hatched::signing::SigningError;
 
-pub const FUNCTION: Function = Function {
-    function: "rotate-signing-key",
-};
+pub const FUNCTION: Function = Function { function: "rotate-signing-key" };
 
 /// Why a step failed: Secrets Manager sees the error and does not go on to the next step.
 #[derive(Debug, thiserror::Error)]

@@ -140,14 +140,7 @@ mod tests {
     use crate::domain::Scope;
 
     fn endpoint(method: &'static str, path: &'static str, browser: bool) -> Endpoint {
-        Endpoint {
-            function: "f",
-            method,
-            path,
-            access: Access::Scoped(Scope::ReadBuddies),
-            browser,
-            status: 200,
-        }
+        Endpoint { function: "f", method, path, access: Access::Scoped(Scope::ReadBuddies), browser, status: 200 }
     }
 
     #[test]

@@ -136,6 +136,26 @@ impl TestApp {
         )
     }
 
+    /// Another App over the same table and secrets with empty caches, whose AWS calls are
+    /// recorded like this one's: a cold instance of a function, for the grants a warm test
+    /// App never exercises (its data key is cached by the operator code that issued the keys).
+    pub async fn cold_instance(&self) -> App {
+        let config = sdk_config().await;
+        let dynamo = aws_sdk_dynamodb::config::Builder::from(&config).interceptor(CallLog::default()).build();
+        let secrets = aws_sdk_secretsmanager::config::Builder::from(&config).interceptor(CallLog::default()).build();
+        let settings = hatched::app::Settings {
+            table: self.app.store.table().to_owned(),
+            signing_secret: self.app.signer.secret_name().map(str::to_owned),
+            data_key_secret: self.app.sealer.secret_name().map(str::to_owned),
+            issuer: self.app.issuer.clone(),
+        };
+        App::with_clients(
+            aws_sdk_dynamodb::Client::from_conf(dynamo),
+            aws_sdk_secretsmanager::Client::from_conf(secrets),
+            settings,
+        )
+    }
+
     /// The fixture customer `acme` (primary `coins`, progression `xp`).
     pub fn acme(&self) -> Seed {
         Seed { app: self.app.clone(), customer: "acme".parse().expect("fixture id") }

@@ -163,13 +163,12 @@ pub fn policy_problems(performed: Option<&BTreeMap<String, BTreeSet<String>>>) -
                 continue;
             }
             match &statement.partitions {
-                None => problems.push(format!(
-                    "{resource}: {:?} is not scoped with dynamodb:LeadingKeys",
-                    statement.actions
-                )),
+                None => problems
+                    .push(format!("{resource}: {:?} is not scoped with dynamodb:LeadingKeys", statement.actions)),
                 Some(partitions) => {
                     for p in partitions.iter().filter(|p| !PARTITIONS.contains(&p.as_str())) {
-                        problems.push(format!("{resource}: {:?} names {p:?}, which is no partition", statement.actions));
+                        problems
+                            .push(format!("{resource}: {:?} names {p:?}, which is no partition", statement.actions));
                     }
                 }
             }

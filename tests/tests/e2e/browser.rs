@@ -97,17 +97,28 @@ async fn scope_matrix() {
         for (key, (status, code)) in [&secret, &pk, &pk_unlocks].into_iter().zip(expected) {
             let a: Answer = match endpoint {
                 "mint session" => {
-                    functions::create_widget_session::handle(&t.app, keyed("POST", "/api/v1/widget-sessions", key, Some(&session)))
-                        .await
+                    functions::create_widget_session::handle(
+                        &t.app,
+                        keyed("POST", "/api/v1/widget-sessions", key, Some(&session)),
+                    )
+                    .await
                 }
                 "revoke session" => {
                     functions::revoke_widget_session::handle(&t.app, keyed("DELETE", revoke_path, key, None)).await
                 }
                 "mint embed" => {
-                    functions::create_embed_token::handle(&t.app, keyed("POST", "/api/v1/embed-tokens", key, Some(&embed))).await
+                    functions::create_embed_token::handle(
+                        &t.app,
+                        keyed("POST", "/api/v1/embed-tokens", key, Some(&embed)),
+                    )
+                    .await
                 }
                 "unlock" => {
-                    functions::unlock_gate::handle(&t.app, keyed("POST", "/api/v1/buddies/b1/gates/hat/unlock", key, None)).await
+                    functions::unlock_gate::handle(
+                        &t.app,
+                        keyed("POST", "/api/v1/buddies/b1/gates/hat/unlock", key, None),
+                    )
+                    .await
                 }
                 "list gates" => functions::list_gates::handle(&t.app, keyed("GET", "/api/v1/gates", key, None)).await,
                 "list unlocks" => {
@@ -129,7 +140,8 @@ async fn scope_matrix() {
         }
     }
     // Keyless endpoints answer everyone.
-    let jwks: Answer = functions::jwks::handle(&t.app, gateway_request("GET", "/.well-known/jwks.json", &[], None)).await.into();
+    let jwks: Answer =
+        functions::jwks::handle(&t.app, gateway_request("GET", "/.well-known/jwks.json", &[], None)).await.into();
     assert_eq!(jwks.status, 200);
     let intro: Answer = functions::introspect_token::handle(
         &t.app,
@@ -204,12 +216,15 @@ async fn keyless_calls_are_limited_per_source_ip() {
     assert_eq!((a.status, a.code()), (429, "rate_limited"));
     assert!(a.header("retry-after").is_some());
     // The limit is per IP: the JWKS shares it, a malformed-key validate too.
-    let j: Answer = functions::jwks::handle(&t.app, gateway_request("GET", "/.well-known/jwks.json", &[], None)).await.into();
+    let j: Answer =
+        functions::jwks::handle(&t.app, gateway_request("GET", "/.well-known/jwks.json", &[], None)).await.into();
     assert_eq!(j.status, 429);
-    let v: Answer =
-        functions::validate_key::handle(&t.app, hatched_tests::json_post("/api/v1/keys/validate", &json!({ "key": "nope" })))
-            .await
-            .into();
+    let v: Answer = functions::validate_key::handle(
+        &t.app,
+        hatched_tests::json_post("/api/v1/keys/validate", &json!({ "key": "nope" })),
+    )
+    .await
+    .into();
     assert_eq!((v.status, v.body["code"].as_str()), (200, Some("rate_limited")));
 }
 
@@ -264,9 +279,11 @@ async fn browser_route_answers_carry_cors_headers_and_server_routes_do_not() {
         "errors are readable by the page too"
     );
     let body: Value = json!({ "buddy_id": "b1", "user_id": "u", "scopes": ["read"] });
-    let s: Answer =
-        functions::create_widget_session::handle(&t.app, keyed("POST", "/api/v1/widget-sessions", &secret, Some(&body)))
-            .await
-            .into();
+    let s: Answer = functions::create_widget_session::handle(
+        &t.app,
+        keyed("POST", "/api/v1/widget-sessions", &secret, Some(&body)),
+    )
+    .await
+    .into();
     assert_eq!((s.status, s.header("access-control-allow-origin")), (201, None));
 }

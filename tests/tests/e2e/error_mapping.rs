@@ -81,7 +81,9 @@ fn world(
 }
 
 async fn unlock(app: &hatched::App, key: &ApiKey) -> Answer {
-    functions::unlock_gate::handle(app, keyed("POST", "/api/v1/buddies/b1/gates/hat/unlock", key.expose(), None)).await.into()
+    functions::unlock_gate::handle(app, keyed("POST", "/api/v1/buddies/b1/gates/hat/unlock", key.expose(), None))
+        .await
+        .into()
 }
 
 #[tokio::test]

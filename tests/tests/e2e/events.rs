@@ -77,19 +77,24 @@ async fn token_function_fixtures() {
         let text = fixture(name).replace(FIXTURE_KEY, &key);
         hatched::lambda_http::request::from_str(&text).expect("fixture parses")
     };
-    let a: Answer = functions::create_widget_session::handle(&t.app, load("create-widget-session/valid.json")).await.into();
+    let a: Answer =
+        functions::create_widget_session::handle(&t.app, load("create-widget-session/valid.json")).await.into();
     assert_eq!(a.status, 201, "{}", a.body);
     let token = a.body["token"].as_str().unwrap().to_owned();
     let cases: Vec<(&str, Answer, u16, &str)> = vec![
         (
             "create-widget-session/missing-scopes.json",
-            functions::create_widget_session::handle(&t.app, load("create-widget-session/missing-scopes.json")).await.into(),
+            functions::create_widget_session::handle(&t.app, load("create-widget-session/missing-scopes.json"))
+                .await
+                .into(),
             400,
             "scopes_required",
         ),
         (
             "create-widget-session/missing-key.json",
-            functions::create_widget_session::handle(&t.app, load("create-widget-session/missing-key.json")).await.into(),
+            functions::create_widget_session::handle(&t.app, load("create-widget-session/missing-key.json"))
+                .await
+                .into(),
             401,
             "missing_key",
         ),
@@ -133,7 +138,9 @@ async fn token_function_fixtures() {
         .replace(FIXTURE_KEY, &key)
         .replace("ws_000000000000000000000000", &sid);
     let a: Answer =
-        functions::revoke_widget_session::handle(&t.app, hatched::lambda_http::request::from_str(&text).unwrap()).await.into();
+        functions::revoke_widget_session::handle(&t.app, hatched::lambda_http::request::from_str(&text).unwrap())
+            .await
+            .into();
     assert_eq!((a.status, a.body["revoked"].as_bool()), (200, Some(true)));
 }
 

@@ -19,9 +19,12 @@ async fn setup() -> (TestApp, String) {
 }
 
 async fn unlock_with(app: &hatched::App, key: &str, buddy: &str, gate: &str) -> Answer {
-    functions::unlock_gate::handle(app, keyed("POST", &format!("/api/v1/buddies/{buddy}/gates/{gate}/unlock"), key, None))
-        .await
-        .into()
+    functions::unlock_gate::handle(
+        app,
+        keyed("POST", &format!("/api/v1/buddies/{buddy}/gates/{gate}/unlock"), key, None),
+    )
+    .await
+    .into()
 }
 
 async fn unlock(t: &TestApp, key: &str, buddy: &str, gate: &str) -> Answer {
@@ -176,7 +179,9 @@ async fn test_keys_never_see_or_spend_live_balances() {
         let app = t.app.clone();
         async move {
             let a: Answer =
-                functions::list_unlocks::handle(&app, keyed("GET", "/api/v1/buddies/b1/unlocks", &key, None)).await.into();
+                functions::list_unlocks::handle(&app, keyed("GET", "/api/v1/buddies/b1/unlocks", &key, None))
+                    .await
+                    .into();
             a.body["unlocks"].as_array().unwrap().len()
         }
     };
@@ -208,7 +213,8 @@ async fn gates_are_listed_sorted_and_unlocks_come_back_whole() {
     for i in 0..n {
         assert_eq!(unlock(&t, &key, "b1", &format!("g{i:03}")).await.status, 200);
     }
-    let a: Answer = functions::list_unlocks::handle(&t.app, keyed("GET", "/api/v1/buddies/b1/unlocks", &key, None)).await.into();
+    let a: Answer =
+        functions::list_unlocks::handle(&t.app, keyed("GET", "/api/v1/buddies/b1/unlocks", &key, None)).await.into();
     let unlocks = a.body["unlocks"].as_array().unwrap();
     assert_eq!(unlocks.len(), n as usize);
     assert!(unlocks.windows(2).all(|w| w[0]["gate_key"].as_str() < w[1]["gate_key"].as_str()));

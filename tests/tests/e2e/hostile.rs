@@ -87,17 +87,24 @@ fn ids_outside_their_pattern_never_reach_dynamodb() {
                 match endpoint {
                     0 => {
                         let path = format!("/api/v1/buddies/{buddy}/gates/{gate}/unlock");
-                        functions::unlock_gate::handle(&t.app, hatched_tests::keyed("POST", &path, &key, None)).await.into()
+                        functions::unlock_gate::handle(&t.app, hatched_tests::keyed("POST", &path, &key, None))
+                            .await
+                            .into()
                     }
                     1 => {
                         let path = format!("/api/v1/buddies/{buddy}/unlocks");
-                        functions::list_unlocks::handle(&t.app, hatched_tests::keyed("GET", &path, &key, None)).await.into()
+                        functions::list_unlocks::handle(&t.app, hatched_tests::keyed("GET", &path, &key, None))
+                            .await
+                            .into()
                     }
                     _ => {
                         let path = format!("/api/v1/widget-sessions/{buddy}");
-                        functions::revoke_widget_session::handle(&t.app, hatched_tests::keyed("DELETE", &path, &key, None))
-                            .await
-                            .into()
+                        functions::revoke_widget_session::handle(
+                            &t.app,
+                            hatched_tests::keyed("DELETE", &path, &key, None),
+                        )
+                        .await
+                        .into()
                     }
                 }
             });
@@ -186,8 +193,8 @@ fn hostile_events_never_crash_any_function() {
                 if endpoint.access == hatched::auth::Access::Authorized {
                     // Behind API Gateway such a route only runs with the authorizer's context;
                     // the authorizer itself gets the same hostile request.
-                    let verdict =
-                        rt.block_on(functions::authorize::handle(&t.app, functions::authorizer_event(&req, &resolution)));
+                    let verdict = rt
+                        .block_on(functions::authorize::handle(&t.app, functions::authorizer_event(&req, &resolution)));
                     let mut authorizer =
                         hatched::lambda_http::aws_lambda_events::apigw::ApiGatewayRequestAuthorizer::default();
                     authorizer.fields = [("auth".to_owned(), serde_json::json!(verdict.is_authorized))].into();

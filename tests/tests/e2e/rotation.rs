@@ -3,12 +3,12 @@
 //! caches the JWKS for its max-age, stale instances, the emergency path, verify-only
 //! functions without any Secrets Manager access.
 
+use functions::rotate_signing_key::RotationEvent;
 use hatched::App;
 use hatched::signing::{AWSCURRENT, AWSPENDING, Version};
 use hatched_tests::TestApp;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use functions::rotate_signing_key::RotationEvent;
 use serde_json::{Value, json};
 
 use crate::tokens::{introspect, introspect_with, jwks, mint_embed, parts, setup};
@@ -69,10 +69,12 @@ fn kid(token: &str) -> String {
 
 async fn embed(t: &TestApp, app: &App, key: &str, ttl: i64) -> String {
     let body = json!({ "buddy_id": "b1", "user_id": "u1", "ttl_seconds": ttl });
-    let a: hatched_tests::Answer =
-        functions::create_embed_token::handle(app, hatched_tests::keyed("POST", crate::tokens::EMBEDS, key, Some(&body)))
-            .await
-            .into();
+    let a: hatched_tests::Answer = functions::create_embed_token::handle(
+        app,
+        hatched_tests::keyed("POST", crate::tokens::EMBEDS, key, Some(&body)),
+    )
+    .await
+    .into();
     assert_eq!(a.status, 201, "{}", a.body);
     let _ = t;
     a.body["token"].as_str().unwrap().to_owned()
@@ -360,7 +362,10 @@ async fn jwks_and_introspection_work_with_no_secrets_manager_access_at_all() {
     for function in [&functions::jwks::ENDPOINT, &functions::introspect_token::ENDPOINT] {
         let resource = template.function(function.function).expect("in template.yaml");
         let granted = template.actions(&resource);
-        assert!(!granted.is_empty() && granted.iter().all(|g| !g.starts_with("secretsmanager:")), "{function:?}: {granted:?}");
+        assert!(
+            !granted.is_empty() && granted.iter().all(|g| !g.starts_with("secretsmanager:")),
+            "{function:?}: {granted:?}"
+        );
     }
 }
 
@@ -390,10 +395,12 @@ async fn a_minting_instance_fetches_the_secret_once() {
 
 async fn mint_embed_with(app: &App, key: &str) {
     let body = json!({ "buddy_id": "b1", "user_id": "u1" });
-    let a: hatched_tests::Answer =
-        functions::create_embed_token::handle(app, hatched_tests::keyed("POST", crate::tokens::EMBEDS, key, Some(&body)))
-            .await
-            .into();
+    let a: hatched_tests::Answer = functions::create_embed_token::handle(
+        app,
+        hatched_tests::keyed("POST", crate::tokens::EMBEDS, key, Some(&body)),
+    )
+    .await
+    .into();
     assert_eq!(a.status, 201, "{}", a.body);
     let _ = mint_embed;
 }
