@@ -163,19 +163,23 @@ fn benches(c: &mut Criterion) {
         )
             -> futures::future::BoxFuture<'a, hatched::lambda_http::Response<hatched::lambda_http::Body>>;
     let handlers: [(&str, &str, Handler); 9] = [
-        ("validate-key", "validate-key/valid.json", |a, r| Box::pin(validate_key::handle(a, r))),
+        ("validate-key", "validate-key/valid.json", |a, r| Box::pin(functions::validate_key::handle(a, r))),
         ("create-widget-session", "create-widget-session/valid.json", |a, r| {
-            Box::pin(create_widget_session::handle(a, r))
+            Box::pin(functions::create_widget_session::handle(a, r))
         }),
         ("revoke-widget-session", "revoke-widget-session/valid.json", |a, r| {
-            Box::pin(revoke_widget_session::handle(a, r))
+            Box::pin(functions::revoke_widget_session::handle(a, r))
         }),
-        ("create-embed-token", "create-embed-token/valid.json", |a, r| Box::pin(create_embed_token::handle(a, r))),
-        ("introspect-token", "introspect-token/garbage.json", |a, r| Box::pin(introspect_token::handle(a, r))),
-        ("jwks", "jwks/valid.json", |a, r| Box::pin(jwks::handle(a, r))),
-        ("unlock-gate", "unlock-gate/valid.json", |a, r| Box::pin(unlock_gate::handle(a, r))),
-        ("list-gates", "list-gates/valid.json", |a, r| Box::pin(list_gates::handle(a, r))),
-        ("list-unlocks", "list-unlocks/valid.json", |a, r| Box::pin(list_unlocks::handle(a, r))),
+        ("create-embed-token", "create-embed-token/valid.json", |a, r| {
+            Box::pin(functions::create_embed_token::handle(a, r))
+        }),
+        ("introspect-token", "introspect-token/garbage.json", |a, r| {
+            Box::pin(functions::introspect_token::handle(a, r))
+        }),
+        ("jwks", "jwks/valid.json", |a, r| Box::pin(functions::jwks::handle(a, r))),
+        ("unlock-gate", "unlock-gate/valid.json", |a, r| Box::pin(functions::unlock_gate::handle(a, r))),
+        ("list-gates", "list-gates/valid.json", |a, r| Box::pin(functions::list_gates::handle(a, r))),
+        ("list-unlocks", "list-unlocks/valid.json", |a, r| Box::pin(functions::list_unlocks::handle(a, r))),
     ];
     for (name, fixture, handler) in handlers {
         let text = event(fixture, key.expose(), session_id.as_str(), &token);
@@ -192,12 +196,17 @@ fn benches(c: &mut Criterion) {
 
     // The platform authorizer, beside validate-key: the same key check, another event shape.
     let text = event("authorize/allow.json", key.expose(), session_id.as_str(), &token);
-    let parse = |t: &str| serde_json::from_str::<authorize::AuthorizerRequest>(t).unwrap();
-    assert!(rt.block_on(authorize::handle(&app, parse(&text))).is_authorized, "authorize: the canned key is allowed");
+    let parse = |t: &str| serde_json::from_str::<functions::authorize::AuthorizerRequest>(t).unwrap();
+    assert!(
+        rt.block_on(functions::authorize::handle(&app, parse(&text))).is_authorized,
+        "authorize: the canned key is allowed"
+    );
     calls.store(0, Ordering::Relaxed);
-    rt.block_on(authorize::handle(&app, parse(&text)));
+    rt.block_on(functions::authorize::handle(&app, parse(&text)));
     println!("authorize: {} DynamoDB calls per request (counted, not timed)", calls.load(Ordering::Relaxed));
-    c.bench_function("handler/authorize", |b| b.iter(|| rt.block_on(authorize::handle(&app, parse(black_box(&text))))));
+    c.bench_function("handler/authorize", |b| {
+        b.iter(|| rt.block_on(functions::authorize::handle(&app, parse(black_box(&text)))))
+    });
 }
 
 criterion_group!(handlers, benches);

@@ -1,5 +1,5 @@
 //! The local API: every endpoint on 127.0.0.1, each answered by the same handler function its
-//! Lambda runs, fed the same API Gateway v2 event (`endpoints::gateway_event`).
+//! Lambda runs, fed the same API Gateway v2 event (`functions::gateway_event`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
-use endpoints::HttpRequest;
+use functions::HttpRequest;
 use hatched::auth::Access;
 use hatched::endpoint::{Endpoint, Resolution};
 use hatched::lambda_http::aws_lambda_events::apigw::ApiGatewayRequestAuthorizer;
@@ -34,17 +34,18 @@ const GATEWAY_BODY_LIMIT: usize = 10 * 1024 * 1024;
 /// What API Gateway and Lambda do with a request: route it, build the event, call the
 /// function that serves it (the fallback for preflights, unknown paths and wrong methods).
 pub async fn dispatch(app: &App, req: &HttpRequest<'_>) -> lambda_http::Response<Body> {
-    let resolution = endpoints::route(req.method, req.path);
-    let request = hatched::lambda::into_request(endpoints::gateway_event(req, &resolution));
+    let resolution = functions::route(req.method, req.path);
+    let request = hatched::lambda::into_request(functions::gateway_event(req, &resolution));
     match &resolution {
         Resolution::Found(endpoint, _) if endpoint.access == Access::Authorized => {
             // As API Gateway does: the authorizer first; a deny is its own 403 body, an allow
             // hands the route's function the authorizer's context.
-            let verdict = Box::pin(authorize::handle(app, endpoints::authorizer_event(req, &resolution))).await;
+            let verdict =
+                Box::pin(functions::authorize::handle(app, functions::authorizer_event(req, &resolution))).await;
             if !verdict.is_authorized {
                 return gateway_forbidden();
             }
-            let mut event = endpoints::gateway_event(req, &resolution);
+            let mut event = functions::gateway_event(req, &resolution);
             let mut authorizer = ApiGatewayRequestAuthorizer::default();
             if let Value::Object(context) = verdict.context {
                 authorizer.fields = context.into_iter().collect();
@@ -54,13 +55,13 @@ pub async fn dispatch(app: &App, req: &HttpRequest<'_>) -> lambda_http::Response
         }
         Resolution::Found(endpoint, _) => call(app, endpoint, request).await,
         Resolution::Preflight(..) | Resolution::MethodNotAllowed | Resolution::NotFound => {
-            Box::pin(fallback::handle(request)).await
+            Box::pin(functions::fallback::handle(request)).await
         }
     }
 }
 
 async fn call(app: &App, endpoint: &Endpoint, request: lambda_http::Request) -> lambda_http::Response<Body> {
-    match endpoints::handler(endpoint) {
+    match functions::handler(endpoint) {
         Some(handle) => handle(app, request).await,
         None => Reply::new(&RequestCtx::of(&request))
             .error(&ApiError::Internal(format!("no handler for {}", endpoint.function))),

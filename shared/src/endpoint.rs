@@ -1,8 +1,10 @@
-//! An endpoint as a value. Each function crate declares its `ENDPOINT` once, beside its
-//! handler: route, access rule, browser use, success status and the AWS actions it needs.
-//! The list of them (crate `hatched-endpoints`) feeds the local API's dispatch, the
-//! fallback's 404/405/preflight answers, and the tests that compare it with `template.yaml`,
-//! `openapi.yaml`, `events/` and each function's IAM policy.
+//! An endpoint as a value. Each route file (`functions/src/routes/<name>.rs`) declares its
+//! `ENDPOINT` once, beside its handler: route, access rule, browser use, success status.
+//! The list of them (`functions::ENDPOINTS`, built from the route files) feeds the local API's
+//! dispatch, the fallback's 404/405/preflight answers, and the tests that compare it with
+//! `template.yaml`, `openapi.yaml` and `events/`. What a function may do in AWS is written
+//! once, in its `template.yaml` policy; `tests/tests/iam.rs` compares that with what the
+//! function did in the end-to-end suite, both ways.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,7 +14,7 @@ use lambda_http::{Body, Request, Response};
 use crate::App;
 use crate::auth::Access;
 
-/// A handler as the local API calls it (a Lambda binary calls its crate's `handle` directly).
+/// A handler as the local API calls it (a Lambda binary calls its route's `handle` directly).
 /// Kept apart from [`Endpoint`], so a function that reads the list (the fallback) links no
 /// other function's code.
 pub type Handler = for<'a> fn(&'a App, Request) -> Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
@@ -20,7 +22,8 @@ pub type Handler = for<'a> fn(&'a App, Request) -> Pin<Box<dyn Future<Output = R
 /// Everything about one route that is not its story.
 #[derive(Clone, Copy)]
 pub struct Endpoint {
-    /// The function crate under `functions/`, which is also its binary's name.
+    /// The function's binary (`functions/src/bin/<function>.rs`, the template's
+    /// `BuildProperties: Binary`); its route file is the same name in snake_case.
     pub function: &'static str,
     /// HTTP method; `$default` for the fallback.
     pub method: &'static str,
@@ -32,45 +35,15 @@ pub struct Endpoint {
     pub browser: bool,
     /// Status of a successful answer.
     pub status: u16,
-    /// What the function may do in AWS: IAM actions, and for DynamoDB the table partitions
-    /// (`pk` prefixes) each may touch. Its template policy must grant exactly these (DynamoDB
-    /// statements scoped with `dynamodb:LeadingKeys`), and the tests check it does nothing else.
-    pub aws: &'static [Grant],
 }
 
 /// A function that no route reaches (an AWS service invokes it, e.g. Secrets Manager's
-/// rotation): its crate and AWS grants, listed beside the endpoints
-/// (`endpoints::OTHER_FUNCTIONS`) so the template, IAM and events checks cover it too.
+/// rotation): listed beside the endpoints (`functions::OTHER_FUNCTIONS`) so the template,
+/// IAM and events checks cover it too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Function {
-    /// The function crate under `functions/`, which is also its binary's name.
+    /// The function's binary, as [`Endpoint::function`].
     pub function: &'static str,
-    /// As [`Endpoint::aws`].
-    pub aws: &'static [Grant],
-}
-
-impl Endpoint {
-    /// What IAM needs to know of it.
-    pub const fn as_function(&self) -> Function {
-        Function { function: self.function, aws: self.aws }
-    }
-}
-
-/// One IAM action, and the partitions it is limited to (none for Secrets Manager).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Grant {
-    pub action: &'static str,
-    pub partitions: &'static [&'static str],
-}
-
-/// A DynamoDB action on these partitions (`crate::store::partition`).
-pub const fn dynamodb(action: &'static str, partitions: &'static [&'static str]) -> Grant {
-    Grant { action, partitions }
-}
-
-/// A Secrets Manager action (on the secret the template names).
-pub const fn secrets(action: &'static str) -> Grant {
-    Grant { action, partitions: &[] }
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -83,20 +56,6 @@ impl PartialEq for Endpoint {
     fn eq(&self, other: &Endpoint) -> bool {
         (self.function, self.method, self.path) == (other.function, other.method, other.path)
     }
-}
-
-/// IAM actions, spelled once.
-pub mod aws {
-    pub const GET_ITEM: &str = "dynamodb:GetItem";
-    pub const BATCH_GET_ITEM: &str = "dynamodb:BatchGetItem";
-    pub const QUERY: &str = "dynamodb:Query";
-    pub const PUT_ITEM: &str = "dynamodb:PutItem";
-    pub const UPDATE_ITEM: &str = "dynamodb:UpdateItem";
-    pub const CONDITION_CHECK_ITEM: &str = "dynamodb:ConditionCheckItem";
-    pub const GET_SECRET_VALUE: &str = "secretsmanager:GetSecretValue";
-    pub const PUT_SECRET_VALUE: &str = "secretsmanager:PutSecretValue";
-    pub const DESCRIBE_SECRET: &str = "secretsmanager:DescribeSecret";
-    pub const UPDATE_SECRET_VERSION_STAGE: &str = "secretsmanager:UpdateSecretVersionStage";
 }
 
 /// Matches a concrete path against a template, returning the parameters by name.
@@ -181,15 +140,7 @@ mod tests {
     use crate::domain::Scope;
 
     fn endpoint(method: &'static str, path: &'static str, browser: bool) -> Endpoint {
-        Endpoint {
-            function: "f",
-            method,
-            path,
-            access: Access::Scoped(Scope::ReadBuddies),
-            browser,
-            status: 200,
-            aws: &[],
-        }
+        Endpoint { function: "f", method, path, access: Access::Scoped(Scope::ReadBuddies), browser, status: 200 }
     }
 
     #[test]

@@ -83,7 +83,7 @@ impl ActionLog {
 /// What one request asks IAM for: (action, partition) pairs. A transaction is authorized per
 /// item (`dynamodb:PutItem`, `UpdateItem`, `ConditionCheckItem`, `DeleteItem`), not as a
 /// whole; the partition is the prefix of the item's `pk` up to its first `#` (what
-/// `dynamodb:LeadingKeys` sees), `-` for Secrets Manager.
+/// `dynamodb:LeadingKeys` sees), `-` for Secrets Manager; a query of an index adds `@index`.
 pub fn iam_actions(target: &str, body: Option<&[u8]>) -> Vec<(String, String)> {
     let (service, op) = target.split_once('.').unwrap_or(("unknown", target));
     if !service.starts_with("DynamoDB") {
@@ -119,7 +119,12 @@ pub fn iam_actions(target: &str, body: Option<&[u8]>) -> Vec<(String, String)> {
             .collect(),
         "Query" => {
             let pk = &json["ExpressionAttributeValues"][":pk"];
-            vec![(action(op), partition(&serde_json::json!({ "pk": pk })))]
+            let partition = partition(&serde_json::json!({ "pk": pk }));
+            // A query of an index is authorized against the index's ARN, not the table's.
+            match json["IndexName"].as_str() {
+                Some(index) => vec![(action(op), format!("{partition}@{index}"))],
+                None => vec![(action(op), partition)],
+            }
         }
         "PutItem" => vec![(action(op), partition(&json["Item"]))],
         _ => vec![(action(op), partition(&json["Key"]))],
@@ -152,6 +157,8 @@ mod tests {
         assert_eq!(iam_actions("DynamoDB_20120810.BatchGetItem", Some(batch)).len(), 2);
         let query = br#"{"ExpressionAttributeValues":{":pk":{"S":"CUS#a"}}}"#;
         assert_eq!(iam_actions("DynamoDB_20120810.Query", Some(query))[0].1, "CUS#");
+        let index_query = br#"{"IndexName":"gsi1","ExpressionAttributeValues":{":pk":{"S":"CUS#a"}}}"#;
+        assert_eq!(iam_actions("DynamoDB_20120810.Query", Some(index_query))[0].1, "CUS#@gsi1");
         assert_eq!(iam_actions("secretsmanager.GetSecretValue", None)[0].0, "secretsmanager:GetSecretValue");
     }
 }

@@ -136,6 +136,26 @@ impl TestApp {
         )
     }
 
+    /// Another App over the same table and secrets with empty caches, whose AWS calls are
+    /// recorded like this one's: a cold instance of a function, for the grants a warm test
+    /// App never exercises (its data key is cached by the operator code that issued the keys).
+    pub async fn cold_instance(&self) -> App {
+        let config = sdk_config().await;
+        let dynamo = aws_sdk_dynamodb::config::Builder::from(&config).interceptor(CallLog::default()).build();
+        let secrets = aws_sdk_secretsmanager::config::Builder::from(&config).interceptor(CallLog::default()).build();
+        let settings = hatched::app::Settings {
+            table: self.app.store.table().to_owned(),
+            signing_secret: self.app.signer.secret_name().map(str::to_owned),
+            data_key_secret: self.app.sealer.secret_name().map(str::to_owned),
+            issuer: self.app.issuer.clone(),
+        };
+        App::with_clients(
+            aws_sdk_dynamodb::Client::from_conf(dynamo),
+            aws_sdk_secretsmanager::Client::from_conf(secrets),
+            settings,
+        )
+    }
+
     /// The fixture customer `acme` (primary `coins`, progression `xp`).
     pub fn acme(&self) -> Seed {
         Seed { app: self.app.clone(), customer: "acme".parse().expect("fixture id") }
@@ -302,7 +322,7 @@ impl Call {
     /// Through the local API's dispatch: routing, the API Gateway event, the function.
     pub async fn send(self, app: &App) -> Answer {
         let (path, query) = self.path.split_once('?').unwrap_or((&self.path, ""));
-        let req = endpoints::HttpRequest {
+        let req = functions::HttpRequest {
             method: &self.method,
             path,
             query,
@@ -317,10 +337,10 @@ impl Call {
 }
 
 /// An API Gateway HTTP API request for `path` with these headers and body, built as the
-/// local API builds it (`endpoints::gateway_event`); `path` may carry a `?query`.
+/// local API builds it (`functions::gateway_event`); `path` may carry a `?query`.
 pub fn gateway_request(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Request {
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    let req = endpoints::HttpRequest {
+    let req = functions::HttpRequest {
         method,
         path,
         query,
@@ -329,7 +349,7 @@ pub fn gateway_request(method: &str, path: &str, headers: &[(&str, &str)], body:
         source_ip: "198.51.100.7",
         request_id: format!("test-{}", hatched::domain::key::random_base62(10)),
     };
-    hatched::lambda::into_request(endpoints::gateway_event(&req, &endpoints::route(method, path)))
+    hatched::lambda::into_request(functions::gateway_event(&req, &functions::route(method, path)))
 }
 
 /// A JSON POST as a client would send it.

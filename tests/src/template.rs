@@ -1,9 +1,25 @@
-//! `template.yaml` as the tests read it: routes and IAM actions per function.
+//! `template.yaml` as the tests read it: routes and IAM actions per function. The template's
+//! policies are the one statement of what each function may do in AWS; the checks here hold
+//! them to their form (every DynamoDB statement scoped to known partitions) and, given what the
+//! suite performed, to the code (every action granted, every grant used).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use hatched::endpoint::Grant;
+use hatched::store::partition;
 use serde_yaml_ng::Value;
+
+/// Every table partition (`pk` prefix) a policy may name.
+pub const PARTITIONS: &[&str] = &[
+    partition::KEY,
+    partition::PREFIX,
+    partition::CUSTOMER,
+    partition::BUDDY,
+    partition::SESSION,
+    partition::RATE_WINDOW,
+    partition::AUDIT,
+    partition::REVOCATION,
+    partition::SIGNING,
+];
 
 pub fn repo_file(path: &str) -> String {
     std::fs::read_to_string(format!("{}/../{path}", env!("CARGO_MANIFEST_DIR")))
@@ -56,11 +72,16 @@ impl Template {
     }
 
     /// Every (action, partition) the function's `Policies` statements allow: DynamoDB actions
-    /// per `dynamodb:LeadingKeys` pattern (`*` when a statement does not scope them), other
-    /// services' actions with `-`.
+    /// per `dynamodb:LeadingKeys` pattern (`*` when a statement does not scope them; `@gsi1`
+    /// added when the statement's resource is that index), other services' actions with `-`.
     pub fn actions(&self, function: &str) -> BTreeSet<String> {
+        self.statements(function).into_iter().flat_map(|s| s.grants()).collect()
+    }
+
+    /// The `Allow` statements of the function's `Policies`.
+    pub fn statements(&self, function: &str) -> Vec<Statement> {
         let resource = &self.0["Resources"][function];
-        let mut granted = BTreeSet::new();
+        let mut statements = Vec::new();
         for policy in resource["Properties"]["Policies"].as_sequence().into_iter().flatten() {
             for statement in policy["Statement"].as_sequence().into_iter().flatten() {
                 if statement["Effect"].as_str() != Some("Allow") {
@@ -72,95 +93,124 @@ impl Template {
                     _ => vec![],
                 };
                 let leading = &statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
-                let partitions: Vec<String> = match leading.as_sequence() {
-                    Some(list) => {
-                        list.iter().filter_map(|p| p.as_str().map(|p| p.trim_end_matches('*').to_owned())).collect()
-                    }
-                    None => vec!["*".to_owned()],
-                };
-                for action in actions {
-                    if action.starts_with("dynamodb:") {
-                        granted.extend(partitions.iter().map(|p| format!("{action} {p}")));
-                    } else {
-                        granted.insert(format!("{action} -"));
-                    }
-                }
+                let partitions = leading.as_sequence().map(|list| {
+                    list.iter().filter_map(|p| p.as_str().map(|p| p.trim_end_matches('*').to_owned())).collect()
+                });
+                let resource = serde_yaml_ng::to_string(&statement["Resource"]).unwrap_or_default();
+                let index = resource
+                    .split_once("/index/")
+                    .map(|(_, rest)| rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect());
+                statements.push(Statement { actions, partitions, index, resource });
             }
         }
-        granted
+        statements
     }
 }
 
-/// Every deployed function and what it declares it may do in AWS: the routed endpoints, the
-/// fallback, and the workers (authorizer, …).
-pub fn functions() -> Vec<(&'static str, &'static [Grant])> {
-    endpoints::ENDPOINTS
-        .iter()
-        .chain([&&fallback::ENDPOINT])
-        .map(|e| (e.function, e.aws))
-        .chain(endpoints::OTHER_FUNCTIONS.iter().map(|w| (w.function, w.aws)))
-        .collect()
+/// One `Allow` statement of a function's policy, as the checks read it.
+#[derive(Debug)]
+pub struct Statement {
+    pub actions: Vec<String>,
+    /// The `dynamodb:LeadingKeys` patterns without their `*`; `None` when not scoped.
+    pub partitions: Option<Vec<String>>,
+    /// The index, when the resource is `${HatchedTable.Arn}/index/<index>`.
+    pub index: Option<String>,
+    /// The resource as written (YAML).
+    pub resource: String,
 }
 
-/// What a function declares, in the form of [`Template::actions`].
-pub fn declared(aws: &[Grant]) -> BTreeSet<String> {
-    aws.iter()
-        .flat_map(|g| match g.partitions {
-            [] => vec![format!("{} -", g.action)],
-            partitions => partitions.iter().map(|p| format!("{} {p}", g.action)).collect(),
-        })
-        .collect()
+impl Statement {
+    fn grants(&self) -> Vec<String> {
+        let partitions = self.partitions.clone().unwrap_or_else(|| vec!["*".to_owned()]);
+        let mut grants = Vec::new();
+        for action in &self.actions {
+            if action.starts_with("dynamodb:") {
+                grants.extend(partitions.iter().map(|p| match &self.index {
+                    Some(index) => format!("{action} {p}@{index}"),
+                    None => format!("{action} {p}"),
+                }));
+            } else {
+                grants.push(format!("{action} -"));
+            }
+        }
+        grants
+    }
 }
 
-/// Where `template.yaml`'s policies and the functions' declared actions disagree, and, given
-/// what each function performed in the suite (`function → actions`), where the code does.
-pub fn policy_problems(performed: Option<&std::collections::BTreeMap<String, BTreeSet<String>>>) -> Vec<String> {
+/// Every deployed function's binary: the routed endpoints, the fallback, and the functions no
+/// route reaches (authorizer, rotation).
+pub fn functions() -> Vec<&'static str> {
+    ::functions::all_functions()
+}
+
+/// Where `template.yaml`'s policies break their form: a function without a template entry, a
+/// DynamoDB statement not scoped with `dynamodb:LeadingKeys`, scoped to a partition the store
+/// does not have, on a resource other than the table or its index, or on the index with an
+/// action other than `Query`. Given what each function performed in the suite (`function →
+/// actions`), also where the policies and the code disagree, both ways: an action performed
+/// but not granted (the deployed function would fail), a grant never performed (a policy
+/// broader than the code).
+pub fn policy_problems(performed: Option<&BTreeMap<String, BTreeSet<String>>>) -> Vec<String> {
     let template = Template::load();
     let mut problems = Vec::new();
-    for (function, aws) in functions() {
+    for function in functions() {
         let Some(resource) = template.function(function) else {
             problems.push(format!("template.yaml has no function building {function}"));
             continue;
         };
-        let granted = template.actions(&resource);
-        let declared = declared(aws);
-        for action in declared.difference(&granted) {
-            problems.push(format!("{resource} needs {} (declared by {})", on(action), function));
+        for statement in template.statements(&resource) {
+            if !statement.actions.iter().any(|a| a.starts_with("dynamodb:")) {
+                continue;
+            }
+            match &statement.partitions {
+                None => problems
+                    .push(format!("{resource}: {:?} is not scoped with dynamodb:LeadingKeys", statement.actions)),
+                Some(partitions) => {
+                    for p in partitions.iter().filter(|p| !PARTITIONS.contains(&p.as_str())) {
+                        problems
+                            .push(format!("{resource}: {:?} names {p:?}, which is no partition", statement.actions));
+                    }
+                }
+            }
+            let on_table = statement.resource.contains("HatchedTable.Arn");
+            match &statement.index {
+                _ if !on_table => problems.push(format!(
+                    "{resource}: {:?} on {}, not the table or its index",
+                    statement.actions,
+                    statement.resource.trim()
+                )),
+                Some(_) if statement.actions.iter().any(|a| a != "dynamodb:Query") => problems
+                    .push(format!("{resource}: only dynamodb:Query reads an index, not {:?}", statement.actions)),
+                _ => {}
+            }
         }
-        let Some(performed) = performed else {
-            for action in granted.difference(&declared) {
-                problems.push(format!("{resource} is granted {}, which {} does not declare", on(action), function));
-            }
-            continue;
-        };
+        let Some(performed) = performed else { continue };
+        let granted = template.actions(&resource);
         let done = performed.get(function).cloned().unwrap_or_default();
-        for action in &done {
-            if !granted.contains(action) {
-                problems.push(format!("{resource} needs {} (performed in the end-to-end suite)", on(action)));
-            }
-            if !declared.contains(action) {
-                problems.push(format!("{} performs {} but its ENDPOINT does not declare it", function, on(action)));
-            }
+        for action in done.difference(&granted) {
+            problems.push(format!("{resource} needs {} (performed in the end-to-end suite)", on(action)));
         }
         for action in granted.difference(&done) {
-            if !declared.contains(action) {
-                problems
-                    .push(format!("{resource} is granted {}, which it never uses and does not declare", on(action)));
-            }
-        }
-        if done.is_empty() && !aws.is_empty() {
-            problems.push(format!("no AWS call of {} was recorded: is it exercised by the suite?", function));
+            problems.push(format!(
+                "{resource} is granted {}, which {function} never performed in the end-to-end suite \
+                 (exercise it in a test, or drop the grant)",
+                on(action)
+            ));
         }
     }
     problems
 }
 
-/// `dynamodb:GetItem KEY#` → `dynamodb:GetItem on KEY#…`; `* ` means every partition.
+/// `dynamodb:GetItem KEY#` → `dynamodb:GetItem on KEY#…`; `* ` means every partition, `@gsi1`
+/// the index.
 fn on(pair: &str) -> String {
     match pair.split_once(' ') {
         Some((action, "-")) => action.to_owned(),
         Some((action, "*")) => format!("{action} on every partition (no dynamodb:LeadingKeys)"),
-        Some((action, partition)) => format!("{action} on {partition}…"),
+        Some((action, partition)) => match partition.split_once('@') {
+            Some((partition, index)) => format!("{action} on {partition}… of the index {index}"),
+            None => format!("{action} on {partition}…"),
+        },
         None => pair.to_owned(),
     }
 }

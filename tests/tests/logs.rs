@@ -41,23 +41,25 @@ async fn no_plaintext_key_or_secret_in_logs() {
         json!({ "key": secret, "extra": 1 }),
         json!({ "key": secret, "required_scopes": ["nope"] }),
     ] {
-        validate_key::handle(&t.app, json_post(path, &body)).await;
+        functions::validate_key::handle(&t.app, json_post(path, &body)).await;
     }
     let rotated = t.ctl(&["keys", "rotate", "--prefix", &prefix]).await.unwrap();
     let new_key = rotated["key"].as_str().unwrap().to_owned();
-    validate_key::handle(&t.app, json_post(path, &json!({ "key": new_key }))).await;
+    functions::validate_key::handle(&t.app, json_post(path, &json!({ "key": new_key }))).await;
     t.ctl(&["keys", "revoke", "--prefix", &prefix]).await.unwrap();
-    validate_key::handle(&t.app, json_post(path, &json!({ "key": key }))).await;
+    functions::validate_key::handle(&t.app, json_post(path, &json!({ "key": key }))).await;
 
     // Tokens: minted, introspected, revoked — none of them may reach the logs either.
     t.buddy(Live, "b1").await;
     let session_body = json!({ "buddy_id": "b1", "user_id": "u1", "scopes": ["read"] });
-    let minted =
-        create_widget_session::handle(&t.app, keyed("POST", "/api/v1/widget-sessions", &secret, Some(&session_body)))
-            .await;
+    let minted = functions::create_widget_session::handle(
+        &t.app,
+        keyed("POST", "/api/v1/widget-sessions", &secret, Some(&session_body)),
+    )
+    .await;
     let minted: serde_json::Value = serde_json::from_slice(minted.body().as_ref()).unwrap();
     let session_token = minted["token"].as_str().unwrap().to_owned();
-    let embed = create_embed_token::handle(
+    let embed = functions::create_embed_token::handle(
         &t.app,
         keyed("POST", "/api/v1/embed-tokens", &secret, Some(&json!({ "buddy_id": "b1", "user_id": "u1" }))),
     )
@@ -65,15 +67,19 @@ async fn no_plaintext_key_or_secret_in_logs() {
     let embed: serde_json::Value = serde_json::from_slice(embed.body().as_ref()).unwrap();
     let embed_token = embed["token"].as_str().unwrap().to_owned();
     for token in [&session_token, &embed_token, &format!("{session_token}x")] {
-        introspect_token::handle(&t.app, json_post("/api/v1/tokens/introspect", &json!({ "token": token }))).await;
+        functions::introspect_token::handle(&t.app, json_post("/api/v1/tokens/introspect", &json!({ "token": token })))
+            .await;
     }
     let sid = minted["session_id"].as_str().unwrap();
-    revoke_widget_session::handle(&t.app, keyed("DELETE", &format!("/api/v1/widget-sessions/{sid}"), &secret, None))
-        .await;
+    functions::revoke_widget_session::handle(
+        &t.app,
+        keyed("DELETE", &format!("/api/v1/widget-sessions/{sid}"), &secret, None),
+    )
+    .await;
     // A publishable key that requires signed user ids, with a wrong signature.
     let signed_pk = t.issue_key(Publishable, Live, signed_user_ids()).await;
     let signed_secret = signed_pk.hmac_secret.clone().unwrap();
-    create_embed_token::handle(
+    functions::create_embed_token::handle(
         &t.app,
         keyed(
             "POST",

@@ -139,7 +139,7 @@ async fn seed() -> Result<Seeded> {
     let demo = hatchctl::seed::seed_demo(&app, "acme").await?;
     let key = demo.json["live_secret_key"].as_str().context("key")?.to_owned();
     let mint = std::fs::read_to_string("events/create-widget-session/valid.json")?.replace(FIXTURE_KEY, &key);
-    let resp = create_widget_session::handle(&app, hatched::lambda_http::request::from_str(&mint)?).await;
+    let resp = functions::create_widget_session::handle(&app, hatched::lambda_http::request::from_str(&mint)?).await;
     let body: serde_json::Value = serde_json::from_slice(resp.body().as_ref())?;
     let session_id = body["session_id"].as_str().context("session")?.to_owned();
     let token = body["token"].as_str().context("token")?.to_owned();

@@ -2,7 +2,7 @@
 //! `GET /api/v1/whoami` (authorizer first; deny → API Gateway's own 403; allow → the route's
 //! function with the context), and its sample events through the Lambda-side types.
 
-use authorize::AuthorizerRequest;
+use functions::authorize::AuthorizerRequest;
 use hatched_tests::prelude::*;
 use serde_json::{Value, json};
 
@@ -134,7 +134,7 @@ async fn the_authorizer_events_through_the_lambda_types() {
         let app = t.app.clone();
         async move {
             let req: AuthorizerRequest = serde_json::from_str(&text).expect("an authorizer event");
-            let response = authorize::handle(&app, req).await;
+            let response = functions::authorize::handle(&app, req).await;
             // What goes back to API Gateway.
             serde_json::to_value(&response).unwrap()
         }
@@ -159,11 +159,11 @@ async fn the_authorizer_events_through_the_lambda_types() {
 #[tokio::test]
 async fn whoami_echoes_the_context_and_refuses_to_run_without_one() {
     let text = std::fs::read_to_string(format!("{}/../events/whoami/valid.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    let a: Answer = whoami::answer(hatched::lambda_http::request::from_str(&text).unwrap()).await.into();
+    let a: Answer = functions::whoami::answer(hatched::lambda_http::request::from_str(&text).unwrap()).await.into();
     let expected: Value =
         serde_json::from_str::<Value>(&text).unwrap()["requestContext"]["authorizer"]["lambda"].clone();
     assert_eq!((a.status, &a.body), (200, &expected));
     let bare = hatched_tests::gateway_request("GET", "/api/v1/whoami", &[], None);
-    let a: Answer = whoami::answer(bare).await.into();
+    let a: Answer = functions::whoami::answer(bare).await.into();
     assert_eq!((a.status, a.code()), (500, "internal_error"), "never an open door");
 }

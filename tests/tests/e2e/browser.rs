@@ -10,7 +10,7 @@ async fn list_gates_from(t: &TestApp, key: &str, origin: Option<&str>) -> Answer
     if let Some(o) = origin {
         headers.push(("origin", o));
     }
-    list_gates::handle(&t.app, gateway_request("GET", "/api/v1/gates", &headers, None)).await.into()
+    functions::list_gates::handle(&t.app, gateway_request("GET", "/api/v1/gates", &headers, None)).await.into()
 }
 
 async fn origin_case(origin: Option<&str>, allowed: bool) {
@@ -97,24 +97,35 @@ async fn scope_matrix() {
         for (key, (status, code)) in [&secret, &pk, &pk_unlocks].into_iter().zip(expected) {
             let a: Answer = match endpoint {
                 "mint session" => {
-                    create_widget_session::handle(&t.app, keyed("POST", "/api/v1/widget-sessions", key, Some(&session)))
-                        .await
+                    functions::create_widget_session::handle(
+                        &t.app,
+                        keyed("POST", "/api/v1/widget-sessions", key, Some(&session)),
+                    )
+                    .await
                 }
                 "revoke session" => {
-                    revoke_widget_session::handle(&t.app, keyed("DELETE", revoke_path, key, None)).await
+                    functions::revoke_widget_session::handle(&t.app, keyed("DELETE", revoke_path, key, None)).await
                 }
                 "mint embed" => {
-                    create_embed_token::handle(&t.app, keyed("POST", "/api/v1/embed-tokens", key, Some(&embed))).await
+                    functions::create_embed_token::handle(
+                        &t.app,
+                        keyed("POST", "/api/v1/embed-tokens", key, Some(&embed)),
+                    )
+                    .await
                 }
                 "unlock" => {
-                    unlock_gate::handle(&t.app, keyed("POST", "/api/v1/buddies/b1/gates/hat/unlock", key, None)).await
+                    functions::unlock_gate::handle(
+                        &t.app,
+                        keyed("POST", "/api/v1/buddies/b1/gates/hat/unlock", key, None),
+                    )
+                    .await
                 }
-                "list gates" => list_gates::handle(&t.app, keyed("GET", "/api/v1/gates", key, None)).await,
+                "list gates" => functions::list_gates::handle(&t.app, keyed("GET", "/api/v1/gates", key, None)).await,
                 "list unlocks" => {
-                    list_unlocks::handle(&t.app, keyed("GET", "/api/v1/buddies/b1/unlocks", key, None)).await
+                    functions::list_unlocks::handle(&t.app, keyed("GET", "/api/v1/buddies/b1/unlocks", key, None)).await
                 }
                 _ => {
-                    validate_key::handle(
+                    functions::validate_key::handle(
                         &t.app,
                         hatched_tests::json_post("/api/v1/keys/validate", &json!({ "key": key })),
                     )
@@ -129,9 +140,10 @@ async fn scope_matrix() {
         }
     }
     // Keyless endpoints answer everyone.
-    let jwks: Answer = jwks::handle(&t.app, gateway_request("GET", "/.well-known/jwks.json", &[], None)).await.into();
+    let jwks: Answer =
+        functions::jwks::handle(&t.app, gateway_request("GET", "/.well-known/jwks.json", &[], None)).await.into();
     assert_eq!(jwks.status, 200);
-    let intro: Answer = introspect_token::handle(
+    let intro: Answer = functions::introspect_token::handle(
         &t.app,
         hatched_tests::json_post("/api/v1/tokens/introspect", &json!({ "token": "x" })),
     )
@@ -171,7 +183,7 @@ async fn a_hundred_concurrent_calls_against_sixty_admit_exactly_sixty() {
     let calls = (0..100).map(|_| {
         let (app, key) = (t.app.clone(), key.clone());
         tokio::spawn(async move {
-            let a: Answer = list_gates::handle(&app, keyed("GET", "/api/v1/gates", &key, None)).await.into();
+            let a: Answer = functions::list_gates::handle(&app, keyed("GET", "/api/v1/gates", &key, None)).await.into();
             a.status
         })
     });
@@ -188,7 +200,7 @@ async fn keyless_calls_are_limited_per_source_ip() {
     let introspect = || {
         let app = t.app.clone();
         async move {
-            let a: Answer = introspect_token::handle(
+            let a: Answer = functions::introspect_token::handle(
                 &app,
                 hatched_tests::json_post("/api/v1/tokens/introspect", &json!({ "token": "x" })),
             )
@@ -204,12 +216,15 @@ async fn keyless_calls_are_limited_per_source_ip() {
     assert_eq!((a.status, a.code()), (429, "rate_limited"));
     assert!(a.header("retry-after").is_some());
     // The limit is per IP: the JWKS shares it, a malformed-key validate too.
-    let j: Answer = jwks::handle(&t.app, gateway_request("GET", "/.well-known/jwks.json", &[], None)).await.into();
+    let j: Answer =
+        functions::jwks::handle(&t.app, gateway_request("GET", "/.well-known/jwks.json", &[], None)).await.into();
     assert_eq!(j.status, 429);
-    let v: Answer =
-        validate_key::handle(&t.app, hatched_tests::json_post("/api/v1/keys/validate", &json!({ "key": "nope" })))
-            .await
-            .into();
+    let v: Answer = functions::validate_key::handle(
+        &t.app,
+        hatched_tests::json_post("/api/v1/keys/validate", &json!({ "key": "nope" })),
+    )
+    .await
+    .into();
     assert_eq!((v.status, v.body["code"].as_str()), (200, Some("rate_limited")));
 }
 
@@ -223,7 +238,7 @@ async fn cors_preflight_for_browser_routes_only() {
             None,
         );
         async move {
-            let a: Answer = fallback::handle(req).await.into();
+            let a: Answer = functions::fallback::handle(req).await.into();
             a
         }
     };
@@ -264,9 +279,11 @@ async fn browser_route_answers_carry_cors_headers_and_server_routes_do_not() {
         "errors are readable by the page too"
     );
     let body: Value = json!({ "buddy_id": "b1", "user_id": "u", "scopes": ["read"] });
-    let s: Answer =
-        create_widget_session::handle(&t.app, keyed("POST", "/api/v1/widget-sessions", &secret, Some(&body)))
-            .await
-            .into();
+    let s: Answer = functions::create_widget_session::handle(
+        &t.app,
+        keyed("POST", "/api/v1/widget-sessions", &secret, Some(&body)),
+    )
+    .await
+    .into();
     assert_eq!((s.status, s.header("access-control-allow-origin")), (201, None));
 }

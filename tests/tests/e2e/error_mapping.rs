@@ -81,7 +81,9 @@ fn world(
 }
 
 async fn unlock(app: &hatched::App, key: &ApiKey) -> Answer {
-    unlock_gate::handle(app, keyed("POST", "/api/v1/buddies/b1/gates/hat/unlock", key.expose(), None)).await.into()
+    functions::unlock_gate::handle(app, keyed("POST", "/api/v1/buddies/b1/gates/hat/unlock", key.expose(), None))
+        .await
+        .into()
 }
 
 #[tokio::test]
@@ -142,7 +144,7 @@ async fn all_calls_fail(status: u16, error: &str) -> (Answer, usize) {
         )
     };
     let app = app(dynamo, no_secrets, TABLE);
-    let a: Answer = list_gates::handle(&app, keyed("GET", "/api/v1/gates", key.expose(), None)).await.into();
+    let a: Answer = functions::list_gates::handle(&app, keyed("GET", "/api/v1/gates", key.expose(), None)).await.into();
     (a, attempts.load(Ordering::Relaxed))
 }
 

@@ -19,7 +19,7 @@ async fn validate_fixture(t: &TestApp, name: &str, key: &str) -> Answer {
     let req = hatched::lambda_http::request::from_str(&text).expect("fixture parses as an API Gateway event");
     assert_eq!(req.method(), "POST");
     assert_eq!(req.uri().path(), "/api/v1/keys/validate");
-    validate_key::handle(&t.app, req).await.into()
+    functions::validate_key::handle(&t.app, req).await.into()
 }
 
 #[tokio::test]
@@ -57,12 +57,12 @@ async fn base64_bodies_decode_and_broken_base64_is_a_400() {
         String::from_utf8(b64.decode(event["body"].as_str().unwrap()).unwrap()).unwrap().replace(FIXTURE_KEY, &key);
     event["body"] = json!(b64.encode(body));
     let req = hatched::lambda_http::request::from_str(&event.to_string()).unwrap();
-    let a: Answer = validate_key::handle(&t.app, req).await.into();
+    let a: Answer = functions::validate_key::handle(&t.app, req).await.into();
     assert_eq!(a.body["valid"], true);
 
     // lambda_http panics on undecodable base64; our adapter turns it into a 400.
     let broken: ApiGatewayV2httpRequest = serde_json::from_str(&fixture("validate-key/broken-base64.json")).unwrap();
-    let a: Answer = validate_key::handle(&t.app, hatched::lambda::into_request(broken)).await.into();
+    let a: Answer = functions::validate_key::handle(&t.app, hatched::lambda::into_request(broken)).await.into();
     assert_eq!((a.status, a.code()), (400, "invalid_request"));
 }
 
@@ -77,43 +77,48 @@ async fn token_function_fixtures() {
         let text = fixture(name).replace(FIXTURE_KEY, &key);
         hatched::lambda_http::request::from_str(&text).expect("fixture parses")
     };
-    let a: Answer = create_widget_session::handle(&t.app, load("create-widget-session/valid.json")).await.into();
+    let a: Answer =
+        functions::create_widget_session::handle(&t.app, load("create-widget-session/valid.json")).await.into();
     assert_eq!(a.status, 201, "{}", a.body);
     let token = a.body["token"].as_str().unwrap().to_owned();
     let cases: Vec<(&str, Answer, u16, &str)> = vec![
         (
             "create-widget-session/missing-scopes.json",
-            create_widget_session::handle(&t.app, load("create-widget-session/missing-scopes.json")).await.into(),
+            functions::create_widget_session::handle(&t.app, load("create-widget-session/missing-scopes.json"))
+                .await
+                .into(),
             400,
             "scopes_required",
         ),
         (
             "create-widget-session/missing-key.json",
-            create_widget_session::handle(&t.app, load("create-widget-session/missing-key.json")).await.into(),
+            functions::create_widget_session::handle(&t.app, load("create-widget-session/missing-key.json"))
+                .await
+                .into(),
             401,
             "missing_key",
         ),
         (
             "revoke-widget-session/valid.json",
-            revoke_widget_session::handle(&t.app, load("revoke-widget-session/valid.json")).await.into(),
+            functions::revoke_widget_session::handle(&t.app, load("revoke-widget-session/valid.json")).await.into(),
             404,
             "session_not_found",
         ),
         (
             "revoke-widget-session/bad-id.json",
-            revoke_widget_session::handle(&t.app, load("revoke-widget-session/bad-id.json")).await.into(),
+            functions::revoke_widget_session::handle(&t.app, load("revoke-widget-session/bad-id.json")).await.into(),
             400,
             "invalid_request",
         ),
         (
             "create-embed-token/with-scopes.json",
-            create_embed_token::handle(&t.app, load("create-embed-token/with-scopes.json")).await.into(),
+            functions::create_embed_token::handle(&t.app, load("create-embed-token/with-scopes.json")).await.into(),
             400,
             "scopes_not_allowed",
         ),
         (
             "introspect-token/bad-body.json",
-            introspect_token::handle(&t.app, load("introspect-token/bad-body.json")).await.into(),
+            functions::introspect_token::handle(&t.app, load("introspect-token/bad-body.json")).await.into(),
             400,
             "invalid_request",
         ),
@@ -121,11 +126,11 @@ async fn token_function_fixtures() {
     for (name, a, status, code) in cases {
         assert_eq!((a.status, a.code()), (status, code), "{name}");
     }
-    let a: Answer = create_embed_token::handle(&t.app, load("create-embed-token/valid.json")).await.into();
+    let a: Answer = functions::create_embed_token::handle(&t.app, load("create-embed-token/valid.json")).await.into();
     assert_eq!((a.status, a.body["mode"].as_str()), (201, Some("read-only")));
-    let a: Answer = introspect_token::handle(&t.app, load("introspect-token/garbage.json")).await.into();
+    let a: Answer = functions::introspect_token::handle(&t.app, load("introspect-token/garbage.json")).await.into();
     assert_eq!((a.status, a.body.clone()), (200, json!({ "active": false })));
-    let a: Answer = jwks::handle(&t.app, load("jwks/valid.json")).await.into();
+    let a: Answer = functions::jwks::handle(&t.app, load("jwks/valid.json")).await.into();
     assert_eq!(a.body["keys"].as_array().map(Vec::len), Some(2), "the current and the standby key");
     // The revoke fixture with a real session id.
     let sid = a_session_id(&token);
@@ -133,7 +138,9 @@ async fn token_function_fixtures() {
         .replace(FIXTURE_KEY, &key)
         .replace("ws_000000000000000000000000", &sid);
     let a: Answer =
-        revoke_widget_session::handle(&t.app, hatched::lambda_http::request::from_str(&text).unwrap()).await.into();
+        functions::revoke_widget_session::handle(&t.app, hatched::lambda_http::request::from_str(&text).unwrap())
+            .await
+            .into();
     assert_eq!((a.status, a.body["revoked"].as_bool()), (200, Some(true)));
 }
 
@@ -153,17 +160,17 @@ async fn gate_function_fixtures() {
     t.credit(Live, "buddy_1", 5).await;
     let (key, _) = t.issue(Secret, Live, plain()).await;
     let load = |name: &str| hatched::lambda_http::request::from_str(&fixture(name).replace(FIXTURE_KEY, &key)).unwrap();
-    let a: Answer = unlock_gate::handle(&t.app, load("unlock-gate/valid.json")).await.into();
+    let a: Answer = functions::unlock_gate::handle(&t.app, load("unlock-gate/valid.json")).await.into();
     assert_eq!((a.status, a.body["balance"]["amount"].as_i64()), (200, Some(2)));
-    let a: Answer = unlock_gate::handle(&t.app, load("unlock-gate/unknown-gate.json")).await.into();
+    let a: Answer = functions::unlock_gate::handle(&t.app, load("unlock-gate/unknown-gate.json")).await.into();
     assert_eq!((a.status, a.code()), (404, "gate_not_found"));
-    let a: Answer = unlock_gate::handle(&t.app, load("unlock-gate/bad-gate-key.json")).await.into();
+    let a: Answer = functions::unlock_gate::handle(&t.app, load("unlock-gate/bad-gate-key.json")).await.into();
     assert_eq!((a.status, a.code()), (400, "invalid_request"));
-    let a: Answer = list_gates::handle(&t.app, load("list-gates/valid.json")).await.into();
+    let a: Answer = functions::list_gates::handle(&t.app, load("list-gates/valid.json")).await.into();
     assert_eq!(a.body["gates"][0]["gate_key"], "dark_mode");
-    let a: Answer = list_unlocks::handle(&t.app, load("list-unlocks/valid.json")).await.into();
+    let a: Answer = functions::list_unlocks::handle(&t.app, load("list-unlocks/valid.json")).await.into();
     assert_eq!(a.body["unlocks"][0]["gate_key"], "dark_mode");
-    let a: Answer = list_unlocks::handle(&t.app, load("list-unlocks/unknown-buddy.json")).await.into();
+    let a: Answer = functions::list_unlocks::handle(&t.app, load("list-unlocks/unknown-buddy.json")).await.into();
     assert_eq!((a.status, a.code()), (404, "buddy_not_found"));
 }
 
@@ -181,7 +188,7 @@ async fn the_unlock_fixture_spends_once_in_each_of_two_tables() {
         t.credit(Live, "buddy_1", 10).await;
         let (key, _) = t.issue(Secret, Live, plain()).await;
         let req = hatched::lambda_http::request::from_str(&text.replace(FIXTURE_KEY, &key)).expect("fixture parses");
-        let a: Answer = unlock_gate::handle(&t.app, req).await.into();
+        let a: Answer = functions::unlock_gate::handle(&t.app, req).await.into();
         assert_eq!(a.status, 200, "{}", a.body);
         assert_eq!(a.body["already_unlocked"], json!(false), "{}", a.body);
         assert_eq!(a.body["balance"]["amount"], json!(7), "{}", a.body);
@@ -191,13 +198,13 @@ async fn the_unlock_fixture_spends_once_in_each_of_two_tables() {
 #[tokio::test]
 async fn fallback_fixtures_answer_preflight_404_and_405() {
     let event = |name: &str| hatched::lambda_http::request::from_str(&fixture(&format!("fallback/{name}"))).unwrap();
-    let pre: Answer = fallback::handle(event("preflight.json")).await.into();
+    let pre: Answer = functions::fallback::handle(event("preflight.json")).await.into();
     assert_eq!(pre.status, 204);
     assert_eq!(pre.header("access-control-allow-methods"), Some("POST, OPTIONS"));
     assert_eq!(pre.header("access-control-allow-origin"), Some("*"));
-    let unknown: Answer = fallback::handle(event("unknown-path.json")).await.into();
+    let unknown: Answer = functions::fallback::handle(event("unknown-path.json")).await.into();
     assert_eq!((unknown.status, unknown.code()), (404, "not_found"));
     assert_eq!(unknown.body["error"]["request_id"], "JKJaXmPLvHcESHA=");
-    let wrong: Answer = fallback::handle(event("wrong-method.json")).await.into();
+    let wrong: Answer = functions::fallback::handle(event("wrong-method.json")).await.into();
     assert_eq!((wrong.status, wrong.code()), (405, "method_not_allowed"));
 }

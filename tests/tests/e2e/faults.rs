@@ -28,7 +28,9 @@ async fn world() -> World {
     let (key, _) = t.issue(Secret, Live, tier(Tier::Enterprise)).await;
     let body = json!({ "buddy_id": "b1", "user_id": "u1", "scopes": ["read"] });
     let a: Answer =
-        create_widget_session::handle(&t.app, keyed("POST", "/api/v1/widget-sessions", &key, Some(&body))).await.into();
+        functions::create_widget_session::handle(&t.app, keyed("POST", "/api/v1/widget-sessions", &key, Some(&body)))
+            .await
+            .into();
     World {
         session_token: a.body["token"].as_str().unwrap().to_owned(),
         session_id: a.body["session_id"].as_str().unwrap().to_owned(),
@@ -56,33 +58,42 @@ async fn every_endpoint(app: &hatched::App, w: &World) -> Vec<(&'static str, Ans
     futures::future::join_all([
         timed(
             "validate",
-            Box::pin(validate_key::handle(app, json_post("/api/v1/keys/validate", &json!({ "key": key })))),
+            Box::pin(functions::validate_key::handle(app, json_post("/api/v1/keys/validate", &json!({ "key": key })))),
         ),
         timed(
             "mint session",
-            Box::pin(create_widget_session::handle(app, keyed("POST", "/api/v1/widget-sessions", key, Some(&session)))),
+            Box::pin(functions::create_widget_session::handle(
+                app,
+                keyed("POST", "/api/v1/widget-sessions", key, Some(&session)),
+            )),
         ),
         timed(
             "mint embed",
-            Box::pin(create_embed_token::handle(app, keyed("POST", "/api/v1/embed-tokens", key, Some(&embed)))),
+            Box::pin(functions::create_embed_token::handle(
+                app,
+                keyed("POST", "/api/v1/embed-tokens", key, Some(&embed)),
+            )),
         ),
         timed(
             "unlock",
-            Box::pin(unlock_gate::handle(app, keyed("POST", "/api/v1/buddies/b1/gates/hat/unlock", key, None))),
+            Box::pin(functions::unlock_gate::handle(
+                app,
+                keyed("POST", "/api/v1/buddies/b1/gates/hat/unlock", key, None),
+            )),
         ),
-        timed("list gates", Box::pin(list_gates::handle(app, keyed("GET", "/api/v1/gates", key, None)))),
+        timed("list gates", Box::pin(functions::list_gates::handle(app, keyed("GET", "/api/v1/gates", key, None)))),
         timed(
             "list unlocks",
-            Box::pin(list_unlocks::handle(app, keyed("GET", "/api/v1/buddies/b1/unlocks", key, None))),
+            Box::pin(functions::list_unlocks::handle(app, keyed("GET", "/api/v1/buddies/b1/unlocks", key, None))),
         ),
         timed(
             "introspect",
-            Box::pin(introspect_token::handle(
+            Box::pin(functions::introspect_token::handle(
                 app,
                 json_post("/api/v1/tokens/introspect", &json!({ "token": w.session_token })),
             )),
         ),
-        timed("revoke", Box::pin(revoke_widget_session::handle(app, keyed("DELETE", &revoke, key, None)))),
+        timed("revoke", Box::pin(functions::revoke_widget_session::handle(app, keyed("DELETE", &revoke, key, None)))),
     ])
     .await
 }
@@ -146,7 +157,9 @@ async fn run_fault(fault: Fault, expect_unavailable: bool) {
     assert_invariants(&w.t, 100).await;
     // After the fault, the unlock settles into exactly one spend.
     let a: Answer =
-        unlock_gate::handle(&app, keyed("POST", "/api/v1/buddies/b1/gates/hat/unlock", &w.key, None)).await.into();
+        functions::unlock_gate::handle(&app, keyed("POST", "/api/v1/buddies/b1/gates/hat/unlock", &w.key, None))
+            .await
+            .into();
     assert_eq!(a.status, 200, "{}", a.body);
     assert_invariants(&w.t, 100).await;
     println!(
@@ -189,13 +202,17 @@ async fn a_committed_spend_whose_answer_is_lost_is_never_spent_twice() {
     let app = w.t.behind(&proxy).await;
     proxy.set(Fault::LoseAnswerOf("TransactWriteItems")).await;
     let a: Answer =
-        unlock_gate::handle(&app, keyed("POST", "/api/v1/buddies/b1/gates/cape/unlock", &w.key, None)).await.into();
+        functions::unlock_gate::handle(&app, keyed("POST", "/api/v1/buddies/b1/gates/cape/unlock", &w.key, None))
+            .await
+            .into();
     assert!(matches!(a.status, 200 | 503), "{}", a.body);
     assert!(proxy.lost_answers.load(std::sync::atomic::Ordering::Relaxed) > 0, "the fault was exercised");
     proxy.set(Fault::None).await;
     // The write landed (or not) as a whole; a retry finds it and spends nothing more.
     let again: Answer =
-        unlock_gate::handle(&app, keyed("POST", "/api/v1/buddies/b1/gates/cape/unlock", &w.key, None)).await.into();
+        functions::unlock_gate::handle(&app, keyed("POST", "/api/v1/buddies/b1/gates/cape/unlock", &w.key, None))
+            .await
+            .into();
     assert_eq!(again.status, 200);
     assert_eq!(again.body["balance"]["amount"], 90, "spent exactly once: {}", again.body);
     assert_invariants(&w.t, 100).await;
@@ -217,7 +234,8 @@ async fn a_key_load_that_fails_at_init_is_retried_by_the_requests() {
     assert!(started.elapsed() < BOUND, "init waited {:?}", started.elapsed());
 
     let body = json!({ "buddy_id": "b1", "user_id": "u1" });
-    let mint = || create_embed_token::handle(&app, keyed("POST", "/api/v1/embed-tokens", &w.key, Some(&body)));
+    let mint =
+        || functions::create_embed_token::handle(&app, keyed("POST", "/api/v1/embed-tokens", &w.key, Some(&body)));
     let down: Answer = mint().await.into();
     assert_eq!(down.status, 503, "{}", down.body);
     assert!(down.header("retry-after").is_some(), "503 carries Retry-After");
@@ -238,7 +256,9 @@ async fn a_session_mint_whose_answer_is_lost_succeeds_once() {
     proxy.set(Fault::LoseFirstAnswerOf("TransactWriteItems")).await;
     let body = serde_json::json!({ "buddy_id": "b1", "user_id": "u1", "scopes": ["read"] });
     let a: Answer =
-        create_widget_session::handle(&app, keyed("POST", "/api/v1/widget-sessions", &w.key, Some(&body))).await.into();
+        functions::create_widget_session::handle(&app, keyed("POST", "/api/v1/widget-sessions", &w.key, Some(&body)))
+            .await
+            .into();
     assert_eq!(proxy.lost_answers.load(std::sync::atomic::Ordering::Relaxed), 1, "the fault was exercised");
     assert_eq!(a.status, 201, "{}", a.body);
     let token = a.body["token"].as_str().unwrap();

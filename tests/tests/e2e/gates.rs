@@ -19,9 +19,12 @@ async fn setup() -> (TestApp, String) {
 }
 
 async fn unlock_with(app: &hatched::App, key: &str, buddy: &str, gate: &str) -> Answer {
-    unlock_gate::handle(app, keyed("POST", &format!("/api/v1/buddies/{buddy}/gates/{gate}/unlock"), key, None))
-        .await
-        .into()
+    functions::unlock_gate::handle(
+        app,
+        keyed("POST", &format!("/api/v1/buddies/{buddy}/gates/{gate}/unlock"), key, None),
+    )
+    .await
+    .into()
 }
 
 async fn unlock(t: &TestApp, key: &str, buddy: &str, gate: &str) -> Answer {
@@ -176,7 +179,9 @@ async fn test_keys_never_see_or_spend_live_balances() {
         let app = t.app.clone();
         async move {
             let a: Answer =
-                list_unlocks::handle(&app, keyed("GET", "/api/v1/buddies/b1/unlocks", &key, None)).await.into();
+                functions::list_unlocks::handle(&app, keyed("GET", "/api/v1/buddies/b1/unlocks", &key, None))
+                    .await
+                    .into();
             a.body["unlocks"].as_array().unwrap().len()
         }
     };
@@ -199,7 +204,7 @@ async fn gates_are_listed_sorted_and_unlocks_come_back_whole() {
         t.gate(&format!("g{i:03}"), 1, Some(&json!({ "filler": filler }))).await;
     }
     t.credit(Live, "b1", n).await;
-    let listed: Answer = list_gates::handle(&t.app, keyed("GET", "/api/v1/gates", &key, None)).await.into();
+    let listed: Answer = functions::list_gates::handle(&t.app, keyed("GET", "/api/v1/gates", &key, None)).await.into();
     let keys: Vec<&str> =
         listed.body["gates"].as_array().unwrap().iter().map(|g| g["gate_key"].as_str().unwrap()).collect();
     let mut sorted = keys.clone();
@@ -208,16 +213,17 @@ async fn gates_are_listed_sorted_and_unlocks_come_back_whole() {
     for i in 0..n {
         assert_eq!(unlock(&t, &key, "b1", &format!("g{i:03}")).await.status, 200);
     }
-    let a: Answer = list_unlocks::handle(&t.app, keyed("GET", "/api/v1/buddies/b1/unlocks", &key, None)).await.into();
+    let a: Answer =
+        functions::list_unlocks::handle(&t.app, keyed("GET", "/api/v1/buddies/b1/unlocks", &key, None)).await.into();
     let unlocks = a.body["unlocks"].as_array().unwrap();
     assert_eq!(unlocks.len(), n as usize);
     assert!(unlocks.windows(2).all(|w| w[0]["gate_key"].as_str() < w[1]["gate_key"].as_str()));
     assert_eq!(unlocks[0]["metadata"]["filler"], filler.as_str());
     let (pk, _) = t.issue(Publishable, Live, plain()).await;
-    let a: Answer = list_gates::handle(&t.app, keyed("GET", "/api/v1/gates", &pk, None)).await.into();
+    let a: Answer = functions::list_gates::handle(&t.app, keyed("GET", "/api/v1/gates", &pk, None)).await.into();
     assert_eq!(a.status, 200, "read:buddies is a publishable default");
     let a: Answer =
-        list_unlocks::handle(&t.app, keyed("GET", "/api/v1/buddies/ghost/unlocks", &key, None)).await.into();
+        functions::list_unlocks::handle(&t.app, keyed("GET", "/api/v1/buddies/ghost/unlocks", &key, None)).await.into();
     assert_eq!(a.code(), "buddy_not_found");
 }
 

@@ -48,11 +48,11 @@ fn arbitrary_bodies_never_produce_a_5xx() {
             let a: Answer = rt
                 .block_on(async {
                     match endpoint {
-                        0 => validate_key::handle(&t.app, req).await,
-                        1 => create_widget_session::handle(&t.app, req).await,
-                        2 => create_embed_token::handle(&t.app, req).await,
-                        3 => introspect_token::handle(&t.app, req).await,
-                        _ => unlock_gate::handle(&t.app, req).await,
+                        0 => functions::validate_key::handle(&t.app, req).await,
+                        1 => functions::create_widget_session::handle(&t.app, req).await,
+                        2 => functions::create_embed_token::handle(&t.app, req).await,
+                        3 => functions::introspect_token::handle(&t.app, req).await,
+                        _ => functions::unlock_gate::handle(&t.app, req).await,
                     }
                 })
                 .into();
@@ -72,7 +72,7 @@ fn ids_outside_their_pattern_never_reach_dynamodb() {
         let t = TestApp::new().await.with_customer().await;
         let (key, _) = t.issue(Secret, Live, tier(Tier::Enterprise)).await;
         // The key's first use records last_used_at; warm it so only per-request calls remain.
-        list_gates::handle(&t.app, hatched_tests::keyed("GET", "/api/v1/gates", &key, None)).await;
+        functions::list_gates::handle(&t.app, hatched_tests::keyed("GET", "/api/v1/gates", &key, None)).await;
         (t, key)
     });
     let segment = "[^/?#]{1,140}";
@@ -87,17 +87,24 @@ fn ids_outside_their_pattern_never_reach_dynamodb() {
                 match endpoint {
                     0 => {
                         let path = format!("/api/v1/buddies/{buddy}/gates/{gate}/unlock");
-                        unlock_gate::handle(&t.app, hatched_tests::keyed("POST", &path, &key, None)).await.into()
+                        functions::unlock_gate::handle(&t.app, hatched_tests::keyed("POST", &path, &key, None))
+                            .await
+                            .into()
                     }
                     1 => {
                         let path = format!("/api/v1/buddies/{buddy}/unlocks");
-                        list_unlocks::handle(&t.app, hatched_tests::keyed("GET", &path, &key, None)).await.into()
+                        functions::list_unlocks::handle(&t.app, hatched_tests::keyed("GET", &path, &key, None))
+                            .await
+                            .into()
                     }
                     _ => {
                         let path = format!("/api/v1/widget-sessions/{buddy}");
-                        revoke_widget_session::handle(&t.app, hatched_tests::keyed("DELETE", &path, &key, None))
-                            .await
-                            .into()
+                        functions::revoke_widget_session::handle(
+                            &t.app,
+                            hatched_tests::keyed("DELETE", &path, &key, None),
+                        )
+                        .await
+                        .into()
                     }
                 }
             });
@@ -150,7 +157,7 @@ fn hostile_events_never_crash_any_function() {
         "[ -~]{0,40}",
     ];
     let headers = proptest::collection::vec((header_name, header_value), 0..6);
-    let all: Vec<_> = endpoints::ENDPOINTS.iter().copied().chain([&fallback::ENDPOINT]).collect();
+    let all: Vec<_> = functions::ENDPOINTS.iter().copied().chain([&functions::fallback::ENDPOINT]).collect();
     let mut runner = TestRunner::new(Config { cases: CASES * 2, ..Config::default() });
     runner
         .run(
@@ -170,7 +177,7 @@ fn hostile_events_never_crash_any_function() {
                 if keyed {
                     headers.push(("authorization".into(), format!("Bearer {key}")));
                 }
-                let req = endpoints::HttpRequest {
+                let req = functions::HttpRequest {
                     method: endpoint.method.trim_start_matches('$'),
                     path: &path,
                     query: &query,
@@ -179,15 +186,15 @@ fn hostile_events_never_crash_any_function() {
                     source_ip: "198.51.100.9",
                     request_id: "hostile".into(),
                 };
-                let resolution = endpoints::route(req.method, req.path);
-                let mut event = endpoints::gateway_event(&req, &resolution);
+                let resolution = functions::route(req.method, req.path);
+                let mut event = functions::gateway_event(&req, &resolution);
                 // The route the event names, even if the hostile path would not match it.
                 event.raw_path = Some(path.clone());
                 if endpoint.access == hatched::auth::Access::Authorized {
                     // Behind API Gateway such a route only runs with the authorizer's context;
                     // the authorizer itself gets the same hostile request.
-                    let verdict =
-                        rt.block_on(authorize::handle(&t.app, endpoints::authorizer_event(&req, &resolution)));
+                    let verdict = rt
+                        .block_on(functions::authorize::handle(&t.app, functions::authorizer_event(&req, &resolution)));
                     let mut authorizer =
                         hatched::lambda_http::aws_lambda_events::apigw::ApiGatewayRequestAuthorizer::default();
                     authorizer.fields = [("auth".to_owned(), serde_json::json!(verdict.is_authorized))].into();
@@ -195,9 +202,9 @@ fn hostile_events_never_crash_any_function() {
                 }
                 let request = hatched::lambda::into_request(event);
                 let status = rt.block_on(async {
-                    match endpoints::handler(endpoint) {
+                    match functions::handler(endpoint) {
                         Some(handle) => handle(&t.app, request).await.status().as_u16(),
-                        None => fallback::handle(request).await.status().as_u16(),
+                        None => functions::fallback::handle(request).await.status().as_u16(),
                     }
                 });
                 prop_assert!(status < 500, "{} answered {status}", endpoint.function);

@@ -3,6 +3,7 @@
 
 mod authorizer;
 mod browser;
+mod cold_paths;
 mod error_mapping;
 mod events;
 mod faults;

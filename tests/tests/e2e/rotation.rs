@@ -3,12 +3,12 @@
 //! caches the JWKS for its max-age, stale instances, the emergency path, verify-only
 //! functions without any Secrets Manager access.
 
+use functions::rotate_signing_key::RotationEvent;
 use hatched::App;
 use hatched::secrets::{AWSCURRENT, AWSPENDING, Version};
 use hatched_tests::TestApp;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use rotate_signing_key::RotationEvent;
 use serde_json::{Value, json};
 
 use crate::tokens::{introspect, introspect_with, jwks, mint_embed, parts, setup};
@@ -24,8 +24,8 @@ fn event(t: &TestApp, step: &str, token: &str) -> RotationEvent {
     event
 }
 
-async fn step(t: &TestApp, step: &str, token: &str) -> Result<String, rotate_signing_key::RotationError> {
-    rotate_signing_key::handle(&t.app, event(t, step, token)).await
+async fn step(t: &TestApp, step: &str, token: &str) -> Result<String, functions::rotate_signing_key::RotationError> {
+    functions::rotate_signing_key::handle(&t.app, event(t, step, token)).await
 }
 
 /// One whole rotation as Secrets Manager runs it.
@@ -69,10 +69,12 @@ fn kid(token: &str) -> String {
 
 async fn embed(t: &TestApp, app: &App, key: &str, ttl: i64) -> String {
     let body = json!({ "buddy_id": "b1", "user_id": "u1", "ttl_seconds": ttl });
-    let a: hatched_tests::Answer =
-        create_embed_token::handle(app, hatched_tests::keyed("POST", crate::tokens::EMBEDS, key, Some(&body)))
-            .await
-            .into();
+    let a: hatched_tests::Answer = functions::create_embed_token::handle(
+        app,
+        hatched_tests::keyed("POST", crate::tokens::EMBEDS, key, Some(&body)),
+    )
+    .await
+    .into();
     assert_eq!(a.status, 201, "{}", a.body);
     let _ = t;
     a.body["token"].as_str().unwrap().to_owned()
@@ -355,8 +357,15 @@ async fn jwks_and_introspection_work_with_no_secrets_manager_access_at_all() {
     assert_eq!(keys.status, 200, "{}", keys.body);
     assert_eq!(keys.body["keys"].as_array().unwrap().len(), 2, "current and standby");
     assert_eq!(introspect_with(&verify_only, &token).await["active"], true);
-    for function in [&jwks::ENDPOINT, &introspect_token::ENDPOINT] {
-        assert!(function.aws.iter().all(|g| !g.action.starts_with("secretsmanager:")), "{function:?}");
+    // And their policies (IAM lives in template.yaml) grant no Secrets Manager action at all.
+    let template = hatched_tests::template::Template::load();
+    for function in [&functions::jwks::ENDPOINT, &functions::introspect_token::ENDPOINT] {
+        let resource = template.function(function.function).expect("in template.yaml");
+        let granted = template.actions(&resource);
+        assert!(
+            !granted.is_empty() && granted.iter().all(|g| !g.starts_with("secretsmanager:")),
+            "{function:?}: {granted:?}"
+        );
     }
 }
 
@@ -386,10 +395,12 @@ async fn a_minting_instance_fetches_the_secret_once() {
 
 async fn mint_embed_with(app: &App, key: &str) {
     let body = json!({ "buddy_id": "b1", "user_id": "u1" });
-    let a: hatched_tests::Answer =
-        create_embed_token::handle(app, hatched_tests::keyed("POST", crate::tokens::EMBEDS, key, Some(&body)))
-            .await
-            .into();
+    let a: hatched_tests::Answer = functions::create_embed_token::handle(
+        app,
+        hatched_tests::keyed("POST", crate::tokens::EMBEDS, key, Some(&body)),
+    )
+    .await
+    .into();
     assert_eq!(a.status, 201, "{}", a.body);
     let _ = mint_embed;
 }
@@ -418,7 +429,7 @@ async fn a_secret_of_the_earlier_format_is_migrated_by_the_first_rotation() {
     for s in STEPS {
         let mut e = event(&t, s, token);
         e.secret_id = name.clone();
-        rotate_signing_key::handle(&legacy, e).await.unwrap_or_else(|e| panic!("{s}: {e}"));
+        functions::rotate_signing_key::handle(&legacy, e).await.unwrap_or_else(|e| panic!("{s}: {e}"));
     }
     let set: Value =
         serde_json::from_str(&legacy.secrets.get(&name, Version::Stage(AWSCURRENT)).await.unwrap().unwrap()).unwrap();
@@ -447,13 +458,13 @@ async fn hostile_rotation_events_are_errors_and_change_nothing() {
     ] {
         let mut e = event(&t, "create-secret", tok);
         e.step = step_name.to_owned();
-        assert!(rotate_signing_key::handle(&t.app, e).await.is_err(), "{name}");
+        assert!(functions::rotate_signing_key::handle(&t.app, e).await.is_err(), "{name}");
     }
     let mut other = event(&t, "create-secret", token);
     other.secret_id = "arn:aws:secretsmanager:us-east-1:123456789012:secret:someone-else-AbCdEf".into();
     assert!(matches!(
-        rotate_signing_key::handle(&t.app, other).await,
-        Err(rotate_signing_key::RotationError::OtherSecret)
+        functions::rotate_signing_key::handle(&t.app, other).await,
+        Err(functions::rotate_signing_key::RotationError::OtherSecret)
     ));
     for s in ["set-secret", "test-secret", "finish-secret"] {
         assert!(step(&t, s, token).await.is_err(), "{s} without a pending version");

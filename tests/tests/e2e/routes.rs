@@ -1,27 +1,47 @@
-//! The endpoint list (each function's `ENDPOINT`) is the one description of the API:
-//! `functions/`, `template.yaml` (routes and IAM), `openapi.yaml`, `events/` and the local
-//! API must agree with it. Each test names what is missing where.
+//! The endpoint list (`functions::ENDPOINTS`, one entry per file in `functions/src/routes/`)
+//! is the one description of the API: the binaries in `functions/src/bin/`, `template.yaml`
+//! (routes, IAM form), `openapi.yaml`, `events/` and the local API must agree with it. Each
+//! test names what is missing where.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use endpoints::ENDPOINTS;
+use functions::ENDPOINTS;
 use hatched::lambda_http::aws_lambda_events::apigw::{ApiGatewayV2CustomAuthorizerV2Request, ApiGatewayV2httpRequest};
 use hatched_tests::template::{Template, functions, policy_problems, repo_file};
 use hatched_tests::{Answer, Call, TestApp};
 use serde_yaml_ng::Value;
 
-/// (method, path, function) the template must route: each endpoint, the preflight of each
-/// browser route, and `$default`, both served by the fallback.
+/// (method, path, function) the template must route: each endpoint, and `$default` on the
+/// fallback. API Gateway sends an `OPTIONS` no route matches to `$default` (the API has no CORS
+/// configuration), so the fallback answers the browser routes' preflights from the list
+/// without a route of their own.
 fn expected_routes() -> BTreeSet<(String, String, String)> {
     let mut routes = BTreeSet::new();
     for e in ENDPOINTS {
         routes.insert((e.method.to_owned(), e.path.to_owned(), e.function.to_owned()));
+    }
+    routes.insert(("$default".into(), "$default".into(), functions::fallback::ENDPOINT.function.to_owned()));
+    routes
+}
+
+/// (method, path) openapi.yaml must describe: each endpoint, and the preflight (`OPTIONS`)
+/// of each browser route.
+fn expected_operations() -> BTreeSet<(String, String)> {
+    let mut operations = BTreeSet::new();
+    for e in ENDPOINTS {
+        operations.insert((e.method.to_owned(), e.path.to_owned()));
         if e.browser {
-            routes.insert(("OPTIONS".to_owned(), e.path.to_owned(), fallback::ENDPOINT.function.to_owned()));
+            operations.insert(("OPTIONS".to_owned(), e.path.to_owned()));
         }
     }
-    routes.insert(("$default".into(), "$default".into(), fallback::ENDPOINT.function.to_owned()));
-    routes
+    operations
+}
+
+fn file_stems(dir: &str) -> BTreeSet<String> {
+    std::fs::read_dir(format!("{}/../{dir}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().to_string_lossy().strip_suffix(".rs").map(str::to_owned))
+        .collect()
 }
 
 fn missing<T: Ord + std::fmt::Debug>(want: &BTreeSet<T>, have: &BTreeSet<T>) -> Vec<String> {
@@ -29,17 +49,23 @@ fn missing<T: Ord + std::fmt::Debug>(want: &BTreeSet<T>, have: &BTreeSet<T>) -> 
 }
 
 #[test]
-fn every_function_crate_is_an_endpoint_and_every_endpoint_a_crate() {
-    let dirs: BTreeSet<String> = std::fs::read_dir(format!("{}/../functions", env!("CARGO_MANIFEST_DIR")))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    let listed: BTreeSet<String> = functions().iter().map(|(f, _)| f.to_string()).collect();
+fn every_function_has_a_binary_and_every_route_file_names_its_function() {
+    let binaries = file_stems("functions/src/bin");
+    let listed: BTreeSet<String> = functions().iter().map(|f| f.to_string()).collect();
     assert!(
-        dirs == listed,
-        "functions/ without an entry in endpoints/src/lib.rs: {:?}; listed without a crate: {:?}",
-        missing(&dirs, &listed),
-        missing(&listed, &dirs)
+        binaries == listed,
+        "functions/src/bin/ has no binary for {:?}; binaries that are no function: {:?}",
+        missing(&listed, &binaries),
+        missing(&binaries, &listed)
+    );
+    // A route file `<name>.rs` declares the function `<name>` in kebab-case (its binary).
+    let files: BTreeSet<String> = file_stems("functions/src/routes").iter().map(|f| f.replace('_', "-")).collect();
+    let declared: BTreeSet<String> = ENDPOINTS.iter().map(|e| e.function.to_owned()).collect();
+    assert!(
+        files == declared,
+        "route files whose ENDPOINT names another function: {:?}; declared functions without their file: {:?}",
+        missing(&files, &declared),
+        missing(&declared, &files)
     );
 }
 
@@ -56,8 +82,10 @@ fn template_routes_exactly_the_endpoints() {
     );
 }
 
+/// The form of every policy (scoped to known partitions, the table or its index); whether
+/// each grant matches the code is `tests/tests/iam.rs`, after the suite.
 #[test]
-fn template_policies_grant_exactly_the_declared_actions() {
+fn template_policies_are_scoped_to_known_partitions() {
     let problems = policy_problems(None);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
@@ -76,8 +104,7 @@ fn openapi_routes() -> BTreeSet<(String, String)> {
 
 #[test]
 fn openapi_describes_exactly_the_endpoints_and_preflights() {
-    let want: BTreeSet<(String, String)> =
-        expected_routes().into_iter().filter(|(m, _, _)| m != "$default").map(|(m, p, _)| (m, p)).collect();
+    let want = expected_operations();
     let have = openapi_routes();
     assert!(
         have == want,
@@ -90,7 +117,7 @@ fn openapi_describes_exactly_the_endpoints_and_preflights() {
 #[test]
 fn every_function_has_sample_events() {
     let mut problems = Vec::new();
-    for (function, _) in functions() {
+    for function in functions() {
         let dir = format!("{}/../events/{function}", env!("CARGO_MANIFEST_DIR"));
         let events: Vec<_> = std::fs::read_dir(&dir)
             .map(|d| d.filter_map(Result::ok).filter(|f| f.file_name().to_string_lossy().ends_with(".json")).collect())
@@ -103,9 +130,9 @@ fn every_function_has_sample_events() {
             // Parsed as the runtime would (not `lambda_http::request::from_str`: one fixture is
             // broken base64 on purpose); the authorizer's are authorizer events, the rotation's
             // are checked below.
-            let parses = if function == authorize::FUNCTION.function {
+            let parses = if function == functions::authorize::FUNCTION.function {
                 serde_json::from_str::<ApiGatewayV2CustomAuthorizerV2Request>(&text).is_ok()
-            } else if function == rotate_signing_key::FUNCTION.function {
+            } else if function == functions::rotate_signing_key::FUNCTION.function {
                 true
             } else {
                 serde_json::from_str::<ApiGatewayV2httpRequest>(&text).is_ok()
@@ -116,12 +143,12 @@ fn every_function_has_sample_events() {
         }
     }
     // The rotation function's events are the ones Secrets Manager sends, one per step.
-    for f in [&rotate_signing_key::FUNCTION] {
+    for f in [&functions::rotate_signing_key::FUNCTION] {
         let dir = format!("{}/../events/{}", env!("CARGO_MANIFEST_DIR"), f.function);
         let mut steps = BTreeSet::new();
         for file in std::fs::read_dir(&dir).into_iter().flatten().filter_map(Result::ok) {
             let text = std::fs::read_to_string(file.path()).unwrap();
-            match serde_json::from_str::<rotate_signing_key::RotationEvent>(&text) {
+            match serde_json::from_str::<functions::rotate_signing_key::RotationEvent>(&text) {
                 Ok(event) => {
                     steps.insert(event.step);
                 }
@@ -157,7 +184,8 @@ async fn the_local_api_serves_every_endpoint_with_its_own_function() {
 }
 
 /// The deployed shape protects itself: stage throttling from parameters, JSON access logs to
-/// a log group, a log group with retention per function, a table that cannot be deleted.
+/// a log group, every function's logs in a log group with retention, a table that cannot be
+/// deleted.
 #[test]
 fn template_throttles_logs_and_protects_the_table() {
     let template: Value = serde_yaml_ng::from_str(&repo_file("template.yaml")).unwrap();
@@ -180,15 +208,22 @@ fn template_throttles_logs_and_protects_the_table() {
         assert!(format.contains(&format!("$context.{variable}")) || format.contains(variable), "{variable}");
     }
     assert!(!logs["DestinationArn"].is_null(), "access logs go to a log group");
-    let groups: Vec<String> =
-        of_type("AWS::Logs::LogGroup").map(|(_, g)| serde_yaml_ng::to_string(&g["Properties"]).unwrap()).collect();
-    for (id, _) in of_type("AWS::Serverless::Function") {
+    // Every function's logs go to a log group with retention: its own `LoggingConfig` or the
+    // Globals' names a group of this template that has `RetentionInDays`.
+    let retained: BTreeSet<String> = of_type("AWS::Logs::LogGroup")
+        .filter(|(_, g)| !g["Properties"]["RetentionInDays"].is_null())
+        .map(|(id, _)| id.as_str().unwrap().to_owned())
+        .collect();
+    let global = &template["Globals"]["Function"]["LoggingConfig"]["LogGroup"];
+    for (id, function) in of_type("AWS::Serverless::Function") {
         let id = id.as_str().unwrap();
-        let group = groups
-            .iter()
-            .find(|g| g.contains(&format!("/aws/lambda/${{{id}}}")))
-            .unwrap_or_else(|| panic!("{id} has no log group"));
-        assert!(group.contains("RetentionInDays"), "{id}'s log group keeps logs forever");
+        let own = &function["Properties"]["LoggingConfig"]["LogGroup"];
+        let group = serde_yaml_ng::to_string(if own.is_null() { global } else { own }).unwrap();
+        assert!(
+            retained.iter().any(|g| group.trim() == format!("!Ref {g}")),
+            "{id} logs to {}, not a log group of this template with retention ({retained:?})",
+            group.trim()
+        );
     }
     let (_, table) = of_type("AWS::DynamoDB::Table").next().expect("the table");
     assert_eq!(table["Properties"]["DeletionProtectionEnabled"].as_bool(), Some(true));

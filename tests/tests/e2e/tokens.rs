@@ -22,20 +22,22 @@ pub async fn setup() -> (TestApp, String) {
 }
 
 pub async fn mint_session(t: &TestApp, key: &str, body: Value) -> Answer {
-    create_widget_session::handle(&t.app, keyed("POST", SESSIONS, key, Some(&body))).await.into()
+    functions::create_widget_session::handle(&t.app, keyed("POST", SESSIONS, key, Some(&body))).await.into()
 }
 
 pub async fn mint_embed(t: &TestApp, key: &str, body: Value) -> Answer {
-    create_embed_token::handle(&t.app, keyed("POST", EMBEDS, key, Some(&body))).await.into()
+    functions::create_embed_token::handle(&t.app, keyed("POST", EMBEDS, key, Some(&body))).await.into()
 }
 
 pub async fn revoke(t: &TestApp, key: &str, session_id: &str) -> Answer {
-    revoke_widget_session::handle(&t.app, keyed("DELETE", &format!("{SESSIONS}/{session_id}"), key, None)).await.into()
+    functions::revoke_widget_session::handle(&t.app, keyed("DELETE", &format!("{SESSIONS}/{session_id}"), key, None))
+        .await
+        .into()
 }
 
 pub async fn introspect_with(app: &hatched::App, token: &str) -> Value {
     let req = hatched_tests::json_post(INTROSPECT, &json!({ "token": token }));
-    let a: Answer = introspect_token::handle(app, req).await.into();
+    let a: Answer = functions::introspect_token::handle(app, req).await.into();
     assert_eq!(a.status, 200, "{}", a.body);
     a.body
 }
@@ -45,7 +47,9 @@ pub async fn introspect(t: &TestApp, token: &str) -> Value {
 }
 
 pub async fn jwks(app: &hatched::App) -> Answer {
-    jwks::handle(app, hatched_tests::gateway_request("GET", "/.well-known/jwks.json", &[], None)).await.into()
+    functions::jwks::handle(app, hatched_tests::gateway_request("GET", "/.well-known/jwks.json", &[], None))
+        .await
+        .into()
 }
 
 /// The decoded (unverified) header and payload of a JWT.
@@ -240,7 +244,8 @@ async fn session_mint_error_paths() {
     t.ctl(&["buddies", "create", "--customer", "acme", "--env", "test", "--buddy", "only_test"]).await.unwrap();
     let a = mint_session(&t, &key, with(json!({ "buddy_id": "only_test" }))).await;
     assert_eq!(a.code(), "buddy_not_found");
-    let missing: Answer = create_widget_session::handle(&t.app, hatched_tests::json_post(SESSIONS, &ok)).await.into();
+    let missing: Answer =
+        functions::create_widget_session::handle(&t.app, hatched_tests::json_post(SESSIONS, &ok)).await.into();
     assert_eq!((missing.status, missing.code()), (401, "missing_key"));
     let basic = hatched_tests::gateway_request(
         "POST",
@@ -248,7 +253,7 @@ async fn session_mint_error_paths() {
         &[("authorization", "Basic abc"), ("content-type", "application/json")],
         Some(&ok.to_string()),
     );
-    let a: Answer = create_widget_session::handle(&t.app, basic).await.into();
+    let a: Answer = functions::create_widget_session::handle(&t.app, basic).await.into();
     assert_eq!((a.status, a.code()), (401, "invalid_key_format"));
 }
 

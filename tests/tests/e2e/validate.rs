@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 const PATH: &str = "/api/v1/keys/validate";
 
 async fn validate(t: &TestApp, body: Value) -> Answer {
-    validate_key::handle(&t.app, json_post(PATH, &body)).await.into()
+    functions::validate_key::handle(&t.app, json_post(PATH, &body)).await.into()
 }
 
 #[tokio::test]
@@ -228,10 +228,12 @@ async fn bad_bodies_get_their_api_codes() {
     let send = |ct: &'static str, body: String| {
         let app = t.app.clone();
         async move {
-            let a: Answer =
-                validate_key::handle(&app, gateway_request("POST", PATH, &[("content-type", ct)], Some(&body)))
-                    .await
-                    .into();
+            let a: Answer = functions::validate_key::handle(
+                &app,
+                gateway_request("POST", PATH, &[("content-type", ct)], Some(&body)),
+            )
+            .await
+            .into();
             a
         }
     };

@@ -1,6 +1,0 @@
-#[tokio::main]
-async fn main() -> Result<(), hatched::lambda_http::lambda_runtime::Error> {
-    hatched::telemetry::init();
-    let app = hatched::App::from_env().await?;
-    hatched::lambda::run(|req| revoke_widget_sessions::handle(&app, req)).await
-}

@@ -1,0 +1,1 @@
+functions::lambda_main!(without_app: functions::fallback::handle);

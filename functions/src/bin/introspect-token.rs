@@ -1,0 +1,1 @@
+functions::lambda_main!(introspect_token, preload: verifier);

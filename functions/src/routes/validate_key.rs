@@ -1,0 +1,150 @@
+//! POST /api/v1/keys/validate — is this key usable, and what may it do?
+//! Key problems are answers (200, `valid: false`), not errors; a bad request body is a 400.
+
+use hatched::auth::{Access, Rejected, require_scopes};
+use hatched::domain::key::display_prefix_of;
+use hatched::domain::ratelimit::RateLimitStatus;
+use hatched::domain::time::rfc3339;
+use hatched::domain::{ApiKey, KeyPrefix, KeyRecord, Scope, UnixTime};
+use hatched::endpoint::Endpoint;
+use hatched::handler::serving;
+use hatched::http::json_body;
+use hatched::lambda_http::{Body, Request, Response};
+use hatched::{ApiError, App, Caller, Reply, RequestCtx};
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ValidateRequest {
+    key: String,
+    #[serde(default)]
+    origin: Option<String>,
+    #[serde(default)]
+    required_scopes: Vec<String>,
+}
+
+pub const ENDPOINT: Endpoint = Endpoint {
+    function: "validate-key",
+    method: "POST",
+    path: "/api/v1/keys/validate",
+    // The key travels in the body: no `Authorization`, yet the call counts toward that key.
+    access: Access::Anonymous,
+    browser: false,
+    status: 200,
+};
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    serving(ENDPOINT.function, answer(app, req)).await
+}
+
+async fn answer(app: &App, req: Request) -> Response<Body> {
+    let ctx = RequestCtx::of(&req);
+    let (prefix, verdict) = validate(app, &ctx, &req).await;
+    let outcome = verdict.as_ref().map_or_else(|r| r.error.code(), |_| "valid");
+    tracing::info!(request_id = %ctx.request_id, function = ENDPOINT.function, prefix = prefix.as_ref().map(KeyPrefix::as_str), outcome, "key validated");
+    match verdict {
+        Ok(caller) => {
+            Reply::new(&ctx).with_rate(Some(&caller.rate)).json(200, &Valid::new(&caller.record, &caller.rate))
+        }
+        Err(Rejected { error, rate }) if is_verdict(&error) => Reply::new(&ctx)
+            .with_rate(rate.as_ref())
+            .with_retry_after(error.retry_after())
+            .json(200, &Invalid { valid: false, code: error.code(), prefix }),
+        Err(Rejected { error, .. }) => Reply::new(&ctx).error(&error),
+    }
+}
+
+/// Body → key format → record, rate window and origin → required scopes.
+async fn validate(app: &App, ctx: &RequestCtx, req: &Request) -> (Option<KeyPrefix>, Result<Caller, Rejected>) {
+    let parsed = json_body::<ValidateRequest>(req).and_then(|b| parse_scopes(&b.required_scopes).map(|s| (b, s)));
+    let (body, required) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => return (None, Err(e.into())),
+    };
+    let (prefix, verdict) = match ApiKey::parse(&body.key) {
+        Ok(key) => (Some(key.prefix()), app.check_key(&key, ctx, body.origin.as_deref()).await),
+        // A malformed key costs no database read; it counts against the caller's IP instead.
+        Err(format) => (display_prefix_of(&body.key), Err(app.refuse_anonymous(ctx, format.into()).await)),
+    };
+    let verdict = verdict.and_then(|caller| match require_scopes(&caller.record, &required) {
+        Err(error) => Err(Rejected { error, rate: Some(caller.rate) }),
+        Ok(()) => Ok(caller),
+    });
+    (prefix, verdict)
+}
+
+fn parse_scopes(texts: &[String]) -> Result<Vec<Scope>, ApiError> {
+    texts.iter().map(|t| Scope::parse(t).ok_or_else(|| ApiError::InvalidScope(t.clone()))).collect()
+}
+
+/// Outcomes reported in a 200 body rather than as an error status.
+fn is_verdict(error: &ApiError) -> bool {
+    matches!(
+        error,
+        ApiError::InvalidKeyFormat(_)
+            | ApiError::InvalidKey
+            | ApiError::KeyRevoked
+            | ApiError::KeyExpired
+            | ApiError::OriginNotAllowed
+            | ApiError::InsufficientScope(_)
+            | ApiError::RateLimited { .. }
+    )
+}
+
+#[derive(Serialize)]
+struct Invalid {
+    valid: bool,
+    code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prefix: Option<KeyPrefix>,
+}
+
+#[derive(Serialize)]
+struct Valid<'a> {
+    valid: bool,
+    key: KeyView<'a>,
+    rate_limit: RateView,
+}
+
+#[derive(Serialize)]
+struct KeyView<'a> {
+    prefix: &'a KeyPrefix,
+    #[serde(rename = "type")]
+    key_type: &'static str,
+    environment: &'static str,
+    customer_id: &'a str,
+    tier: &'static str,
+    scopes: Vec<&'static str>,
+    label: Option<&'a str>,
+    #[serde(with = "rfc3339")]
+    created_at: UnixTime,
+    #[serde(with = "rfc3339::option")]
+    expires_at: Option<UnixTime>,
+}
+
+#[derive(Serialize)]
+struct RateView {
+    limit: u32,
+    remaining: u32,
+    reset_at: String,
+}
+
+impl<'a> Valid<'a> {
+    fn new(record: &'a KeyRecord, rate: &RateLimitStatus) -> Valid<'a> {
+        Valid {
+            valid: true,
+            key: KeyView {
+                prefix: &record.prefix,
+                key_type: record.key_type.as_str(),
+                environment: record.environment.as_str(),
+                customer_id: record.customer_id.as_str(),
+                tier: record.tier.as_str(),
+                scopes: record.scopes.iter().map(|s| s.as_str()).collect(),
+                label: record.label.as_deref(),
+                created_at: record.created_at,
+                expires_at: record.expires_at,
+            },
+            rate_limit: RateView { limit: rate.limit, remaining: rate.remaining, reset_at: rate.reset_at.rfc3339() },
+        }
+    }
+}

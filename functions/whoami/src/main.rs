@@ -1,5 +1,0 @@
-#[tokio::main]
-async fn main() -> Result<(), hatched::lambda_http::lambda_runtime::Error> {
-    hatched::telemetry::init();
-    hatched::lambda::run(whoami::answer).await
-}
