@@ -3,11 +3,13 @@
 
 use crate::app::App;
 use crate::domain::UnixTime;
+use crate::domain::audit::Actor;
 use crate::domain::ratelimit::{Counted, RateLimitStatus};
 use crate::domain::token::{SignedUser, user_signature_valid};
 use crate::domain::{ANONYMOUS_PER_MINUTE, ApiKey, BuddyId, KeyRecord, KeyType, LAST_USED_RESOLUTION_SECS, Scope};
 use crate::error::ApiError;
 use crate::http::{RequestCtx, bearer_key};
+use crate::keys::Manager;
 use lambda_http::Request;
 
 /// An authenticated caller: the key's record and where it stands in its rate window.
@@ -28,7 +30,18 @@ pub struct KeyCount {
 }
 
 impl Caller {
-    pub fn count(&self) -> KeyCount {
+    /// This key managing its own customer's keys over HTTP; the audit trail names its prefix.
+    pub fn manager(&self, ctx: &RequestCtx) -> Manager<'_> {
+        let actor = Actor {
+            name: self.record.prefix.to_string(),
+            request_id: ctx.request_id.clone(),
+            source_ip: ctx.source_ip.clone(),
+        };
+        Manager::key(&self.record, actor)
+    }
+
+    /// Where this request was counted, to give the count back on a refusal.
+    pub fn key_count(&self) -> KeyCount {
         KeyCount { hash: self.record.key_hash.clone(), key_type: self.record.key_type, counted_at: self.counted_at }
     }
 }
@@ -139,10 +152,10 @@ impl App {
         let caller = Caller { record, rate, counted_at: now };
         if let Err(r) = caller.record.usable_at(now) {
             // A dead key spends no budget; its caller's IP pays, as for an unknown key.
-            return Err(self.refuse_for_key(&caller.count(), ctx, r.into()).await);
+            return Err(self.refuse_for_key(&caller.key_count(), ctx, r.into()).await);
         }
         if !caller.record.origin_allowed(origin) {
-            return Err(self.refuse_for_key(&caller.count(), ctx, ApiError::OriginNotAllowed).await);
+            return Err(self.refuse_for_key(&caller.key_count(), ctx, ApiError::OriginNotAllowed).await);
         }
         if !caller.rate.allowed {
             let error = ApiError::RateLimited { retry_after_secs: caller.rate.reset_in_secs };

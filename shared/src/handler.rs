@@ -48,7 +48,7 @@ where
             Err(rejected) => return finish(&ctx, endpoint, None, Err(rejected)),
         };
         let (prefix, rate) = (caller.record.prefix.clone(), caller.rate.clone());
-        let count = caller.count();
+        let count = caller.key_count();
         // Boxed, as the story's SDK futures are large: a handler's future stays small.
         let response = match Box::pin(story(caller, req)).await {
             Ok(body) => Ok(Reply::new(&ctx).with_rate(Some(&rate)).json(endpoint.status, &body)),

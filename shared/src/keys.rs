@@ -90,14 +90,9 @@ impl Manager<'_> {
         Manager { caller: None, actor: Actor::operator() }
     }
 
-    /// A key managing its own customer's keys over HTTP; the audit trail names its prefix.
-    pub fn key<'a>(caller: &'a crate::Caller, ctx: &crate::RequestCtx) -> Manager<'a> {
-        let actor = Actor {
-            actor: caller.record.prefix.to_string(),
-            request_id: ctx.request_id.clone(),
-            source_ip: ctx.source_ip.clone(),
-        };
-        Manager { caller: Some(&caller.record), actor }
+    /// A key managing its own customer's keys; the audit trail names `actor`.
+    pub fn key(caller: &KeyRecord, actor: Actor) -> Manager<'_> {
+        Manager { caller: Some(caller), actor }
     }
 
     /// Can this manager see the key at all? (Another customer's or environment's is "not found".)
@@ -330,12 +325,13 @@ impl App {
         subject: &SessionSubject,
         by: &Manager<'_>,
     ) -> Result<UnixTime, KeyError> {
-        let now = self.clock.now();
+        let now_millis = self.clock.now_millis();
+        let now = UnixTime::from_millis(now_millis);
         let target = format!("{}:{}", subject.field(), subject.value());
         let event = |previous: Option<UnixTime>| {
             let changes =
                 Changes::default().field("revoked_before", previous.map(UnixTime::rfc3339), Some(now.rfc3339()));
-            AuditEvent::new(&by.actor, customer, env, AuditAction::SessionsRevoked, target.clone(), changes, now)
+            AuditEvent::new(&by.actor, customer, env, AuditAction::SessionsRevoked, target.clone(), changes, now_millis)
         };
         let previous = retry::attempts("revoke_sessions", |_| async {
             let standing = self.store.revocation_marker(customer, env, subject).await?;
@@ -359,7 +355,7 @@ impl App {
             action,
             target.prefix.as_str(),
             changes,
-            self.clock.now(),
+            self.clock.now_millis(),
         )
     }
 

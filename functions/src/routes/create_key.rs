@@ -6,7 +6,7 @@ use hatched::domain::{KeyType, Label, Scope, Tier};
 use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::json_body;
-use hatched::keys::{KeyOptions, Manager};
+use hatched::keys::KeyOptions;
 use hatched::lambda_http::{Body, Request, Response};
 use hatched::views::KeyView;
 use hatched::{Access, ApiError, App, Caller, RequestCtx};
@@ -53,7 +53,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 
 async fn create(app: &App, caller: Caller, req: Request) -> Result<Created, ApiError> {
     let body: CreateRequest = json_body(&req)?;
-    let by = Manager::key(&caller, &RequestCtx::of(&req));
+    let by = caller.manager(&RequestCtx::of(&req));
     let options = KeyOptions {
         tier: body.tier,
         label: body.label.map(Label::into_inner),

@@ -5,7 +5,6 @@ use hatched::domain::{KeyPrefix, Scope};
 use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::{no_body, path_param};
-use hatched::keys::Manager;
 use hatched::lambda_http::{Body, Request, Response};
 use hatched::views::KeyView;
 use hatched::{Access, ApiError, App, Caller, RequestCtx};
@@ -26,6 +25,6 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 async fn get(app: &App, caller: Caller, req: Request) -> Result<KeyView, ApiError> {
     no_body(&req)?;
     let prefix = path_param(&req, "prefix", KeyPrefix::parse_id)?;
-    let record = app.managed_key(&prefix, &Manager::key(&caller, &RequestCtx::of(&req))).await?;
+    let record = app.managed_key(&prefix, &caller.manager(&RequestCtx::of(&req))).await?;
     Ok(KeyView::from(&record))
 }

@@ -8,7 +8,6 @@ use hatched::domain::{KeyPrefix, Scope, UnixTime};
 use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::{no_body, path_param};
-use hatched::keys::Manager;
 use hatched::lambda_http::{Body, Request, Response};
 use hatched::{Access, ApiError, App, Caller, RequestCtx};
 use serde::Serialize;
@@ -37,7 +36,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 async fn revoke(app: &App, caller: Caller, req: Request) -> Result<Revoked, ApiError> {
     no_body(&req)?;
     let prefix = path_param(&req, "prefix", KeyPrefix::parse_id)?;
-    let record = app.revoke_key(&prefix, &Manager::key(&caller, &RequestCtx::of(&req))).await?;
+    let record = app.revoke_key(&prefix, &caller.manager(&RequestCtx::of(&req))).await?;
     let revoked_at = record.revoked_at.ok_or_else(|| ApiError::Internal("revoked_at missing after revoke".into()))?;
     Ok(Revoked { prefix: record.prefix, revoked: true, revoked_at })
 }

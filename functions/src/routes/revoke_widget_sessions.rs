@@ -9,7 +9,6 @@ use hatched::domain::{BuddyId, KeyPrefix, Scope, UnixTime, UserId};
 use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::json_body;
-use hatched::keys::Manager;
 use hatched::lambda_http::{Body, Request, Response};
 use hatched::{Access, ApiError, App, Caller, RequestCtx};
 use serde::{Deserialize, Serialize};
@@ -56,7 +55,7 @@ async fn revoke(app: &App, caller: Caller, req: Request) -> Result<Revoked, ApiE
         _ => return Err(ApiError::InvalidRequest("give exactly one of user_id, buddy_id, key_prefix".into())),
     };
     let record = &caller.record;
-    let by = Manager::key(&caller, &RequestCtx::of(&req));
+    let by = caller.manager(&RequestCtx::of(&req));
     let revoked_before = app.revoke_sessions(&record.customer_id, record.environment, &subject, &by).await?;
     let matched = Map::from_iter([(subject.field().to_owned(), Value::from(subject.value()))]);
     Ok(Revoked { revoked_before, matched })

@@ -6,7 +6,6 @@ use hatched::domain::{KeyPrefix, Scope};
 use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::{optional_typed_json_body, path_param};
-use hatched::keys::Manager;
 use hatched::lambda_http::{Body, Request, Response};
 use hatched::views::KeyView;
 use hatched::{Access, ApiError, App, Caller, RequestCtx};
@@ -51,7 +50,7 @@ async fn roll(app: &App, caller: Caller, req: Request) -> Result<Rolled, ApiErro
         return Err(ApiError::InvalidRequest(format!("grace_seconds must be from 0 to {MAX_GRACE_SECS}")));
     }
     let prefix = path_param(&req, "prefix", KeyPrefix::parse_id)?;
-    let by = Manager::key(&caller, &RequestCtx::of(&req));
+    let by = caller.manager(&RequestCtx::of(&req));
     let (issued, previous) = app.roll_key(&prefix, grace, &by).await?;
     Ok(Rolled {
         key: issued.key.expose().to_owned(),

@@ -9,7 +9,7 @@ use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::double_option;
 use hatched::http::{json_body, path_param};
-use hatched::keys::{KeyPatch, Manager};
+use hatched::keys::KeyPatch;
 use hatched::lambda_http::{Body, Request, Response};
 use hatched::views::KeyView;
 use hatched::{Access, ApiError, App, Caller, RequestCtx};
@@ -59,7 +59,7 @@ async fn update(app: &App, caller: Caller, req: Request) -> Result<Updated, ApiE
         allowed_origins: body.allowed_origins,
         require_signed_user_id: body.require_signed_user_id,
     };
-    let by = Manager::key(&caller, &RequestCtx::of(&req));
+    let by = caller.manager(&RequestCtx::of(&req));
     let (record, secret) = app.update_key(&prefix, &patch, &by).await?;
     Ok(Updated { record: KeyView::from(&record), hmac_secret: secret.map(|s| s.expose().to_owned()) })
 }

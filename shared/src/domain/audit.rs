@@ -21,7 +21,8 @@ word_enum!(AuditAction {
 /// Who made a change and from where: the acting key's prefix over HTTP, `operator` for hatchctl.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
-    pub actor: String,
+    /// The acting key's prefix, or `operator`.
+    pub name: String,
     pub request_id: String,
     pub source_ip: String,
 }
@@ -29,7 +30,7 @@ pub struct Actor {
 impl Actor {
     pub fn operator() -> Actor {
         Actor {
-            actor: "operator".into(),
+            name: "operator".into(),
             request_id: format!("op_{}", super::key::random_base62(20)),
             source_ip: "local".into(),
         }
@@ -59,11 +60,11 @@ impl Changes {
     }
 }
 
-/// `ev_` + the wall clock in milliseconds (8 base62 digits) + 12 random: events of the same
-/// second sort in the order they happened.
-fn event_id() -> String {
+/// `ev_` + the time in milliseconds (8 base62 digits) + 12 random: events of the same second
+/// sort in the order they happened.
+fn event_id(millis: i64) -> String {
     const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let mut millis = millis.max(0) as u128;
     let mut stamp = [b'0'; 8];
     for digit in stamp.iter_mut().rev() {
         *digit = DIGITS[(millis % 62) as usize];
@@ -94,14 +95,14 @@ impl AuditEvent {
         action: AuditAction,
         target: impl Into<String>,
         changes: Changes,
-        now: UnixTime,
+        now_millis: i64,
     ) -> AuditEvent {
         AuditEvent {
-            id: event_id(),
+            id: event_id(now_millis),
             customer_id: customer.clone(),
             environment: env,
-            time: now,
-            actor: who.actor.clone(),
+            time: UnixTime::from_millis(now_millis),
+            actor: who.name.clone(),
             action,
             target: target.into(),
             changes,

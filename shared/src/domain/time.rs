@@ -28,6 +28,11 @@ impl UnixTime {
         self.0
     }
 
+    /// The second a time in milliseconds falls in.
+    pub fn from_millis(millis: i64) -> UnixTime {
+        UnixTime(millis.div_euclid(1000))
+    }
+
     /// Saturates at the ends of `i64` (request-supplied offsets never overflow).
     pub fn plus_secs(self, secs: i64) -> UnixTime {
         UnixTime(self.0.saturating_add(secs))
@@ -40,6 +45,9 @@ impl UnixTime {
         humantime::format_rfc3339_seconds(t).to_string()
     }
 }
+
+/// Milliseconds handed out within a stopped clock's second.
+static FROZEN_TICKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Wall-clock time that tests can move or stop (production does neither).
 #[derive(Debug, Clone, Default)]
@@ -54,6 +62,18 @@ impl Clock {
         match self.frozen_at.load(Ordering::Relaxed) {
             0 => UnixTime::now().plus_secs(self.offset_secs.load(Ordering::Relaxed)),
             at => UnixTime::from_secs(at),
+        }
+    }
+
+    /// Now in milliseconds, for what must order events within a second (audit event ids). A
+    /// stopped clock counts milliseconds within its second, so its events still order.
+    pub fn now_millis(&self) -> i64 {
+        match self.frozen_at.load(Ordering::Relaxed) {
+            0 => {
+                let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+                wall.saturating_add(self.offset_secs.load(Ordering::Relaxed).saturating_mul(1000))
+            }
+            at => at.saturating_mul(1000) + (FROZEN_TICKS.fetch_add(1, Ordering::Relaxed) % 1000) as i64,
         }
     }
 
