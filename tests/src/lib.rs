@@ -100,17 +100,22 @@ impl TestApp {
         if secrets_too {
             secrets = secrets.endpoint_url(proxy.endpoint());
         }
-        let settings = hatched::app::Settings {
-            table: self.app.store.table().to_owned(),
-            signing_secret: self.app.signer.secret_name().map(str::to_owned),
-            data_key_secret: self.app.sealer.secret_name().map(str::to_owned),
-            issuer: self.app.issuer.clone(),
-        };
+        let settings = self.settings();
         App::with_clients(
             aws_sdk_dynamodb::Client::from_conf(dynamo),
             aws_sdk_secretsmanager::Client::from_conf(secrets.build()),
             settings,
         )
+    }
+
+    /// Where this App's table and secrets are, for another App over the same ones.
+    fn settings(&self) -> hatched::app::Settings {
+        hatched::app::Settings {
+            table: self.app.store.table().to_owned(),
+            signing_secret: self.app.signer.secret_name().map(str::to_owned),
+            data_key_secret: self.app.sealer.secret_name().map(str::to_owned),
+            issuer: self.app.issuer.clone(),
+        }
     }
 
     /// The emulator's host:port, for a proxy to forward to.
@@ -123,12 +128,7 @@ impl TestApp {
     /// second Lambda function (or a second instance of one) sees.
     pub async fn sibling(&self) -> App {
         let config = sdk_config().await;
-        let settings = hatched::app::Settings {
-            table: self.app.store.table().to_owned(),
-            signing_secret: self.app.signer.secret_name().map(str::to_owned),
-            data_key_secret: self.app.sealer.secret_name().map(str::to_owned),
-            issuer: self.app.issuer.clone(),
-        };
+        let settings = self.settings();
         App::with_clients(
             aws_sdk_dynamodb::Client::new(&config),
             aws_sdk_secretsmanager::Client::new(&config),
@@ -143,12 +143,7 @@ impl TestApp {
         let config = sdk_config().await;
         let dynamo = aws_sdk_dynamodb::config::Builder::from(&config).interceptor(CallLog::default()).build();
         let secrets = aws_sdk_secretsmanager::config::Builder::from(&config).interceptor(CallLog::default()).build();
-        let settings = hatched::app::Settings {
-            table: self.app.store.table().to_owned(),
-            signing_secret: self.app.signer.secret_name().map(str::to_owned),
-            data_key_secret: self.app.sealer.secret_name().map(str::to_owned),
-            issuer: self.app.issuer.clone(),
-        };
+        let settings = self.settings();
         App::with_clients(
             aws_sdk_dynamodb::Client::from_conf(dynamo),
             aws_sdk_secretsmanager::Client::from_conf(secrets),

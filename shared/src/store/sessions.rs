@@ -3,6 +3,7 @@
 
 use super::customers::buddy_pk;
 use super::items::{MarkerItem, SessionItem};
+use super::retry::{self, Attempt};
 use super::{Store, StoreError, TxError, build_err, classify, from_item, is_condition_failure, n, s, to_item};
 use crate::domain::audit::AuditEvent;
 use crate::domain::token::{SessionSubject, WidgetSession};
@@ -11,6 +12,12 @@ use aws_sdk_dynamodb::types::{ConditionCheck, Put, ReturnValue};
 
 /// How long a session item outlives its expiry, so a late revoke still finds it.
 const KEEP_AFTER_EXPIRY_SECS: i64 = 86_400;
+
+impl From<retry::Exhausted> for CreateSessionError {
+    fn from(e: retry::Exhausted) -> CreateSessionError {
+        CreateSessionError::Store(e.into())
+    }
+}
 
 /// Why a session could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -35,29 +42,34 @@ impl Store {
             session.expires_at.secs() + KEEP_AFTER_EXPIRY_SECS,
             session,
         ))?;
-        let mut tx = self.transaction();
-        let buddy = tx.check(
-            ConditionCheck::builder()
-                .table_name(&self.table)
-                .key("pk", s(buddy_pk(&session.customer_id, session.environment, &session.buddy_id)))
-                .key("sk", s("BUDDY"))
-                .condition_expression("attribute_exists(pk)")
-                .build()
-                .map_err(build_err("create_session"))?,
-        );
-        let claim = self.put_new_in("create_session", &mut tx, item)?;
-        match self.commit("create_session", tx).await {
-            Ok(()) => Ok(()),
-            Err(TxError::Cancelled(failed)) if failed.at(buddy) => Err(CreateSessionError::BuddyNotFound),
-            // The id is fresh (~107 random bits): an item already under it is this very
-            // session, written by an attempt whose answer was lost and then retried by the
-            // SDK. The write landed once; that is success, not a conflict.
-            Err(TxError::Cancelled(failed)) if failed.at(claim) => Ok(()),
-            Err(TxError::Cancelled(failed)) => {
-                Err(super::internal("create_session", format!("unexpected cancellation {failed:?}")).into())
+        // Every mint for one buddy condition-checks the same buddy item: concurrent mints meet
+        // as `TransactionConflict` on DynamoDB, and are sent again after a pause.
+        retry::attempts("create_session", |_| async {
+            let mut tx = self.transaction();
+            let buddy = tx.check(
+                ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(buddy_pk(&session.customer_id, session.environment, &session.buddy_id)))
+                    .key("sk", s("BUDDY"))
+                    .condition_expression("attribute_exists(pk)")
+                    .build()
+                    .map_err(build_err("create_session"))?,
+            );
+            let claim = self.put_new_in("create_session", &mut tx, item.clone())?;
+            match self.commit("create_session", tx).await {
+                Ok(()) => Ok(Attempt::Done(())),
+                Err(TxError::Cancelled(failed)) if failed.at(buddy) => Err(CreateSessionError::BuddyNotFound),
+                // The id is fresh (~107 random bits): an item already under it is this very
+                // session, written by an attempt whose answer was lost and then retried by the
+                // SDK. The write landed once; that is success, not a conflict.
+                Err(TxError::Cancelled(failed)) if failed.at(claim) => Ok(Attempt::Done(())),
+                Err(TxError::Cancelled(failed)) => {
+                    Err(super::internal("create_session", format!("unexpected cancellation {failed:?}")).into())
+                }
+                Err(TxError::Store(e)) => e.retry().map_err(CreateSessionError::from),
             }
-            Err(TxError::Store(e)) => Err(e.into()),
-        }
+        })
+        .await
     }
 
     pub async fn get_session(&self, id: &SessionId) -> Result<Option<WidgetSession>, StoreError> {

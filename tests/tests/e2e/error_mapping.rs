@@ -169,3 +169,88 @@ async fn dynamodb_500s_are_503_and_a_bug_is_a_bare_500() {
     assert!(!a.body.to_string().contains("canned") && !a.body.to_string().contains("127.0.0.1"));
     assert_eq!(attempts, 2, "a validation error is not retried (key read and window, once each)");
 }
+
+#[tokio::test]
+async fn throttling_inside_a_cancelled_transaction_is_503_not_500() {
+    for reason in ["ThrottlingError", "ProvisionedThroughputExceeded"] {
+        let key = ApiKey::generate(KeyKind::SecretLive);
+        let (app, transactions) = world(&key, move |_| cancelled(&["None", reason, "None", "None"]));
+        let a = unlock(&app, &key).await;
+        assert_eq!((a.status, a.code()), (503, "service_unavailable"), "{reason}: {}", a.body);
+        assert!(a.header("retry-after").is_some());
+        assert_eq!(transactions.load(Ordering::Relaxed), 1, "{reason}: throttling is not a conflict to retry here");
+    }
+}
+
+/// A widget-session mint whose transaction meets `conflicts` conflicting transactions (the
+/// buddy item every mint for that buddy checks) before it commits.
+async fn mint_session_through_conflicts(conflicts: usize) -> (Answer, usize) {
+    let key = ApiKey::generate(KeyKind::SecretLive);
+    let key_item = key_item(&key);
+    let transactions = Arc::new(AtomicUsize::new(0));
+    let seen = transactions.clone();
+    let dynamo = move |op: &str, _: &str| match op {
+        "GetItem" => (200, json!({ "Item": key_item })),
+        "UpdateItem" => (200, json!({ "Attributes": { "count": { "N": "1" } } })),
+        "TransactWriteItems" if seen.fetch_add(1, Ordering::Relaxed) < conflicts => {
+            cancelled(&["TransactionConflict", "None"])
+        }
+        "TransactWriteItems" => (200, json!({})),
+        other => (400, json!({ "__type": "ValidationException", "message": other })),
+    };
+    // The signing secret in its earlier format (any string): one current key.
+    let secrets = |_: &str, _: &str| {
+        (200, json!({ "Name": "canned", "VersionId": "v1", "SecretString": "canned-signing-secret" }))
+    };
+    let app = app(dynamo, secrets, TABLE);
+    let body = json!({ "buddy_id": "b1", "user_id": "u1", "scopes": ["read"] });
+    let req = keyed("POST", "/api/v1/widget-sessions", key.expose(), Some(&body));
+    let a: Answer = functions::create_widget_session::handle(&app, req).await.into();
+    (a, transactions.load(Ordering::Relaxed))
+}
+
+#[tokio::test]
+async fn a_session_mint_that_meets_a_conflicting_transaction_is_sent_again() {
+    let (a, transactions) = mint_session_through_conflicts(2).await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert!(a.body["token"].is_string());
+    assert_eq!(transactions, 3, "two conflicts, then the mint");
+    let (a, transactions) = mint_session_through_conflicts(usize::MAX).await;
+    assert_eq!((a.status, a.code()), (503, "service_unavailable"), "{}", a.body);
+    assert!(a.header("retry-after").is_some());
+    assert_eq!(transactions, 5, "bounded attempts");
+}
+
+/// The unlock read answered with `unprocessed` partial batches (every key left unprocessed)
+/// before the whole batch.
+async fn unlock_through_unprocessed_batches(unprocessed: usize) -> (Answer, usize) {
+    let key = ApiKey::generate(KeyKind::SecretLive);
+    let key_item = key_item(&key);
+    let batches = Arc::new(AtomicUsize::new(0));
+    let seen = batches.clone();
+    let dynamo = move |op: &str, body: &str| match op {
+        "GetItem" => (200, json!({ "Item": key_item })),
+        "UpdateItem" => (200, json!({ "Attributes": { "count": { "N": "1" } } })),
+        "BatchGetItem" if seen.fetch_add(1, Ordering::Relaxed) < unprocessed => {
+            let asked: Value = serde_json::from_str(body).unwrap();
+            (200, json!({ "Responses": { TABLE: [] }, "UnprocessedKeys": asked["RequestItems"] }))
+        }
+        "BatchGetItem" => (200, unlock_view(false)),
+        "TransactWriteItems" => (200, json!({})),
+        other => (400, json!({ "__type": "ValidationException", "message": other })),
+    };
+    let app = app(dynamo, no_secrets, TABLE);
+    let a = unlock(&app, &key).await;
+    (a, batches.load(Ordering::Relaxed))
+}
+
+#[tokio::test]
+async fn unprocessed_keys_are_asked_again_and_never_read_as_missing() {
+    let (a, batches) = unlock_through_unprocessed_batches(2).await;
+    assert_eq!((a.status, a.body["already_unlocked"].as_bool()), (200, Some(false)), "{}", a.body);
+    assert_eq!(batches, 3, "two partial answers, then the rest");
+    let (a, batches) = unlock_through_unprocessed_batches(usize::MAX).await;
+    assert_eq!((a.status, a.code()), (503, "service_unavailable"), "never gate_not_found: {}", a.body);
+    assert!(a.header("retry-after").is_some());
+    assert_eq!(batches, 5, "bounded attempts");
+}
