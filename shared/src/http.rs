@@ -403,7 +403,11 @@ mod tests {
         ];
         for body in not_objects {
             let e = json_body::<Probe>(&request(Some("application/json"), body)).unwrap_err();
-            assert_eq!((e.code(), e.message().as_str()), ("invalid_request", "The request is invalid: the body must be a JSON object."), "{body}");
+            assert_eq!(
+                (e.code(), e.message().as_str()),
+                ("invalid_request", "The request is invalid: the body must be a JSON object."),
+                "{body}"
+            );
             let e = optional_json_body::<Probe>(&request(None, body)).unwrap_err();
             assert_eq!(e.code(), "invalid_request", "{body}");
             let e = optional_typed_json_body::<Probe>(&request(Some("application/json"), body)).unwrap_err();

@@ -85,10 +85,7 @@ pub fn check_pattern(pattern: &str) -> Result<String, OriginPatternError> {
     // The authority alone: a path, query, fragment, credentials or another `*` would be
     // parsed (a bare `/`, or `\` which the URL rules read as `/`, would be silently dropped);
     // `host:` with no port would be read as no port at all; `%` would be decoded.
-    if authority.is_empty()
-        || authority.ends_with(':')
-        || authority.contains(['/', '\\', '?', '#', '@', '*', '%'])
-    {
+    if authority.is_empty() || authority.ends_with(':') || authority.contains(['/', '\\', '?', '#', '@', '*', '%']) {
         return Err(Malformed);
     }
     let url = url::Url::parse(&format!("{scheme}://{authority}")).map_err(|_| Malformed)?;

@@ -78,10 +78,8 @@ async fn app_with_write_log() -> (TestApp, WriteLog) {
     let config = hatched_tests::sdk_config().await;
     let writes = WriteLog::default();
     let calls = CallLog::default();
-    let dynamo = aws_sdk_dynamodb::config::Builder::from(&config)
-        .interceptor(calls.clone())
-        .interceptor(writes.clone())
-        .build();
+    let dynamo =
+        aws_sdk_dynamodb::config::Builder::from(&config).interceptor(calls.clone()).interceptor(writes.clone()).build();
     let secrets = aws_sdk_secretsmanager::config::Builder::from(&config).interceptor(CallLog::default()).build();
     let suffix = hatched::domain::key::random_base62(12);
     let settings = hatched::app::Settings {
@@ -233,15 +231,25 @@ fn arbitrary_non_object_bodies_are_refused_on_every_route() {
                 .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     });
-    let not_object = prop_oneof![
-        leaf,
-        proptest::collection::vec(any_json.clone(), 0..6).prop_map(Value::Array),
-    ];
+    let not_object = prop_oneof![leaf, proptest::collection::vec(any_json.clone(), 0..6).prop_map(Value::Array),];
     // A field every request type has or refuses as unknown, holding an array with an array or
     // object inside: no request field takes that shape, so this too is 400 and no change.
     let field = prop::sample::select(vec![
-        "type", "label", "scopes", "allowed_origins", "require_signed_user_id", "grace_seconds", "user_id",
-        "buddy_id", "key_prefix", "ttl_seconds", "key", "origin", "required_scopes", "token", "user_id_sig",
+        "type",
+        "label",
+        "scopes",
+        "allowed_origins",
+        "require_signed_user_id",
+        "grace_seconds",
+        "user_id",
+        "buddy_id",
+        "key_prefix",
+        "ttl_seconds",
+        "key",
+        "origin",
+        "required_scopes",
+        "token",
+        "user_id_sig",
         "user_id_ts",
     ]);
     let nested = (field, any_json.clone(), proptest::collection::vec(any_json, 0..3)).prop_map(|(f, inner, rest)| {
@@ -396,10 +404,17 @@ async fn a_mixed_case_entry_with_the_default_port_matches_the_browser_origin() {
     let a = w.t.send(Call::new("PATCH", &format!("{KEYS}/{prefix}")).key(&w.admin).json(&patch)).await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.body["allowed_origins"], json!(["http://localhost:3000", "https://xn--bcher-kva.example"]));
-    let out = w
-        .t
-        .ctl(&[
-            "keys", "issue", "--customer", "acme", "--type", "publishable", "--env", "live", "--allowed-origins",
+    let out =
+        w.t.ctl(&[
+            "keys",
+            "issue",
+            "--customer",
+            "acme",
+            "--type",
+            "publishable",
+            "--env",
+            "live",
+            "--allowed-origins",
             "https://App.Example.com:443",
         ])
         .await
@@ -409,9 +424,19 @@ async fn a_mixed_case_entry_with_the_default_port_matches_the_browser_origin() {
     assert_eq!(record["allowed_origins"], json!(["https://app.example.com"]), "{record}");
     let out = w.t.ctl(&["keys", "update", "--prefix", &issued, "--allowed-origins", "https://*.Example.com:443"]).await;
     assert_eq!(out.expect("hatchctl keys update")["allowed_origins"], json!(["https://*.example.com"]));
-    let refused = w
-        .t
-        .ctl(&["keys", "issue", "--customer", "acme", "--type", "publishable", "--env", "live", "--allowed-origins", "https://a..b.com"])
+    let refused =
+        w.t.ctl(&[
+            "keys",
+            "issue",
+            "--customer",
+            "acme",
+            "--type",
+            "publishable",
+            "--env",
+            "live",
+            "--allowed-origins",
+            "https://a..b.com",
+        ])
         .await;
     assert!(refused.is_err(), "{refused:?}");
 }
