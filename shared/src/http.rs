@@ -105,7 +105,24 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     if media_type.as_deref() != Some("application/json") {
         return Err(ApiError::UnsupportedMediaType);
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidRequest(describe_json_error(&e)))
+    json_object(bytes)
+}
+
+/// The one parser of request bodies: a JSON object or 400, before any field is read.
+///
+/// serde's derived structs also accept a JSON array, read positionally (and
+/// `deny_unknown_fields` does not stop it): `["secret"]` would be `{"type":"secret"}`. So a
+/// body whose first token is not `{` (an array, string, number, `null`, `true`/`false`) is
+/// refused here. JSON says a value's type is its first non-whitespace byte, so that byte
+/// decides, with no second parse; what follows must still deserialize into `T`.
+fn json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // JSON's whitespace (RFC 8259): space, tab, line feed, carriage return.
+    let first = bytes.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    match first {
+        Some(b'{') => serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidRequest(describe_json_error(&e))),
+        Some(_) => Err(ApiError::InvalidRequest("the body must be a JSON object".into())),
+        None => Err(ApiError::InvalidRequest("the body must be a JSON object, and it is empty".into())),
+    }
 }
 
 /// A path parameter API Gateway extracted (`{session_id}` …), parsed into its id type.
@@ -125,7 +142,7 @@ pub fn optional_json_body<T: DeserializeOwned>(req: &Request) -> Result<Option<T
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice(bytes).map(Some).map_err(|e| ApiError::InvalidRequest(describe_json_error(&e)))
+    json_object(bytes).map(Some)
 }
 
 /// For `Option<Option<T>>` fields: absent → `None`, `null` → `Some(None)` (a PATCH that
@@ -161,10 +178,11 @@ pub fn optional_typed_json_body<T: DeserializeOwned>(req: &Request) -> Result<Op
     if body_bytes(req)?.is_empty() { Ok(None) } else { json_body(req).map(Some) }
 }
 
-/// Routes without a body (GET, DELETE) accept an empty one and ignore its type,
-/// but still refuse oversize or undecodable bodies.
+/// Routes without a body (GET, DELETE) accept an empty one and ignore its type, but still
+/// refuse oversize or undecodable bodies, and, like every route, a body that is not a JSON
+/// object (a DELETE with `[0]` is a malformed request, not a DELETE). An object is ignored.
 pub fn no_body(req: &Request) -> Result<(), ApiError> {
-    body_bytes(req).map(|_| ())
+    optional_json_body::<serde::de::IgnoredAny>(req).map(drop)
 }
 
 /// serde's messages can quote the offending value (which may be a key or token):
@@ -363,6 +381,46 @@ mod tests {
         assert_eq!(e.message(), "The request is invalid: duplicate field `key`.");
         let e = json_body::<Probe>(&request(Some("application/json"), r#"{"key":"a","extra":1}"#)).unwrap_err();
         assert_eq!(e.message(), "The request is invalid: unknown field `extra`.");
+    }
+
+    /// serde reads `["a"]` as `Probe { key: "a" }`: the parser must refuse every body that is
+    /// not an object before `T` sees it, on every body-taking entry point.
+    #[test]
+    fn only_a_json_object_is_a_body() {
+        let not_objects = [
+            r#"["a"]"#,
+            r#" ["a"]"#,
+            "\n\t[\"a\"]",
+            r#"[["a"]]"#,
+            r#"[{"key":"a"}]"#,
+            r#"[]"#,
+            r#""a""#,
+            "1",
+            "-0.5e3",
+            "null",
+            "true",
+            "false",
+        ];
+        for body in not_objects {
+            let e = json_body::<Probe>(&request(Some("application/json"), body)).unwrap_err();
+            assert_eq!(
+                (e.code(), e.message().as_str()),
+                ("invalid_request", "The request is invalid: the body must be a JSON object."),
+                "{body}"
+            );
+            let e = optional_json_body::<Probe>(&request(None, body)).unwrap_err();
+            assert_eq!(e.code(), "invalid_request", "{body}");
+            let e = optional_typed_json_body::<Probe>(&request(Some("application/json"), body)).unwrap_err();
+            assert_eq!(e.code(), "invalid_request", "{body}");
+        }
+        // A value that is an object still parses, with leading JSON whitespace.
+        assert!(json_body::<Probe>(&request(Some("application/json"), " \r\n\t{\"key\":\"a\"}")).is_ok());
+        assert!(optional_json_body::<Probe>(&request(None, r#"{"key":"a"}"#)).unwrap().is_some());
+        // Empty stays what it was for each route kind: an error where a body is required,
+        // "no body" where it is optional.
+        assert_eq!(json_body::<Probe>(&request(Some("application/json"), "")).unwrap_err().code(), "invalid_request");
+        assert!(optional_json_body::<Probe>(&request(None, "  ")).unwrap().is_none());
+        assert!(optional_typed_json_body::<Probe>(&request(None, "")).unwrap().is_none());
     }
 
     #[test]

@@ -123,14 +123,21 @@ fn check_origins(key_type: KeyType, origins: &[String], signed: bool) -> Result<
     if key_type == KeyType::Secret && (!origins.is_empty() || signed) {
         return Err(KeyError::PublishableOnly);
     }
-    for entry in origins {
-        match origin::check_pattern(entry) {
-            Ok(()) => {}
-            Err(OriginPatternError::Malformed) => return Err(KeyError::InvalidOrigin(entry.clone())),
-            Err(e) => return Err(KeyError::RefusedOrigin(entry.clone(), e)),
-        }
-    }
     Ok(())
+}
+
+/// Allowlist entries being set, as they are stored: each in the form a browser sends
+/// (`origin::check_pattern`). Entries already on record are not re-checked: they keep
+/// matching what they matched, and a stricter rule does not block an unrelated change.
+fn stored_origins(origins: &[String]) -> Result<Vec<String>, KeyError> {
+    origins
+        .iter()
+        .map(|entry| match origin::check_pattern(entry) {
+            Ok(stored) => Ok(stored),
+            Err(OriginPatternError::Malformed) => Err(KeyError::InvalidOrigin(entry.clone())),
+            Err(e) => Err(KeyError::RefusedOrigin(entry.clone(), e)),
+        })
+        .collect()
 }
 
 /// What an audit event records of a key's fields (never its hash or secret).
@@ -159,6 +166,7 @@ impl App {
         by: &Manager<'_>,
     ) -> Result<Issued, KeyError> {
         check_origins(key_type, &options.allowed_origins, options.require_signed_user_id)?;
+        let allowed_origins = stored_origins(&options.allowed_origins)?;
         let mut scopes = grant_scopes(key_type, options.scopes.as_deref())?;
         if let (Some(caller), None) = (by.caller, &options.scopes) {
             // Defaults never exceed what the caller holds.
@@ -180,7 +188,7 @@ impl App {
             primary_token,
             tier,
             scopes,
-            allowed_origins: options.allowed_origins,
+            allowed_origins,
             hmac_secret: options.require_signed_user_id.then(HmacSecret::generate),
             require_signed_user_id: options.require_signed_user_id,
             label: options.label,
@@ -265,7 +273,7 @@ impl App {
                 by.may_grant(&new.scopes, new.tier)?;
             }
             if let Some(origins) = &patch.allowed_origins {
-                new.allowed_origins = origins.clone();
+                new.allowed_origins = stored_origins(origins)?;
             }
             if let Some(signed) = patch.require_signed_user_id {
                 new.require_signed_user_id = signed;

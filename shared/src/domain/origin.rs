@@ -33,7 +33,9 @@ pub fn is_valid_pattern(pattern: &str) -> bool {
 /// show it to its author, like hatchctl, add it themselves).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum OriginPatternError {
-    #[error("an allowed origin must be http(s)://host[:port] or https://*.domain")]
+    #[error(
+        "an allowed origin must be http(s)://host[:port] (a valid host name or IP address, a port from 1 to 65535, nothing after it) or https://*.domain"
+    )]
     Malformed,
     #[error(
         "an allowed origin's wildcard must sit on a registrable domain, not a public suffix like *.com, *.co.uk or *.github.io"
@@ -41,38 +43,89 @@ pub enum OriginPatternError {
     PublicSuffixWildcard,
 }
 
+/// Longest host name DNS can carry (RFC 1035, in its dotted text form).
+const MAX_HOST_LEN: usize = 253;
+/// Longer entries are not origins (and are not worth parsing).
+const MAX_PATTERN_LEN: usize = 512;
+
 /// The one place that decides whether an allowlist entry may be set (key issuance, key
-/// management): the shape, and for a wildcard `*.REST`, that REST is a registrable domain
-/// or below it per the Public Suffix List (ICANN and private sections, `psl` crate), so
-/// `https://*.com`, `https://*.co.uk` and `https://*.github.io` are refused. A bare name
+/// management over HTTP, hatchctl), and the form it is stored in: the serialisation a
+/// browser sends as `Origin` (lower-case scheme and host, IDN as punycode, default port
+/// dropped), so `https://App.Example.com:443` is stored as `https://app.example.com` and
+/// matches what a browser on that site sends.
+///
+/// The text is parsed by the WHATWG URL rules (`url` crate), then held to what a browser
+/// could send: scheme `http` or `https`; a host that is an IP address or a DNS name of
+/// labels 1–63 letters, digits and hyphens (no leading or trailing hyphen, no empty label,
+/// so no trailing dot), at most 253 characters; a port 1–65535; nothing else. What the
+/// URL parser would silently drop or move (a path, `?`, `#`, credentials, whitespace, an
+/// empty `:`) is refused rather than dropped, so the customer sees that it is not an origin.
+///
+/// A wildcard `scheme://*.REST[:port]` needs REST to be a DNS name that is a registrable
+/// domain or below it per the Public Suffix List (ICANN and private sections, `psl` crate),
+/// so `https://*.com`, `https://*.co.uk` and `https://*.github.io` are refused. A bare name
 /// under an unknown TLD counts as a suffix (the list's default `*` rule): refused too.
-pub fn check_pattern(pattern: &str) -> Result<(), OriginPatternError> {
-    let Some((scheme, host)) = pattern.split_once("://") else {
-        return Err(OriginPatternError::Malformed);
+///
+/// Only the functions that set origins call this (create-key, update-key, hatchctl): the
+/// request path compares the stored form with the `Origin` header as text ([`matches`]).
+pub fn check_pattern(pattern: &str) -> Result<String, OriginPatternError> {
+    use OriginPatternError::Malformed;
+    if pattern.len() > MAX_PATTERN_LEN || pattern.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Malformed);
+    }
+    let (scheme, rest) = pattern.split_once("://").ok_or(Malformed)?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return Err(Malformed);
+    }
+    let (wildcard, authority) = match rest.strip_prefix("*.") {
+        Some(after) => (true, after),
+        None => (false, rest),
     };
-    let wildcard = host.strip_prefix("*.");
-    let host = wildcard.unwrap_or(host);
-    let well_formed = matches!(scheme, "http" | "https")
-        && !host.is_empty()
-        && !host.contains('*')
-        && !host.contains('/')
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
-    if !well_formed {
-        return Err(OriginPatternError::Malformed);
+    // The authority alone: a path, query, fragment, credentials or another `*` would be
+    // parsed (a bare `/`, or `\` which the URL rules read as `/`, would be silently dropped);
+    // `host:` with no port would be read as no port at all; `%` would be decoded.
+    if authority.is_empty() || authority.ends_with(':') || authority.contains(['/', '\\', '?', '#', '@', '*', '%']) {
+        return Err(Malformed);
     }
-    if let Some(rest) = wildcard {
-        let name = rest.split_once(':').map_or(rest, |(name, _port)| name).to_ascii_lowercase();
-        let name = name.strip_suffix('.').unwrap_or(&name);
-        if name.is_empty() || name.starts_with('.') || name.contains("..") {
-            return Err(OriginPatternError::Malformed);
-        }
-        // `domain_str` is the registrable domain (one label above the public suffix), or
-        // None when the name is itself a public suffix.
-        if psl::domain_str(name).is_none() {
-            return Err(OriginPatternError::PublicSuffixWildcard);
-        }
+    let url = url::Url::parse(&format!("{scheme}://{authority}")).map_err(|_| Malformed)?;
+    let nothing_else = url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    if !nothing_else || url.port() == Some(0) {
+        return Err(Malformed);
     }
-    Ok(())
+    let host = match url.host() {
+        Some(url::Host::Domain(name)) if is_dns_name(name) => name,
+        Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) if !wildcard => "",
+        _ => return Err(Malformed),
+    };
+    // "scheme://host[:port]", the default port dropped: what a browser puts in `Origin`.
+    let serialised = url.origin().ascii_serialization();
+    if !wildcard {
+        return Ok(serialised);
+    }
+    // `domain_str` is the registrable domain (one label above the public suffix), or
+    // None when the name is itself a public suffix.
+    if psl::domain_str(host).is_none() {
+        return Err(OriginPatternError::PublicSuffixWildcard);
+    }
+    let after_scheme = serialised.split_once("://").map_or("", |(_, a)| a);
+    Ok(format!("{scheme}://*.{after_scheme}"))
+}
+
+/// A host name as DNS carries it (already lower-case ASCII, IDN labels in punycode, from the
+/// URL parser): labels of 1–63 letters, digits and hyphens, none at either end of a label.
+fn is_dns_name(name: &str) -> bool {
+    name.len() <= MAX_HOST_LEN
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 #[cfg(test)]
@@ -110,6 +163,99 @@ mod tests {
         assert!(!is_valid_pattern("https://a.com/path"));
     }
 
+    /// The cases of the attack review, and what else a browser could never send.
+    #[test]
+    fn entries_that_are_not_origins_are_refused() {
+        for p in [
+            "https://...",
+            "https://a..b.com",
+            "https://-.-",
+            "https://example.com:99999",
+            "https://:",
+            "https://example.com:",
+            "https://example.com:0",
+            "https://example.com:65536",
+            "https://example.com.",
+            "https://-example.com",
+            "https://example-.com",
+            "https://exa_mple.com",
+            &format!("https://{}.com", "a".repeat(64)),
+            &format!("https://{}com", "a.".repeat(126)),
+            "https://example.com/",
+            "https://example.com/path",
+            "https://example.com?",
+            "https://example.com?q=1",
+            "https://example.com#",
+            "https://example.com#top",
+            "https://user@example.com",
+            "https://user:pw@example.com",
+            "https://example.com\\",
+            "https:\\\\example.com",
+            "https:example.com",
+            "https:/example.com",
+            " https://example.com",
+            "https://example.com ",
+            "https://exa\tmple.com",
+            "https://ex%61mple.com",
+            "https://",
+            "https://*.",
+            "https://*.1.2.3.4",
+            "https://*.[::1]",
+            "https://a.*.example.com",
+            "https://[::1",
+            "https://999.1.1.1",
+            "ftp://example.com",
+            "javascript://example.com",
+            "null",
+            "",
+        ] {
+            assert_eq!(check_pattern(p), Err(OriginPatternError::Malformed), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn entries_are_stored_as_a_browser_serialises_its_origin() {
+        for (entry, stored) in [
+            ("https://app.example.com", "https://app.example.com"),
+            ("https://App.Example.COM:443", "https://app.example.com"),
+            ("HTTPS://app.example.com", "https://app.example.com"),
+            ("http://app.example.com:80", "http://app.example.com"),
+            ("http://app.example.com:443", "http://app.example.com:443"),
+            ("https://app.example.com:80", "https://app.example.com:80"),
+            ("https://app.example.com:08443", "https://app.example.com:8443"),
+            ("http://localhost:3000", "http://localhost:3000"),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("https://[::1]", "https://[::1]"),
+            ("https://[0:0:0:0:0:0:0:1]:443", "https://[::1]"),
+            ("https://xn--bcher-kva.de", "https://xn--bcher-kva.de"),
+            ("https://b\u{fc}cher.de", "https://xn--bcher-kva.de"),
+            ("https://B\u{dc}CHER.de", "https://xn--bcher-kva.de"),
+            ("https://github.io", "https://github.io"),
+            (&format!("https://{}.com", "a".repeat(63)), &format!("https://{}.com", "a".repeat(63))),
+            ("https://*.example.com", "https://*.example.com"),
+            ("https://*.Example.COM:443", "https://*.example.com"),
+            ("http://*.example.com:80", "http://*.example.com"),
+            ("https://*.example.com:8443", "https://*.example.com:8443"),
+            ("https://*.b\u{fc}cher.de", "https://*.xn--bcher-kva.de"),
+        ] {
+            assert_eq!(check_pattern(entry).as_deref(), Ok(stored), "{entry:?}");
+            // Storing is idempotent: a stored entry set again is the same entry.
+            assert_eq!(check_pattern(stored).as_deref(), Ok(stored), "{stored:?}");
+        }
+    }
+
+    #[test]
+    fn a_normalised_entry_matches_the_browser_origin() {
+        let stored = check_pattern("https://App.Example.com:443").unwrap();
+        assert!(matches(&stored, "https://app.example.com"));
+        assert!(!matches(&stored, "https://app.example.com:443"), "a browser never sends the default port");
+        let stored = check_pattern("https://*.Example.com:443").unwrap();
+        assert!(matches(&stored, "https://shop.example.com"));
+        // Entries stored before normalisation keep matching what they matched: the host
+        // compares case-insensitively, as it always did.
+        assert!(matches("https://App.Example.com", "https://app.example.com"));
+    }
+
     #[test]
     fn wildcards_on_public_suffixes_are_refused() {
         for p in [
@@ -143,7 +289,7 @@ mod tests {
         assert_eq!(check_pattern("https://*.com"), Err(OriginPatternError::PublicSuffixWildcard));
         assert_eq!(check_pattern("https://*.github.io"), Err(OriginPatternError::PublicSuffixWildcard));
         assert_eq!(check_pattern("example.com"), Err(OriginPatternError::Malformed));
-        assert_eq!(check_pattern("https://*.example.co.uk"), Ok(()));
+        assert_eq!(check_pattern("https://*.example.co.uk").as_deref(), Ok("https://*.example.co.uk"));
         let api: crate::error::ApiError = OriginPatternError::PublicSuffixWildcard.into();
         assert_eq!((api.status(), api.code()), (400, "invalid_request"));
     }

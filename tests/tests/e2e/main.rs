@@ -16,6 +16,7 @@ mod load;
 mod local_api;
 mod rotation;
 mod routes;
+mod strict_input;
 mod token_attacks;
 mod tokens;
 mod validate;
