@@ -2,7 +2,7 @@
 //! (`createSecret`, `setSecret`, `testSecret`, `finishSecret`) with the rotation's
 //! `ClientRequestToken`. The steps themselves are `hatched::rotation`, which
 //! `hatchctl signing-key rotate` runs too. Not an HTTP endpoint: its `FUNCTION` is listed in
-//! `endpoints::OTHER_FUNCTIONS`.
+//! `functions::OTHER_FUNCTIONS`.
 
 pub use aws_lambda_events::secretsmanager::SecretsManagerSecretRotationEvent as RotationEvent;
 use hatched::App;

@@ -297,6 +297,17 @@ pub struct WidgetSession {
 }
 
 impl WidgetSession {
+    /// Does the session say what a token's claims say it does (a token is only as good as
+    /// its session)?
+    pub fn matches(&self, c: &SessionClaims) -> bool {
+        let scopes: Vec<&str> = self.scopes.iter().map(|x| x.as_str()).collect();
+        self.customer_id == c.cid
+            && self.environment == c.env
+            && self.buddy_id == c.bid
+            && self.user_id == c.sub
+            && scopes.join(" ") == c.scope
+    }
+
     /// Active at `now`: not revoked, not past expiry (with the token leeway).
     pub fn active_at(&self, now: UnixTime) -> bool {
         self.revoked_at.is_none() && now.secs() <= self.expires_at.secs().saturating_add(EXP_LEEWAY_SECS)

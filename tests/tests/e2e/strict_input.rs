@@ -196,7 +196,7 @@ async fn every_route_refuses_every_non_object_body_and_changes_nothing() {
     let before = table_state(&w.t).await;
     let mut failures = Vec::new();
     let mut n = 0;
-    for endpoint in endpoints::ENDPOINTS {
+    for endpoint in functions::ENDPOINTS {
         for body in NOT_OBJECTS {
             n += 1;
             if let Err(e) = w.refused_without_change(endpoint.method, endpoint.path, body, n).await {
@@ -207,7 +207,7 @@ async fn every_route_refuses_every_non_object_body_and_changes_nothing() {
     assert!(failures.is_empty(), "{} of {n} requests:\n{}", failures.len(), failures.join("\n"));
     assert_eq!(table_state(&w.t).await, before, "the table, less rate windows and last_used_at");
     assert_eq!(w.t.introspect(&w.session_token).await.body["active"], true, "the session survived");
-    println!("non-object bodies: {n} requests over {} routes, each 400, no change", endpoints::ENDPOINTS.len());
+    println!("non-object bodies: {n} requests over {} routes, each 400, no change", functions::ENDPOINTS.len());
 }
 
 /// Arbitrary non-object JSON (any depth, objects nested inside arrays, leading whitespace)
@@ -263,13 +263,13 @@ fn arbitrary_non_object_bodies_are_refused_on_every_route() {
         1 => nested.prop_map(|v| v.to_string()),
         1 => ("[ \t\n\r]{1,3}", "\\[|\"|-?[0-9]|n|t|f").prop_map(|(ws, start)| format!("{ws}{start}")),
     ];
-    let routes = endpoints::ENDPOINTS.len();
+    let routes = functions::ENDPOINTS.len();
     let mut runner = TestRunner::new(Config { cases: 8 * routes as u32, ..Config::default() });
     let n = std::sync::atomic::AtomicUsize::new(10_000);
     runner
         .run(&(body, 0..routes), |(body, route)| {
             let n = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let endpoint = endpoints::ENDPOINTS[route];
+            let endpoint = functions::ENDPOINTS[route];
             // A route without a body ignores an object (only a non-object is malformed there).
             prop_assume!(!(matches!(endpoint.method, "GET" | "DELETE") && body.trim_start().starts_with('{')));
             let refused = rt.block_on(w.refused_without_change(endpoint.method, endpoint.path, &body, n));
