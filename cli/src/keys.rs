@@ -124,7 +124,7 @@ async fn issue(app: &App, args: IssueArgs, by: &Manager<'_>) -> Result<Output> {
         allowed_origins: args.allowed_origins,
         require_signed_user_id: args.require_signed_user_id,
     };
-    let issued = match app.issue_key(&args.customer, args.key_type, args.env, options, by).await {
+    let issued = match app.keys.issue_key(&args.customer, args.key_type, args.env, options, by).await {
         Err(KeyError::NoCustomer(c)) => bail!("no customer {c}: create it with `hatchctl customers create`"),
         other => other?,
     };
@@ -150,7 +150,7 @@ fn issued_output(key: &ApiKey, record: &KeyRecord, hmac_secret: Option<&str>) ->
 }
 
 async fn revoke(app: &App, prefix: &KeyPrefix, sessions: bool, by: &Manager<'_>) -> Result<Output> {
-    let revoked = app.revoke_key(prefix, by).await.map_err(not_found(prefix))?;
+    let revoked = app.keys.revoke_key(prefix, by).await.map_err(not_found(prefix))?;
     let at = revoked.revoked_at.context("revocation not recorded")?.rfc3339();
     let mut out = Output::new(
         json!({ "prefix": revoked.prefix, "revoked_at": at }),
@@ -158,7 +158,7 @@ async fn revoke(app: &App, prefix: &KeyPrefix, sessions: bool, by: &Manager<'_>)
     );
     if sessions {
         let subject = SessionSubject::Key(revoked.prefix.clone());
-        let before = app.revoke_sessions(&revoked.customer_id, revoked.environment, &subject, by).await?;
+        let before = app.keys.revoke_sessions(&revoked.customer_id, revoked.environment, &subject, by).await?;
         out.json["sessions_revoked_before"] = Value::from(before.rfc3339());
         out.text.push_str(&format!("\nits sessions issued until {} are revoked", before.rfc3339()));
     }
@@ -167,7 +167,7 @@ async fn revoke(app: &App, prefix: &KeyPrefix, sessions: bool, by: &Manager<'_>)
 
 async fn rotate(app: &App, prefix: &KeyPrefix, grace_hours: u32, by: &Manager<'_>) -> Result<Output> {
     let (Issued { key, record, .. }, old) =
-        app.roll_key(prefix, i64::from(grace_hours) * 3600, by).await.map_err(not_found(prefix))?;
+        app.keys.roll_key(prefix, i64::from(grace_hours) * 3600, by).await.map_err(not_found(prefix))?;
     let expires = old.expires_at.context("the old key has no expiry")?.rfc3339();
     let mut out = issued_output(&key, &record, None);
     out.json["old_prefix"] = Value::from(old.prefix.as_str());
@@ -184,7 +184,7 @@ async fn update(app: &App, args: UpdateArgs, by: &Manager<'_>) -> Result<Output>
         require_signed_user_id: args.require_signed_user_id,
     };
     let prefix = &args.prefix.0;
-    let (record, secret) = app.update_key(prefix, &patch, by).await.map_err(not_found(prefix))?;
+    let (record, secret) = app.keys.update_key(prefix, &patch, by).await.map_err(not_found(prefix))?;
     let mut out = Output::new(
         json!({ "prefix": record.prefix, "label": record.label, "scopes": record.scopes,
                 "allowed_origins": record.allowed_origins, "require_signed_user_id": record.require_signed_user_id }),

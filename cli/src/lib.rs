@@ -257,8 +257,8 @@ async fn signing_key(app: &App, cmd: SigningKeyCommand) -> Result<Output> {
     };
     match cmd {
         SigningKeyCommand::Create => {
-            let created = hatched::rotation::create_first(app).await?;
-            let (kid, keys) = hatched::rotation::show(app).await?;
+            let created = app.rotation.create_first().await?;
+            let (kid, keys) = app.rotation.show().await?;
             let text = if created { "signing key set created" } else { "signing secret already exists" };
             Ok(Output::new(
                 json!({ "created": created, "kid": kid, "keys": keys }),
@@ -271,7 +271,7 @@ async fn signing_key(app: &App, cmd: SigningKeyCommand) -> Result<Output> {
                 (true, false) => RotationMode::Force,
                 (false, false) => RotationMode::Scheduled,
             };
-            let rotated = hatched::rotation::rotate(app, mode).await?;
+            let rotated = app.rotation.rotate(mode).await?;
             let previous: Vec<&str> = rotated
                 .keys
                 .iter()
@@ -285,7 +285,7 @@ async fn signing_key(app: &App, cmd: SigningKeyCommand) -> Result<Output> {
             ))
         }
         SigningKeyCommand::Show => {
-            let (kid, keys) = hatched::rotation::show(app).await?;
+            let (kid, keys) = app.rotation.show().await?;
             Ok(Output::new(json!({ "kid": kid, "keys": keys }), format!("current kid {kid}\n{}", keys_text(&keys))))
         }
     }
@@ -301,7 +301,7 @@ async fn revoke_sessions(app: &App, args: SessionsRevokeArgs) -> Result<Output> 
     };
     require_customer(app, &args.customer).await?;
     let by = hatched::keys::Manager::operator();
-    let before = app.revoke_sessions(&args.customer, args.env, &subject, &by).await?.rfc3339();
+    let before = app.keys.revoke_sessions(&args.customer, args.env, &subject, &by).await?.rfc3339();
     Ok(Output::new(
         json!({ "revoked_before": before, "match": { subject.field(): subject.value() } }),
         format!("sessions of {} {} issued until {before} are revoked", subject.field(), subject.value()),

@@ -74,7 +74,7 @@ impl Seed {
     }
 
     pub async fn key(&self, key_type: KeyType, env: Environment, options: KeyOptions) -> Result<Issued> {
-        Ok(self.app.issue_key(&self.customer, key_type, env, options, &hatched::keys::Manager::operator()).await?)
+        Ok(self.app.keys.issue_key(&self.customer, key_type, env, options, &hatched::keys::Manager::operator()).await?)
     }
 
     fn buddy_args(&self, env: Environment, buddy: &str) -> Result<BuddyArgs> {
@@ -131,7 +131,7 @@ pub async fn demo(app: &App, customer: &str) -> Result<Demo> {
 /// `hatchctl seed-demo`: table, signing key and the demo world, as JSON.
 pub async fn seed_demo(app: &App, customer: &str) -> Result<crate::Output> {
     app.store.create_table().await?;
-    hatched::rotation::create_first(app).await?;
+    app.rotation.create_first().await?;
     app.sealer.create_secret().await?;
     let demo = demo(app, customer).await.context("seeding the demo world")?;
     let json = serde_json::to_value(&demo)?;

@@ -6,6 +6,7 @@
 //! request is denied — a bad key is never downgraded to anonymous. Budget: one key read with
 //! the rate count beside it; a malformed key costs no DynamoDB call at all.
 
+use hatched::auth::AuthError;
 use hatched::domain::ratelimit::RateLimitStatus;
 use hatched::endpoint::Function;
 use hatched::handler::{log_request, serving};
@@ -81,16 +82,19 @@ pub async fn handle(app: &App, req: AuthorizerRequest) -> AuthorizerResponse {
 async fn decide(app: &App, req: AuthorizerRequest) -> AuthorizerResponse {
     let ctx = RequestCtx::from_gateway(&req.request_context, &req.headers);
     let verdict = match bearer_key_in(&req.headers) {
-        Err(ApiError::MissingKey) => match app.count_anonymous(&ctx).await {
+        Err(AuthError::MissingKey) => match app.auth.count_anonymous(&ctx).await {
             Ok(ip) if ip.allowed => Ok(Context::anonymous(&ip)),
             Ok(ip) => Err(ApiError::RateLimited { retry_after_secs: ip.reset_in_secs }),
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         },
         // Present but malformed: decided from the key's shape alone, never anonymous.
-        Err(malformed) => Err(malformed),
-        Ok(key) => {
-            app.check_key(&key, &ctx, ctx.origin.as_deref()).await.map(|c| Context::key(&c)).map_err(|r| r.error)
-        }
+        Err(malformed) => Err(malformed.into()),
+        Ok(key) => app
+            .auth
+            .check_key(&key, &ctx, ctx.origin.as_deref())
+            .await
+            .map(|c| Context::key(&c))
+            .map_err(|r| r.error.into()),
     };
     let mut response = AuthorizerResponse::default();
     match verdict {

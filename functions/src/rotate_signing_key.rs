@@ -9,7 +9,7 @@ use hatched::App;
 use hatched::domain::signing_keys::RotationMode;
 use hatched::endpoint::Function;
 use hatched::handler::serving;
-use hatched::rotation::{Step, run_step};
+use hatched::rotation::Step;
 use hatched::signing::SigningError;
 
 pub const FUNCTION: Function = Function { function: "rotate-signing-key" };
@@ -30,11 +30,11 @@ pub enum RotationError {
 pub async fn handle(app: &App, event: RotationEvent) -> Result<String, RotationError> {
     serving(FUNCTION.function, async {
         let step = Step::parse(&event.step).ok_or(RotationError::UnknownStep)?;
-        let configured = app.signer.secret_id()?;
+        let configured = app.rotation.secret_id()?;
         if !same_secret(configured, &event.secret_id) {
             return Err(RotationError::OtherSecret);
         }
-        Ok(run_step(app, &event.secret_id, step, &event.client_request_token, RotationMode::Scheduled).await?)
+        Ok(app.rotation.run_step(&event.secret_id, step, &event.client_request_token, RotationMode::Scheduled).await?)
     })
     .await
 }

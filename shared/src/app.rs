@@ -11,12 +11,17 @@ use aws_smithy_http_client::ConnectorBuilder;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 
+use crate::auth::Auth;
 use crate::domain::ratelimit::IpBlock;
 use crate::domain::time::Clock;
+use crate::keys::Keys;
+use crate::rotation::Rotation;
 use crate::sealing::Sealer;
 use crate::secrets::Secrets;
 use crate::signing::{Signer, Verifier};
 use crate::store::Store;
+use crate::tokens::Tokens;
+use crate::unlock::Unlocks;
 
 /// Environment variable naming the DynamoDB table.
 pub const TABLE_ENV: &str = "HATCHED_TABLE";
@@ -74,9 +79,15 @@ impl TlsRoots {
     }
 }
 
-/// Everything a handler needs besides the request.
+/// Everything a handler needs besides the request: the services it calls. The parts they are
+/// built from stay reachable for operators (`hatchctl`) and tests; handlers use the services.
 #[derive(Debug, Clone)]
 pub struct App {
+    pub auth: Auth,
+    pub keys: Keys,
+    pub unlocks: Unlocks,
+    pub tokens: Tokens,
+    pub rotation: Rotation,
     pub store: Store,
     pub clock: Clock,
     /// Every Secrets Manager call goes through this.
@@ -164,13 +175,28 @@ impl App {
         let clock = Clock::default();
         let store = Store::new(dynamo, settings.table);
         let secrets = Secrets::new(secrets);
+        let verifier = Arc::new(Verifier::new(store.clone(), clock.clone()));
+        let signer = Arc::new(Signer::new(secrets.clone(), settings.signing_secret, clock.clone()));
+        let sealer = Arc::new(Sealer::new(secrets.clone(), settings.data_key_secret));
+        let ip_block: Arc<IpBlock> = Arc::default();
         App {
-            verifier: Arc::new(Verifier::new(store.clone(), clock.clone())),
+            auth: Auth::new(store.clone(), clock.clone(), ip_block.clone(), sealer.clone()),
+            keys: Keys::new(store.clone(), clock.clone(), sealer.clone()),
+            unlocks: Unlocks::new(store.clone(), clock.clone()),
+            tokens: Tokens::new(
+                store.clone(),
+                clock.clone(),
+                signer.clone(),
+                verifier.clone(),
+                settings.issuer.clone(),
+            ),
+            rotation: Rotation::new(store.clone(), secrets.clone(), signer.clone(), verifier.clone(), clock.clone()),
             store,
-            signer: Arc::new(Signer::new(secrets.clone(), settings.signing_secret, clock.clone())),
-            sealer: Arc::new(Sealer::new(secrets.clone(), settings.data_key_secret)),
+            verifier,
+            signer,
+            sealer,
             secrets,
-            ip_block: Arc::default(),
+            ip_block,
             clock,
             issuer: settings.issuer,
         }

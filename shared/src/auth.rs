@@ -1,16 +1,51 @@
 //! Authentication shared by every keyed endpoint: one consistent key read with the
 //! rate-window count running concurrently, then the record's verdicts in a fixed order.
 
-use crate::app::App;
+use std::sync::Arc;
+
 use crate::domain::UnixTime;
 use crate::domain::audit::Actor;
+use crate::domain::ratelimit::IpBlock;
 use crate::domain::ratelimit::{Counted, RateLimitStatus};
+use crate::domain::time::Clock;
 use crate::domain::token::{SignedUser, user_signature_valid};
 use crate::domain::{ANONYMOUS_PER_MINUTE, ApiKey, BuddyId, KeyRecord, KeyType, LAST_USED_RESOLUTION_SECS, Scope};
-use crate::error::ApiError;
-use crate::http::{RequestCtx, bearer_key};
+use crate::domain::{KeyFormatError, KeyRejection};
 use crate::keys::Manager;
-use lambda_http::Request;
+use crate::sealing::{Sealer, SealingError};
+use crate::store::{Store, StoreError};
+
+/// Who is calling, as far as authentication cares: the request id (for the audit trail), the
+/// source IP (anonymous budgets) and the `Origin` header (publishable keys' allowlists). The
+/// web edge builds it from the event (`crate::http`).
+#[derive(Debug, Clone)]
+pub struct RequestCtx {
+    pub request_id: String,
+    pub source_ip: String,
+    pub origin: Option<String>,
+}
+
+/// The authentication service: the key check, rate windows, refusals, signed user ids.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    store: Store,
+    clock: Clock,
+    /// Source IPs over their anonymous limit, as this instance has seen.
+    ip_block: Arc<IpBlock>,
+    /// The data key that opens HMAC secrets (signed user ids), loaded on first use.
+    sealer: Arc<Sealer>,
+}
+
+impl Auth {
+    pub fn new(store: Store, clock: Clock, ip_block: Arc<IpBlock>, sealer: Arc<Sealer>) -> Auth {
+        Auth { store, clock, ip_block, sealer }
+    }
+
+    /// An over-limit IP gets its 429 before any work is done (the instance remembers it).
+    pub fn blocked(&self, ctx: &RequestCtx) -> Option<RateLimitStatus> {
+        self.ip_block.refusal(&ctx.source_ip, self.clock.now())
+    }
+}
 
 /// An authenticated caller: the key's record and where it stands in its rate window.
 #[derive(Debug, Clone)]
@@ -46,15 +81,59 @@ impl Caller {
     }
 }
 
+/// Why a caller is refused (the web edge maps each to its API.md code).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no Authorization header")]
+    MissingKey,
+    #[error("malformed key: {0}")]
+    InvalidKeyFormat(#[from] KeyFormatError),
+    #[error("no such key")]
+    UnknownKey,
+    #[error("key revoked")]
+    Revoked,
+    #[error("key expired")]
+    Expired,
+    #[error("origin not allowed")]
+    OriginNotAllowed,
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("a publishable key on a secret-only endpoint")]
+    PublishableKey,
+    #[error("missing scope {0}")]
+    InsufficientScope(Scope),
+    #[error("invalid user signature")]
+    InvalidUserSignature,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Sealing(#[from] SealingError),
+}
+
+impl From<KeyRejection> for AuthError {
+    fn from(r: KeyRejection) -> AuthError {
+        match r {
+            KeyRejection::Revoked => AuthError::Revoked,
+            KeyRejection::Expired => AuthError::Expired,
+        }
+    }
+}
+
+impl AuthError {
+    fn limited(status: &RateLimitStatus) -> AuthError {
+        AuthError::RateLimited { retry_after_secs: status.reset_in_secs }
+    }
+}
+
 /// A refusal, with the rate window when the key was far enough along to be counted.
 #[derive(Debug)]
 pub struct Rejected {
-    pub error: ApiError,
+    pub error: AuthError,
     pub rate: Option<RateLimitStatus>,
 }
 
-impl From<ApiError> for Rejected {
-    fn from(error: ApiError) -> Rejected {
+impl From<AuthError> for Rejected {
+    fn from(error: AuthError) -> Rejected {
         Rejected { error, rate: None }
     }
 }
@@ -74,27 +153,27 @@ pub enum Access {
 }
 
 impl Access {
-    pub fn check(self, record: &KeyRecord) -> Result<(), ApiError> {
+    pub fn check(self, record: &KeyRecord) -> Result<(), AuthError> {
         match self {
             Access::Anonymous | Access::Authorized => Ok(()),
-            Access::SecretOnly(_) if record.key_type == KeyType::Publishable => Err(ApiError::PublishableKeyScope),
+            Access::SecretOnly(_) if record.key_type == KeyType::Publishable => Err(AuthError::PublishableKey),
             Access::SecretOnly(scope) | Access::Scoped(scope) => require_scopes(record, &[scope]),
         }
     }
 }
 
 /// The first of `scopes` the key lacks is `insufficient_scope`.
-pub fn require_scopes(record: &KeyRecord, scopes: &[Scope]) -> Result<(), ApiError> {
+pub fn require_scopes(record: &KeyRecord, scopes: &[Scope]) -> Result<(), AuthError> {
     match scopes.iter().find(|s| !record.has_scope(**s)) {
-        Some(missing) => Err(ApiError::InsufficientScope(*missing)),
+        Some(missing) => Err(AuthError::InsufficientScope(*missing)),
         None => Ok(()),
     }
 }
 
-impl App {
+impl Auth {
     /// Counts a request without a usable key against its source IP. An IP this instance has
     /// already seen over its limit this minute is refused without another write.
-    pub async fn count_anonymous(&self, ctx: &RequestCtx) -> Result<RateLimitStatus, ApiError> {
+    pub async fn count_anonymous(&self, ctx: &RequestCtx) -> Result<RateLimitStatus, AuthError> {
         let now = self.clock.now();
         if let Some(refused) = self.ip_block.refusal(&ctx.source_ip, now) {
             return Ok(refused);
@@ -107,9 +186,9 @@ impl App {
 
     /// A refusal of a call without a usable key: counted against the source IP, and a 429
     /// instead once the IP is over its limit.
-    pub async fn refuse_anonymous(&self, ctx: &RequestCtx, error: ApiError) -> Rejected {
+    pub async fn refuse_anonymous(&self, ctx: &RequestCtx, error: AuthError) -> Rejected {
         match self.count_anonymous(ctx).await {
-            Ok(ip) if !ip.allowed => ApiError::RateLimited { retry_after_secs: ip.reset_in_secs }.into(),
+            Ok(ip) if !ip.allowed => AuthError::limited(&ip).into(),
             Ok(_) => error.into(),
             Err(unavailable) => unavailable.into(),
         }
@@ -118,7 +197,7 @@ impl App {
     /// A request the key itself refuses (`origin_not_allowed`, `invalid_user_signature`)
     /// never spends the key's budget: its count is given back, and the source IP's anonymous
     /// window counts it instead (one more write, on the refused path only).
-    pub async fn refuse_for_key(&self, count: &KeyCount, ctx: &RequestCtx, error: ApiError) -> Rejected {
+    pub async fn refuse_for_key(&self, count: &KeyCount, ctx: &RequestCtx, error: AuthError) -> Rejected {
         let counted = Counted::key(&count.hash, count.key_type, &ctx.source_ip);
         let (refund, refusal) =
             futures::join!(self.store.uncount_request(&counted, count.counted_at), self.refuse_anonymous(ctx, error));
@@ -136,30 +215,29 @@ impl App {
         let counted = Counted::key(&hash, key.kind().key_type(), &ctx.source_ip);
         let (record, count) = if self.ip_block.refusal(&ctx.source_ip, now).is_some() {
             // An IP over its anonymous limit: read first, so an unknown key costs no write.
-            match self.store.get_key(&hash).await.map_err(ApiError::from)? {
-                None => return Err(self.refuse_anonymous(ctx, ApiError::InvalidKey).await),
+            match self.store.get_key(&hash).await.map_err(AuthError::from)? {
+                None => return Err(self.refuse_anonymous(ctx, AuthError::UnknownKey).await),
                 Some(record) => (Some(record), self.store.count_request(&counted, now).await),
             }
         } else {
             let (record, count) = futures::join!(self.store.get_key(&hash), self.store.count_request(&counted, now));
-            (record.map_err(ApiError::from)?, count)
+            (record.map_err(AuthError::from)?, count)
         };
         let Some(record) = record else {
             // Unknown keys cost a read: hold them to the anonymous per-IP limit.
-            return Err(self.refuse_anonymous(ctx, ApiError::InvalidKey).await);
+            return Err(self.refuse_anonymous(ctx, AuthError::UnknownKey).await);
         };
-        let rate = RateLimitStatus::decide(record.tier.per_minute(), count.map_err(ApiError::from)?, now);
+        let rate = RateLimitStatus::decide(record.tier.per_minute(), count.map_err(AuthError::from)?, now);
         let caller = Caller { record, rate, counted_at: now };
         if let Err(r) = caller.record.usable_at(now) {
             // A dead key spends no budget; its caller's IP pays, as for an unknown key.
             return Err(self.refuse_for_key(&caller.key_count(), ctx, r.into()).await);
         }
         if !caller.record.origin_allowed(origin) {
-            return Err(self.refuse_for_key(&caller.key_count(), ctx, ApiError::OriginNotAllowed).await);
+            return Err(self.refuse_for_key(&caller.key_count(), ctx, AuthError::OriginNotAllowed).await);
         }
         if !caller.rate.allowed {
-            let error = ApiError::RateLimited { retry_after_secs: caller.rate.reset_in_secs };
-            return Err(Rejected { error, rate: Some(caller.rate) });
+            return Err(Rejected { error: AuthError::limited(&caller.rate), rate: Some(caller.rate) });
         }
         if caller.record.last_used_is_stale(now) {
             // Bookkeeping only: a failure here must not fail an otherwise good request.
@@ -173,8 +251,13 @@ impl App {
 
     /// The whole gate of a keyed endpoint: `Authorization` → key checks → access rule.
     /// Calls without a usable key count against the caller's IP.
-    pub async fn authenticate(&self, req: &Request, ctx: &RequestCtx, access: Access) -> Result<Caller, Rejected> {
-        let key = match bearer_key(req) {
+    pub async fn authenticate(
+        &self,
+        key: Result<ApiKey, AuthError>,
+        ctx: &RequestCtx,
+        access: Access,
+    ) -> Result<Caller, Rejected> {
+        let key = match key {
             Ok(key) => key,
             Err(error) => return Err(self.refuse_anonymous(ctx, error).await),
         };
@@ -184,7 +267,7 @@ impl App {
     }
 }
 
-impl App {
+impl Auth {
     /// Keys that require signed user ids must prove their customer's backend vouched for
     /// this user acting for `buddy` (API.md "Signed user ids"). Fails closed: a key that
     /// requires them with no (or an unopenable) secret on record refuses every such request.
@@ -193,21 +276,21 @@ impl App {
         record: &KeyRecord,
         proof: Option<&SignedUser>,
         buddy: &BuddyId,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AuthError> {
         if !record.require_signed_user_id {
             return Ok(());
         }
         let (Some(proof), Some(sealed)) = (proof, record.hmac_secret.as_ref()) else {
-            return Err(ApiError::InvalidUserSignature);
+            return Err(AuthError::InvalidUserSignature);
         };
         let Some(secret) = self.sealer.key().await?.open(sealed, &record.key_hash) else {
             tracing::error!(prefix = %record.prefix, "the key's sealed HMAC secret does not open");
-            return Err(ApiError::InvalidUserSignature);
+            return Err(AuthError::InvalidUserSignature);
         };
         let now = self.clock.now();
         match user_signature_valid(&secret, &proof.user_id, buddy, proof.user_id_ts, &proof.user_id_sig, now) {
             true => Ok(()),
-            false => Err(ApiError::InvalidUserSignature),
+            false => Err(AuthError::InvalidUserSignature),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use crate::auth::AuthError;
 use crate::aws::AwsFailure;
 use crate::domain::origin::OriginPatternError;
 use crate::domain::token::{ScopeError, TtlOutOfRange};
@@ -11,6 +12,7 @@ use crate::keys::KeyError;
 use crate::sealing::SealingError;
 use crate::signing::SigningError;
 use crate::store::StoreError;
+use crate::tokens::TokenError;
 use crate::unlock::UnlockError;
 
 #[derive(Debug, thiserror::Error)]
@@ -210,6 +212,36 @@ impl From<StoreError> for ApiError {
             StoreError::Aws(aws) => aws.into(),
             StoreError::Contended | StoreError::Exhausted(_) => ApiError::Unavailable(e.to_string()),
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> ApiError {
+        match e {
+            AuthError::MissingKey => ApiError::MissingKey,
+            AuthError::InvalidKeyFormat(e) => ApiError::InvalidKeyFormat(e),
+            AuthError::UnknownKey => ApiError::InvalidKey,
+            AuthError::Revoked => ApiError::KeyRevoked,
+            AuthError::Expired => ApiError::KeyExpired,
+            AuthError::OriginNotAllowed => ApiError::OriginNotAllowed,
+            AuthError::RateLimited { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
+            AuthError::PublishableKey => ApiError::PublishableKeyScope,
+            AuthError::InsufficientScope(scope) => ApiError::InsufficientScope(scope),
+            AuthError::InvalidUserSignature => ApiError::InvalidUserSignature,
+            AuthError::Store(e) => e.into(),
+            AuthError::Sealing(e) => e.into(),
+        }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> ApiError {
+        match e {
+            TokenError::BuddyNotFound => ApiError::BuddyNotFound,
+            TokenError::SessionNotFound => ApiError::SessionNotFound,
+            TokenError::Signing(e) => e.into(),
+            TokenError::Store(e) => e.into(),
         }
     }
 }

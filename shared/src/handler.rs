@@ -7,10 +7,10 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
 use crate::App;
-use crate::auth::{Caller, Rejected};
+use crate::auth::{AuthError, Caller, Rejected};
 use crate::endpoint::Endpoint;
 use crate::error::ApiError;
-use crate::http::{Reply, RequestCtx};
+use crate::http::{Reply, RequestCtx, bearer_key};
 
 tokio::task_local! {
     /// The function whose request this task is serving (its log lines and, in the tests, the
@@ -43,9 +43,9 @@ where
 {
     serving(endpoint.function, async move {
         let ctx = RequestCtx::of(&req);
-        let caller = match app.authenticate(&req, &ctx, endpoint.access).await {
+        let caller = match app.auth.authenticate(bearer_key(&req), &ctx, endpoint.access).await {
             Ok(caller) => caller,
-            Err(rejected) => return finish(&ctx, endpoint, None, Err(rejected)),
+            Err(rejected) => return finish(&ctx, endpoint, None, Err(rejected.into())),
         };
         let (prefix, rate) = (caller.record.prefix.clone(), caller.rate.clone());
         let count = caller.key_count();
@@ -53,8 +53,10 @@ where
         let response = match Box::pin(story(caller, req)).await {
             Ok(body) => Ok(Reply::new(&ctx).with_rate(Some(&rate)).json(endpoint.status, &body)),
             // A refused signature must not spend the key's budget (API.md "Keys").
-            Err(error @ ApiError::InvalidUserSignature) => Err(app.refuse_for_key(&count, &ctx, error).await),
-            Err(error) => Err(Rejected { error, rate: Some(rate.clone()) }),
+            Err(ApiError::InvalidUserSignature) => {
+                Err(app.auth.refuse_for_key(&count, &ctx, AuthError::InvalidUserSignature).await.into())
+            }
+            Err(error) => Err(Refusal { error, rate: Some(rate.clone()) }),
         };
         finish(&ctx, endpoint, Some(prefix.as_str()), response)
     })
@@ -77,13 +79,14 @@ where
     serving(endpoint.function, async move {
         let ctx = RequestCtx::of(&req);
         // An address already over its limit gets its 429 before any work is done.
-        if let Some(ip) = app.ip_block.refusal(&ctx.source_ip, app.clock.now()) {
+        if let Some(ip) = app.auth.blocked(&ctx) {
             let error = ApiError::RateLimited { retry_after_secs: ip.reset_in_secs };
             return finish(&ctx, endpoint, None, Err(error.into()));
         }
-        let (window, result) = futures::join!(app.count_anonymous(&ctx), Box::pin(story(req)));
+        let (window, result) = futures::join!(app.auth.count_anonymous(&ctx), Box::pin(story(req)));
         let response = match (window, result) {
-            (Err(error), _) | (_, Err(error)) => Err(error.into()),
+            (Err(error), _) => Err(ApiError::from(error).into()),
+            (_, Err(error)) => Err(error.into()),
             (Ok(ip), _) if !ip.allowed => Err(ApiError::RateLimited { retry_after_secs: ip.reset_in_secs }.into()),
             (Ok(_), Ok(body)) => Ok(Reply::new(&ctx).json_cacheable(&body, cache_control)),
         };
@@ -92,15 +95,33 @@ where
     .await
 }
 
+/// A refusal as answered: the API.md error, with the key's rate window where it was counted.
+struct Refusal {
+    error: ApiError,
+    rate: Option<crate::domain::ratelimit::RateLimitStatus>,
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Refusal {
+        Refusal { error, rate: None }
+    }
+}
+
+impl From<Rejected> for Refusal {
+    fn from(r: Rejected) -> Refusal {
+        Refusal { error: r.error.into(), rate: r.rate }
+    }
+}
+
 fn finish(
     ctx: &RequestCtx,
     endpoint: &Endpoint,
     prefix: Option<&str>,
-    response: Result<Response<Body>, Rejected>,
+    response: Result<Response<Body>, Refusal>,
 ) -> Response<Body> {
     let (mut response, code) = match response {
         Ok(response) => (response, None),
-        Err(Rejected { error, rate }) => (Reply::new(ctx).with_rate(rate.as_ref()).error(&error), Some(error.code())),
+        Err(Refusal { error, rate }) => (Reply::new(ctx).with_rate(rate.as_ref()).error(&error), Some(error.code())),
     };
     if endpoint.browser {
         crate::http::add_cors(&mut response);

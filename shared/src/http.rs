@@ -8,6 +8,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::auth::AuthError;
 use crate::domain::ApiKey;
 use crate::domain::ratelimit::RateLimitStatus;
 use crate::error::ApiError;
@@ -20,13 +21,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 #[derive(Debug, Clone, Copy)]
 pub struct UndecodableBody;
 
-/// What every handler knows about the call besides its body.
-#[derive(Debug, Clone)]
-pub struct RequestCtx {
-    pub request_id: String,
-    pub source_ip: String,
-    pub origin: Option<String>,
-}
+pub use crate::auth::RequestCtx;
 
 impl RequestCtx {
     pub fn of(req: &Request) -> RequestCtx {
@@ -67,19 +62,19 @@ fn header_text<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
 }
 
 /// The key from `Authorization: Bearer <key>` (scheme case-insensitive).
-pub fn bearer_key(req: &Request) -> Result<ApiKey, ApiError> {
+pub fn bearer_key(req: &Request) -> Result<ApiKey, AuthError> {
     bearer_key_in(req.headers())
 }
 
 /// [`bearer_key`] from a header map (an authorizer's request has no body to go with it).
-pub fn bearer_key_in(headers: &HeaderMap) -> Result<ApiKey, ApiError> {
+pub fn bearer_key_in(headers: &HeaderMap) -> Result<ApiKey, AuthError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(ApiError::MissingKey);
+        return Err(AuthError::MissingKey);
     };
-    let text = value.to_str().map_err(|_| ApiError::InvalidKeyFormat(crate::domain::KeyFormatError::Charset))?;
+    let text = value.to_str().map_err(|_| AuthError::InvalidKeyFormat(crate::domain::KeyFormatError::Charset))?;
     let (scheme, key) = text.split_once(' ').unwrap_or((text, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(ApiError::InvalidKeyFormat(crate::domain::KeyFormatError::UnknownPrefix));
+        return Err(AuthError::InvalidKeyFormat(crate::domain::KeyFormatError::UnknownPrefix));
     }
     Ok(ApiKey::parse(key)?)
 }
@@ -434,8 +429,8 @@ mod tests {
             assert_eq!(bearer_key(&req).unwrap(), key);
         }
         let basic = http::Request::builder().header("authorization", "Basic abc").body(Body::Empty).unwrap();
-        assert_eq!(bearer_key(&basic).unwrap_err().code(), "invalid_key_format");
+        assert_eq!(ApiError::from(bearer_key(&basic).unwrap_err()).code(), "invalid_key_format");
         let none = http::Request::builder().body(Body::Empty).unwrap();
-        assert_eq!(bearer_key(&none).unwrap_err().code(), "missing_key");
+        assert_eq!(ApiError::from(bearer_key(&none).unwrap_err()).code(), "missing_key");
     }
 }

@@ -6,18 +6,60 @@
 
 use std::collections::BTreeSet;
 
-use crate::App;
+use std::sync::Arc;
+
 use crate::domain::audit::{Actor, AuditAction, AuditEvent, Changes};
 use crate::domain::origin::{self, OriginPatternError};
+use crate::domain::time::Clock;
 use crate::domain::token::SessionSubject;
 use crate::domain::token::revocation_needed;
 use crate::domain::{
     ApiKey, CustomerId, Environment, HmacSecret, KeyKind, KeyPrefix, KeyRecord, KeyType, Scope, ScopeGrantError, Tier,
     TokenKey, UnixTime, grant_scopes,
 };
+use crate::sealing::Sealer;
 use crate::sealing::SealingError;
-use crate::store::StoreError;
+use crate::store::Store;
 use crate::store::retry::{self, Attempt, Exhausted};
+use crate::store::{AuditPage, KeyPage, StoreError};
+
+/// The key management service.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    store: Store,
+    clock: Clock,
+    /// The data key sealing HMAC secrets, loaded on first use.
+    sealer: Arc<Sealer>,
+}
+
+impl Keys {
+    pub fn new(store: Store, clock: Clock, sealer: Arc<Sealer>) -> Keys {
+        Keys { store, clock, sealer }
+    }
+
+    /// One page of the caller's customer's keys in its environment, newest first.
+    pub async fn page(
+        &self,
+        customer: &CustomerId,
+        env: Environment,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<KeyPage, KeyError> {
+        Ok(self.store.list_keys_page(customer, env, limit, after).await?)
+    }
+
+    /// One page of a customer environment's audit events (or one target's), newest first.
+    pub async fn audit_page(
+        &self,
+        customer: &CustomerId,
+        env: Environment,
+        target: Option<&str>,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<AuditPage, KeyError> {
+        Ok(self.store.list_audit(customer, env, target, limit, after).await?)
+    }
+}
 
 /// What a new key may be issued with besides its customer, type and environment.
 #[derive(Debug, Clone, Default)]
@@ -155,7 +197,7 @@ fn key_changes(old: Option<&KeyRecord>, new: &KeyRecord) -> Changes {
         .field("revoked_at", old.and_then(|o| time(o.revoked_at)), time(new.revoked_at))
 }
 
-impl App {
+impl Keys {
     /// Issues a key; over HTTP, in the caller's customer and environment and within its rights.
     pub async fn issue_key(
         &self,

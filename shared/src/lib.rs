@@ -22,6 +22,7 @@ pub mod secrets;
 pub mod signing;
 pub mod store;
 pub mod telemetry;
+pub mod tokens;
 pub mod unlock;
 pub mod views;
 

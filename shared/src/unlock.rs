@@ -14,12 +14,44 @@
 //!    back off and retry. Attempts are bounded by the one retry helper ([`retry::attempts`]),
 //!    then 503.
 
-use crate::App;
+use crate::domain::CustomerId;
 use crate::domain::gate::{BuddyRef, Gate, Unlock, UnlockPlan};
+use crate::domain::time::Clock;
 use crate::domain::{GateKey, TokenKey};
 use crate::store::SpendOutcome;
+use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::retry::{self, Attempt, Exhausted};
+
+/// The gates service: the exactly-once unlock, and what a buddy has unlocked.
+#[derive(Debug, Clone)]
+pub struct Unlocks {
+    store: Store,
+    clock: Clock,
+}
+
+impl Unlocks {
+    pub fn new(store: Store, clock: Clock) -> Unlocks {
+        Unlocks { store, clock }
+    }
+
+    /// The customer's gates, sorted by gate key.
+    pub async fn gates(&self, customer: &CustomerId) -> Result<Vec<Gate>, UnlockError> {
+        Ok(self.store.list_gates(customer).await?)
+    }
+
+    /// Every unlock of the buddy, sorted by gate key (the buddy must exist).
+    pub async fn unlocks_of(&self, buddy: &BuddyRef) -> Result<Vec<Unlock>, UnlockError> {
+        let (exists, unlocks) = tokio::join!(
+            self.store.buddy_exists(&buddy.customer, buddy.env, &buddy.buddy),
+            self.store.list_unlocks(buddy)
+        );
+        match exists? {
+            true => Ok(unlocks?),
+            false => Err(UnlockError::BuddyNotFound),
+        }
+    }
+}
 
 /// The answer to an unlock request.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,7 +84,7 @@ impl From<Exhausted> for UnlockError {
     }
 }
 
-impl App {
+impl Unlocks {
     /// Spends the gate's cost of `primary` from the buddy's balance and records the unlock,
     /// exactly once. `request_id` identifies this request's own spend across retries.
     pub async fn unlock_gate(

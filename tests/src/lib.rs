@@ -77,7 +77,7 @@ impl TestApp {
             settings,
         );
         app.store.create_table().await.expect("create test table");
-        hatched::rotation::create_first(&app).await.expect("create signing key set");
+        app.rotation.create_first().await.expect("create signing key set");
         app.sealer.create_secret().await.expect("create data key secret");
         calls.clear();
         TestApp { app, calls }

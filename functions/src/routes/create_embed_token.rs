@@ -2,13 +2,13 @@
 //! Secret keys, or publishable keys with `embed_tokens:create` (and, where the key
 //! requires it, an HMAC-signed user id). Budget: the key read and the buddy read.
 
-use hatched::domain::key::random_base62;
 use hatched::domain::time::rfc3339;
-use hatched::domain::token::{EMBED_MODE, EMBED_TTL, EmbedClaims, SignedUser, Subject};
+use hatched::domain::token::{EMBED_MODE, EMBED_TTL, SignedUser, Subject};
 use hatched::domain::{BuddyId, Scope, UnixTime, UserId};
 use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::json_body;
+use hatched::tokens::Minted;
 use hatched::lambda_http::{Body, Request, Response};
 use hatched::{Access, ApiError, App, Caller};
 use serde::de::IgnoredAny;
@@ -63,27 +63,22 @@ async fn mint(app: &App, caller: Caller, req: Request) -> Result<MintedEmbed, Ap
         return Err(ApiError::ScopesNotAllowed);
     }
     let ttl = EMBED_TTL.pick(body.ttl_seconds)?;
-    let now = app.clock.now();
     let proof = match (body.user_id_sig, body.user_id_ts) {
         (Some(user_id_sig), Some(user_id_ts)) => {
             Some(SignedUser { user_id: body.user_id.clone(), user_id_sig, user_id_ts })
         }
         _ => None,
     };
-    app.check_signed_user(&caller.record, proof.as_ref(), &body.buddy_id).await?;
+    app.auth.check_signed_user(&caller.record, proof.as_ref(), &body.buddy_id).await?;
     let record = caller.record;
-    if !app.store.buddy_exists(&record.customer_id, record.environment, &body.buddy_id).await? {
-        return Err(ApiError::BuddyNotFound);
-    }
     let who =
         Subject { customer: record.customer_id, env: record.environment, buddy: body.buddy_id, user: body.user_id };
-    let claims = EmbedClaims::new(&app.issuer, &who, random_base62(24), now, ttl);
-    let token = app.signer.ring().await?.current.sign(&claims)?;
+    let Minted { token, minted: claims } = app.tokens.mint_embed(who, ttl).await?;
     Ok(MintedEmbed {
         token,
         expires_at: UnixTime::from_secs(claims.exp),
-        buddy_id: who.buddy,
-        user_id: who.user,
+        buddy_id: claims.bid,
+        user_id: claims.sub,
         mode: EMBED_MODE,
     })
 }

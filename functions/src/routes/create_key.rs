@@ -63,7 +63,7 @@ async fn create(app: &App, caller: Caller, req: Request) -> Result<Created, ApiE
         require_signed_user_id: body.require_signed_user_id,
     };
     let record = &caller.record;
-    let issued = app.issue_key(&record.customer_id, body.key_type, record.environment, options, &by).await?;
+    let issued = app.keys.issue_key(&record.customer_id, body.key_type, record.environment, options, &by).await?;
     Ok(Created {
         key: issued.key.expose().to_owned(),
         hmac_secret: issued.hmac_secret.map(|s| s.expose().to_owned()),

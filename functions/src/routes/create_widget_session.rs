@@ -3,14 +3,14 @@
 
 use hatched::domain::time::rfc3339;
 use hatched::domain::token::{
-    SESSION_MODE, SESSION_TTL, SessionClaims, Subject, WidgetScope, WidgetSession, widget_scopes,
+    SESSION_MODE, SESSION_TTL, Subject, WidgetScope, widget_scopes,
 };
 use hatched::domain::{BuddyId, Scope, SessionId, UnixTime, UserId};
 use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::json_body;
+use hatched::tokens::Minted;
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::CreateSessionError;
 use hatched::{Access, ApiError, App, Caller};
 use serde::{Deserialize, Serialize};
 
@@ -54,33 +54,13 @@ async fn mint(app: &App, caller: Caller, req: Request) -> Result<MintedSession, 
     let body: MintRequest = json_body(&req)?;
     let scopes = widget_scopes(body.scopes.as_deref())?;
     let ttl = SESSION_TTL.pick(body.ttl_seconds)?;
-    // The id names the minting key, so a bulk revocation by key finds its sessions.
-    let (now, session_id) = (app.clock.now(), SessionId::minted_by(&caller.record.prefix));
     let who = Subject {
         customer: caller.record.customer_id,
         env: caller.record.environment,
         buddy: body.buddy_id,
         user: body.user_id,
     };
-    // Sign before writing: a signing failure must leave no session behind.
-    let claims = SessionClaims::new(&app.issuer, &who, &session_id, &scopes, now, ttl);
-    let token = app.signer.ring().await?.current.sign(&claims)?;
-    let session = WidgetSession {
-        session_id,
-        customer_id: who.customer,
-        environment: who.env,
-        buddy_id: who.buddy,
-        user_id: who.user,
-        scopes,
-        created_at: now,
-        expires_at: now.plus_secs(ttl),
-        revoked_at: None,
-        minted_by: Some(caller.record.prefix.clone()),
-    };
-    app.store.create_session(&session).await.map_err(|e| match e {
-        CreateSessionError::BuddyNotFound => ApiError::BuddyNotFound,
-        CreateSessionError::Store(e) => e.into(),
-    })?;
+    let Minted { token, minted: session } = app.tokens.mint_session(who, scopes, ttl, &caller.record.prefix).await?;
     Ok(MintedSession {
         session_id: session.session_id,
         token,

@@ -25,6 +25,6 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 async fn get(app: &App, caller: Caller, req: Request) -> Result<KeyView, ApiError> {
     no_body(&req)?;
     let prefix = path_param(&req, "prefix", KeyPrefix::parse_id)?;
-    let record = app.managed_key(&prefix, &caller.manager(&RequestCtx::of(&req))).await?;
+    let record = app.keys.managed_key(&prefix, &caller.manager(&RequestCtx::of(&req))).await?;
     Ok(KeyView::from(&record))
 }

@@ -4,7 +4,7 @@
 //! table: this function has no access to the signing secret.
 
 use hatched::auth::Access;
-use hatched::domain::token::{SessionSubject, TokenClaims, WidgetScope, WidgetSession};
+use hatched::domain::token::TokenClaims;
 use hatched::endpoint::Endpoint;
 use hatched::handler::anonymous;
 use hatched::http::json_body;
@@ -56,11 +56,8 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 
 async fn introspect(app: &App, req: Request) -> Result<Introspection, ApiError> {
     let body: IntrospectRequest = json_body(&req)?;
-    let verified = app.verifier.verify(&body.token, &app.issuer).await?;
-    let now = app.clock.now();
-    let claims = match verified {
-        Some(claims) if claims.current_at(now) => claims,
-        _ => return Ok(Introspection::Inactive { active: false }),
+    let Some(claims) = app.tokens.introspect(&body.token).await? else {
+        return Ok(Introspection::Inactive { active: false });
     };
     let active = match claims {
         TokenClaims::Embed(c) => Active {
@@ -75,40 +72,18 @@ async fn introspect(app: &App, req: Request) -> Result<Introspection, ApiError> 
             exp: c.exp,
             iat: c.iat,
         },
-        TokenClaims::Session(c) => {
-            // A session token is only as good as its session: revoked (one by one or in bulk),
-            // missing or expired (TTL deletes lazily) means inactive. One read for all of it.
-            let subjects = [SessionSubject::User(c.sub.clone()), SessionSubject::Buddy(c.bid.clone())]
-                .into_iter()
-                .chain(c.sid.minting_key(c.env).map(SessionSubject::Key))
-                .collect::<Vec<_>>();
-            let (session, markers) = app.store.session_with_markers(&c.sid, &c.cid, c.env, &subjects).await?;
-            let live = |s: &WidgetSession| s.active_at(now) && matches_claims(s, &c) && s.survives(&markers);
-            if !session.as_ref().is_some_and(live) {
-                return Ok(Introspection::Inactive { active: false });
-            }
-            Active {
-                active: true,
-                token_type: "widget_session",
-                customer_id: c.cid.to_string(),
-                environment: c.env.to_string(),
-                buddy_id: c.bid.to_string(),
-                user_id: c.sub.to_string(),
-                scopes: Some(c.scope.split(' ').map(str::to_owned).collect()),
-                session_id: Some(c.sid.to_string()),
-                exp: c.exp,
-                iat: c.iat,
-            }
-        }
+        TokenClaims::Session(c) => Active {
+            active: true,
+            token_type: "widget_session",
+            customer_id: c.cid.to_string(),
+            environment: c.env.to_string(),
+            buddy_id: c.bid.to_string(),
+            user_id: c.sub.to_string(),
+            scopes: Some(c.scope.split(' ').map(str::to_owned).collect()),
+            session_id: Some(c.sid.to_string()),
+            exp: c.exp,
+            iat: c.iat,
+        },
     };
     Ok(Introspection::Active(Box::new(active)))
-}
-
-fn matches_claims(s: &WidgetSession, c: &hatched::domain::token::SessionClaims) -> bool {
-    let scopes: Vec<&str> = s.scopes.iter().map(|x: &WidgetScope| x.as_str()).collect();
-    s.customer_id == c.cid
-        && s.environment == c.env
-        && s.buddy_id == c.bid
-        && s.user_id == c.sub
-        && scopes.join(" ") == c.scope
 }

@@ -21,7 +21,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     anonymous(app, req, &ENDPOINT, "public, max-age=300", |req| async move {
         no_body(&req)?;
-        Ok(app.verifier.keys().await?.jwks())
+        Ok(app.tokens.jwks().await?)
     })
     .await
 }

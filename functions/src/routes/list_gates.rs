@@ -29,6 +29,6 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 
 async fn list(app: &App, caller: Caller, req: Request) -> Result<Gates, ApiError> {
     no_body(&req)?;
-    let gates = app.store.list_gates(&caller.record.customer_id).await?;
+    let gates = app.unlocks.gates(&caller.record.customer_id).await?;
     Ok(Gates { gates: gates.into_iter().map(GateView::from).collect() })
 }

@@ -35,6 +35,6 @@ async fn list(app: &App, caller: Caller, req: Request) -> Result<Keys, ApiError>
     no_body(&req)?;
     let (limit, after) = page_params(&req, is_keys_sort_key)?;
     let record = &caller.record;
-    let page = app.store.list_keys_page(&record.customer_id, record.environment, limit, after.as_deref()).await?;
+    let page = app.keys.page(&record.customer_id, record.environment, limit, after.as_deref()).await?;
     Ok(Keys { keys: page.keys.iter().map(KeyView::from).collect(), next_cursor: page.next_cursor })
 }

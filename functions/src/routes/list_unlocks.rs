@@ -33,11 +33,6 @@ async fn list(app: &App, caller: Caller, req: Request) -> Result<Unlocks, ApiErr
     no_body(&req)?;
     let buddy = path_param(&req, "buddy_id", BuddyId::parse)?;
     let buddy = BuddyRef { customer: caller.record.customer_id, env: caller.record.environment, buddy };
-    // Both reads at once: the buddy's existence decides 404 vs an empty list.
-    let (exists, unlocks) =
-        tokio::join!(app.store.buddy_exists(&buddy.customer, buddy.env, &buddy.buddy), app.store.list_unlocks(&buddy));
-    if !exists? {
-        return Err(ApiError::BuddyNotFound);
-    }
-    Ok(Unlocks { unlocks: unlocks?.into_iter().map(UnlockView::from).collect() })
+    let unlocks = app.unlocks.unlocks_of(&buddy).await?;
+    Ok(Unlocks { unlocks: unlocks.into_iter().map(UnlockView::from).collect() })
 }

@@ -36,7 +36,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 async fn revoke(app: &App, caller: Caller, req: Request) -> Result<Revoked, ApiError> {
     no_body(&req)?;
     let prefix = path_param(&req, "prefix", KeyPrefix::parse_id)?;
-    let record = app.revoke_key(&prefix, &caller.manager(&RequestCtx::of(&req))).await?;
+    let record = app.keys.revoke_key(&prefix, &caller.manager(&RequestCtx::of(&req))).await?;
     let revoked_at = record.revoked_at.ok_or_else(|| ApiError::Internal("revoked_at missing after revoke".into()))?;
     Ok(Revoked { prefix: record.prefix, revoked: true, revoked_at })
 }

@@ -8,7 +8,6 @@ use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::{no_body, path_param};
 use hatched::lambda_http::{Body, Request, Response};
-use hatched::store::StoreError;
 use hatched::{Access, ApiError, App, Caller};
 use serde::Serialize;
 
@@ -37,12 +36,7 @@ async fn revoke(app: &App, caller: Caller, req: Request) -> Result<Revoked, ApiE
     no_body(&req)?;
     let session_id = path_param(&req, "session_id", SessionId::parse)?;
     let record = &caller.record;
-    let session =
-        match app.store.revoke_session(&session_id, &record.customer_id, record.environment, app.clock.now()).await {
-            Ok(session) => session,
-            Err(StoreError::NotFound) => return Err(ApiError::SessionNotFound),
-            Err(e) => return Err(e.into()),
-        };
+    let session = app.tokens.revoke_session(&session_id, &record.customer_id, record.environment).await?;
     let revoked_at = session.revoked_at.ok_or_else(|| ApiError::Internal("revoked_at missing after revoke".into()))?;
     Ok(Revoked { session_id, revoked: true, revoked_at })
 }

@@ -56,7 +56,7 @@ async fn revoke(app: &App, caller: Caller, req: Request) -> Result<Revoked, ApiE
     };
     let record = &caller.record;
     let by = caller.manager(&RequestCtx::of(&req));
-    let revoked_before = app.revoke_sessions(&record.customer_id, record.environment, &subject, &by).await?;
+    let revoked_before = app.keys.revoke_sessions(&record.customer_id, record.environment, &subject, &by).await?;
     let matched = Map::from_iter([(subject.field().to_owned(), Value::from(subject.value()))]);
     Ok(Revoked { revoked_before, matched })
 }

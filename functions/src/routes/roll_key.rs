@@ -51,7 +51,7 @@ async fn roll(app: &App, caller: Caller, req: Request) -> Result<Rolled, ApiErro
     }
     let prefix = path_param(&req, "prefix", KeyPrefix::parse_id)?;
     let by = caller.manager(&RequestCtx::of(&req));
-    let (issued, previous) = app.roll_key(&prefix, grace, &by).await?;
+    let (issued, previous) = app.keys.roll_key(&prefix, grace, &by).await?;
     Ok(Rolled {
         key: issued.key.expose().to_owned(),
         hmac_secret: issued.hmac_secret.map(|s| s.expose().to_owned()),

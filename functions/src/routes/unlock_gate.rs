@@ -47,10 +47,10 @@ async fn unlock(app: &App, caller: Caller, req: Request) -> Result<Unlocked, Api
     let buddy = path_param(&req, "buddy_id", BuddyId::parse)?;
     let gate_key = path_param(&req, "gate_key", GateKey::parse)?;
     let record = caller.record;
-    app.check_signed_user(&record, proof.as_ref(), &buddy).await?;
+    app.auth.check_signed_user(&record, proof.as_ref(), &buddy).await?;
     let buddy = BuddyRef { customer: record.customer_id, env: record.environment, buddy };
     let request_id = RequestCtx::of(&req).request_id;
-    let result = app.unlock_gate(&buddy, &gate_key, &record.primary_token, &request_id).await?;
+    let result = app.unlocks.unlock_gate(&buddy, &gate_key, &record.primary_token, &request_id).await?;
     Ok(Unlocked {
         already_unlocked: result.already_unlocked,
         balance: Balance { token_key: result.gate.token_key.clone(), amount: result.balance },

@@ -60,6 +60,6 @@ async fn update(app: &App, caller: Caller, req: Request) -> Result<Updated, ApiE
         require_signed_user_id: body.require_signed_user_id,
     };
     let by = caller.manager(&RequestCtx::of(&req));
-    let (record, secret) = app.update_key(&prefix, &patch, &by).await?;
+    let (record, secret) = app.keys.update_key(&prefix, &patch, &by).await?;
     Ok(Updated { record: KeyView::from(&record), hmac_secret: secret.map(|s| s.expose().to_owned()) })
 }

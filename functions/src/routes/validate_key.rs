@@ -40,37 +40,40 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 async fn answer(app: &App, req: Request) -> Response<Body> {
     let ctx = RequestCtx::of(&req);
     let (prefix, verdict) = validate(app, &ctx, &req).await;
-    let outcome = verdict.as_ref().map_or_else(|r| r.error.code(), |_| "valid");
+    let outcome = verdict.as_ref().map_or_else(|(error, _)| error.code(), |_| "valid");
     tracing::info!(request_id = %ctx.request_id, function = ENDPOINT.function, prefix = prefix.as_ref().map(KeyPrefix::as_str), outcome, "key validated");
     match verdict {
         Ok(caller) => {
             Reply::new(&ctx).with_rate(Some(&caller.rate)).json(200, &Valid::new(&caller.record, &caller.rate))
         }
-        Err(Rejected { error, rate }) if is_verdict(&error) => Reply::new(&ctx)
+        Err((error, rate)) if is_verdict(&error) => Reply::new(&ctx)
             .with_rate(rate.as_ref())
             .with_retry_after(error.retry_after())
             .json(200, &Invalid { valid: false, code: error.code(), prefix }),
-        Err(Rejected { error, .. }) => Reply::new(&ctx).error(&error),
+        Err((error, _)) => Reply::new(&ctx).error(&error),
     }
 }
 
+/// A refusal as validate answers it: the API.md error, and the key's window where counted.
+type Verdict = Result<Caller, (ApiError, Option<RateLimitStatus>)>;
+
 /// Body → key format → record, rate window and origin → required scopes.
-async fn validate(app: &App, ctx: &RequestCtx, req: &Request) -> (Option<KeyPrefix>, Result<Caller, Rejected>) {
+async fn validate(app: &App, ctx: &RequestCtx, req: &Request) -> (Option<KeyPrefix>, Verdict) {
     let parsed = json_body::<ValidateRequest>(req).and_then(|b| parse_scopes(&b.required_scopes).map(|s| (b, s)));
     let (body, required) = match parsed {
         Ok(parsed) => parsed,
-        Err(e) => return (None, Err(e.into())),
+        Err(e) => return (None, Err((e, None))),
     };
     let (prefix, verdict) = match ApiKey::parse(&body.key) {
-        Ok(key) => (Some(key.prefix()), app.check_key(&key, ctx, body.origin.as_deref()).await),
+        Ok(key) => (Some(key.prefix()), app.auth.check_key(&key, ctx, body.origin.as_deref()).await),
         // A malformed key costs no database read; it counts against the caller's IP instead.
-        Err(format) => (display_prefix_of(&body.key), Err(app.refuse_anonymous(ctx, format.into()).await)),
+        Err(format) => (display_prefix_of(&body.key), Err(app.auth.refuse_anonymous(ctx, format.into()).await)),
     };
     let verdict = verdict.and_then(|caller| match require_scopes(&caller.record, &required) {
         Err(error) => Err(Rejected { error, rate: Some(caller.rate) }),
         Ok(()) => Ok(caller),
     });
-    (prefix, verdict)
+    (prefix, verdict.map_err(|r| (ApiError::from(r.error), r.rate)))
 }
 
 fn parse_scopes(texts: &[String]) -> Result<Vec<Scope>, ApiError> {

@@ -253,3 +253,28 @@ fn the_authorizer_guards_exactly_the_authorized_routes() {
     assert!(authorizer["Identity"]["Headers"].is_null(), "no identity source");
     assert_eq!(authorizer["Identity"]["ReauthorizeEvery"].as_u64(), Some(0), "no result cache");
 }
+
+/// Handlers tell their endpoint's story through the services (`app.auth`, `app.keys`,
+/// `app.unlocks`, `app.tokens`, `app.rotation`): none reaches the table, the secrets or the
+/// clock itself, so every rule of a service holds for every route that uses it.
+#[test]
+fn handlers_call_services_not_the_store() {
+    let dir = format!("{}/../functions/src", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(format!("{dir}/routes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .chain(["fallback.rs", "authorize.rs", "rotate_signing_key.rs"].map(|f| format!("{dir}/{f}").into()))
+        .collect();
+    files.sort();
+    let mut problems = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for part in ["store", "signer", "verifier", "sealer", "secrets", "clock", "ip_block"] {
+            if text.contains(&format!("app.{part}")) || text.contains(&format!("app\n        .{part}")) {
+                problems.push(format!("{} reaches app.{part}", file.display()));
+            }
+        }
+    }
+    assert!(files.len() > 20, "read every handler ({})", files.len());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

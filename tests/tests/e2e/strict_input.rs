@@ -94,7 +94,7 @@ async fn app_with_write_log() -> (TestApp, WriteLog) {
         settings,
     );
     app.store.create_table().await.expect("create test table");
-    hatched::rotation::create_first(&app).await.expect("create signing key set");
+    app.rotation.create_first().await.expect("create signing key set");
     app.sealer.create_secret().await.expect("create data key secret");
     Seed::customer(&app, "acme").await.expect("create customer");
     (TestApp { app, calls }, writes)
