@@ -107,13 +107,34 @@ pub fn check_pattern(pattern: &str) -> Result<String, OriginPatternError> {
     if !wildcard {
         return Ok(serialised);
     }
-    // `domain_str` is the registrable domain (one label above the public suffix), or
-    // None when the name is itself a public suffix.
-    if psl::domain_str(host).is_none() {
+    if is_public_suffix(host) {
         return Err(OriginPatternError::PublicSuffixWildcard);
     }
     let after_scheme = serialised.split_once("://").map_or("", |(_, a)| a);
     Ok(format!("{scheme}://*.{after_scheme}"))
+}
+
+/// The Public Suffix List (ICANN and private sections) as the `psl` crate ships it
+/// (`data/rules.txt` of psl 2.1.247, whose answers a test compares rule by rule), parsed on
+/// first use: only key issuance and PATCH with a wildcard ever need it.
+const PUBLIC_SUFFIX_LIST: &str = include_str!("../../data/public_suffix_list.txt");
+
+fn public_suffixes() -> &'static publicsuffix::List {
+    static LIST: std::sync::OnceLock<publicsuffix::List> = std::sync::OnceLock::new();
+    LIST.get_or_init(|| {
+        // The file holds rules only; the parser takes rules after a section marker.
+        let text = format!("// ===BEGIN ICANN DOMAINS===\n{PUBLIC_SUFFIX_LIST}");
+        text.parse().unwrap_or_default()
+    })
+}
+
+/// Is `name` a public suffix itself (no registrable domain: `com`, `co.uk`, `github.io`, or
+/// a bare name under an unknown TLD, by the list's default `*` rule)? A list that failed to
+/// parse (never, its test says) refuses every wildcard: fail closed.
+fn is_public_suffix(name: &str) -> bool {
+    use publicsuffix::Psl;
+    let list = public_suffixes();
+    list.is_empty() || list.domain(name.as_bytes()).is_none()
 }
 
 /// A host name as DNS carries it (already lower-case ASCII, IDN labels in punycode, from the
@@ -292,5 +313,29 @@ mod tests {
         assert_eq!(check_pattern("https://*.example.co.uk").as_deref(), Ok("https://*.example.co.uk"));
         let api: crate::error::ApiError = OriginPatternError::PublicSuffixWildcard.into();
         assert_eq!((api.status(), api.code()), (400, "invalid_request"));
+    }
+
+    /// The embedded list answers as the maintained `psl` crate does, for every rule in it
+    /// (the rule's own name, one and two labels below it, wildcards and exceptions included).
+    #[test]
+    fn the_embedded_list_agrees_with_the_psl_crate_rule_by_rule() {
+        use publicsuffix::Psl;
+        let list = public_suffixes();
+        assert!(!list.is_empty());
+        let mut checked = 0;
+        for rule in PUBLIC_SUFFIX_LIST.lines().filter(|l| !l.is_empty()) {
+            let base = rule.trim_start_matches('!').trim_start_matches("*.");
+            let Ok(base) = url::Url::parse(&format!("http://{base}/")).map(|u| u.host_str().unwrap_or("").to_owned())
+            else {
+                continue;
+            };
+            for name in [base.clone(), format!("x.{base}"), format!("a.x.{base}")] {
+                let ours = list.domain(name.as_bytes()).map(|d| d.as_bytes().to_vec());
+                let theirs = psl::domain(name.as_bytes()).map(|d| d.as_bytes().to_vec());
+                assert_eq!(ours, theirs, "{name}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 25_000, "{checked}");
     }
 }
