@@ -1,5 +1,5 @@
 //! The route list is the files in `src/routes/`: one module per file, and the `ENDPOINTS`
-//! (metadata) and `FUNCTIONS` (with handlers) statics over them, written to
+//! (metadata) and `ROUTES` (with handlers) statics over them, written to
 //! `$OUT_DIR/routes.rs` for `src/lib.rs` to include. Adding a route is adding a file; there is
 //! no list to keep by hand.
 
@@ -30,12 +30,11 @@ fn main() {
     for (name, _) in &names {
         writeln!(out, "    &{name}::ENDPOINT,").unwrap();
     }
-    writeln!(out, "];\n/// The same list with handlers, for the local API.\npub static FUNCTIONS: &[Function] = &[")
-        .unwrap();
+    writeln!(out, "];\n/// The same list with handlers, for the local API.\npub static ROUTES: &[Route] = &[").unwrap();
     for (name, _) in &names {
         writeln!(
             out,
-            "    Function {{ endpoint: &{name}::ENDPOINT, handle: |app, req| Box::pin({name}::handle(app, req)) }},"
+            "    Route {{ endpoint: &{name}::ENDPOINT, handle: |app, req| Box::pin({name}::handle(app, req)) }},"
         )
         .unwrap();
     }

@@ -1,13 +1,13 @@
 //! Every Lambda function of the stack, in one crate (as aws-samples/serverless-rust-demo):
 //! a route is a file `src/routes/<name>.rs` (its `ENDPOINT` and `handle`) and a one-line
 //! binary `src/bin/<name>.rs`; `build.rs` turns the files in `src/routes/` into the modules
-//! and the [`ENDPOINTS`] / [`FUNCTIONS`] lists, so no list of routes is kept by hand. The
+//! and the [`ENDPOINTS`] / [`ROUTES`] lists, so no list of routes is kept by hand. The
 //! functions no route reaches are the modules [`fallback`] (API Gateway's `$default`: the
 //! browser routes' preflights, 404 and 405, read from the list), [`authorize`] (the platform's
 //! Lambda authorizer) and [`rotate_signing_key`] (Secrets Manager's rotation function).
 //!
 //! Each binary links only its own handler: [`ENDPOINTS`] holds metadata, the handlers are
-//! reachable only through [`FUNCTIONS`] (the local API and the tests).
+//! reachable only through [`ROUTES`] (the local API and the tests).
 //!
 //! Also here: the API Gateway v2 event a request becomes (local API and tests).
 
@@ -24,8 +24,8 @@ pub mod authorize;
 pub mod fallback;
 pub mod rotate_signing_key;
 
-/// A function and the handler the local API calls for it.
-pub struct Function {
+/// A route: its endpoint and the handler the local API calls for it.
+pub struct Route {
     pub endpoint: &'static Endpoint,
     pub handle: Handler,
 }
@@ -80,7 +80,7 @@ pub fn route(method: &str, path: &str) -> Resolution<'static> {
 
 /// The handler of a routed endpoint.
 pub fn handler(endpoint: &Endpoint) -> Option<Handler> {
-    FUNCTIONS.iter().find(|f| f.endpoint == endpoint).map(|f| f.handle)
+    ROUTES.iter().find(|f| f.endpoint == endpoint).map(|f| f.handle)
 }
 
 /// An HTTP request as API Gateway receives it.

@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(v) => object(&v),
         Err(e) => assert!(matches!(e.status(), 400 | 413 | 415)),
     }
-    match hatched::http::optional_json_body::<serde_json::Value>(&req) {
+    match hatched::http::optional_untyped_json_body::<serde_json::Value>(&req) {
         Ok(v) => v.iter().for_each(object),
         Err(e) => assert!(matches!(e.status(), 400 | 413)),
     }
@@ -54,10 +54,10 @@ fuzz_target!(|data: &[u8]| {
     // these check the positional reading itself is unreachable through each entry point.
     for parsed in [
         hatched::http::json_body::<Positional>(&req).map(drop),
+        hatched::http::optional_untyped_json_body::<Positional>(&req).map(drop),
         hatched::http::optional_json_body::<Positional>(&req).map(drop),
-        hatched::http::optional_typed_json_body::<Positional>(&req).map(drop),
         hatched::http::no_body(&req),
-        hatched::http::optional_json_body::<IgnoredAny>(&req).map(drop),
+        hatched::http::optional_untyped_json_body::<IgnoredAny>(&req).map(drop),
     ] {
         if parsed.is_ok() {
             let bytes: &[u8] = req.body().as_ref();

@@ -132,7 +132,7 @@ where
 
 /// A route whose body is optional (the unlock): empty is `None`, anything else must be the
 /// JSON object `T`. Like the bodiless routes it ignores `Content-Type`.
-pub fn optional_json_body<T: DeserializeOwned>(req: &Request) -> Result<Option<T>, ApiError> {
+pub fn optional_untyped_json_body<T: DeserializeOwned>(req: &Request) -> Result<Option<T>, ApiError> {
     let bytes = body_bytes(req)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
@@ -169,7 +169,7 @@ pub fn query_param<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
 }
 
 /// A route whose body is optional and, when present, JSON with its media type (the roll).
-pub fn optional_typed_json_body<T: DeserializeOwned>(req: &Request) -> Result<Option<T>, ApiError> {
+pub fn optional_json_body<T: DeserializeOwned>(req: &Request) -> Result<Option<T>, ApiError> {
     if body_bytes(req)?.is_empty() { Ok(None) } else { json_body(req).map(Some) }
 }
 
@@ -177,7 +177,7 @@ pub fn optional_typed_json_body<T: DeserializeOwned>(req: &Request) -> Result<Op
 /// refuse oversize or undecodable bodies, and, like every route, a body that is not a JSON
 /// object (a DELETE with `[0]` is a malformed request, not a DELETE). An object is ignored.
 pub fn no_body(req: &Request) -> Result<(), ApiError> {
-    optional_json_body::<serde::de::IgnoredAny>(req).map(drop)
+    optional_untyped_json_body::<serde::de::IgnoredAny>(req).map(drop)
 }
 
 /// serde's messages can quote the offending value (which may be a key or token):
@@ -403,19 +403,19 @@ mod tests {
                 ("invalid_request", "The request is invalid: the body must be a JSON object."),
                 "{body}"
             );
-            let e = optional_json_body::<Probe>(&request(None, body)).unwrap_err();
+            let e = optional_untyped_json_body::<Probe>(&request(None, body)).unwrap_err();
             assert_eq!(e.code(), "invalid_request", "{body}");
-            let e = optional_typed_json_body::<Probe>(&request(Some("application/json"), body)).unwrap_err();
+            let e = optional_json_body::<Probe>(&request(Some("application/json"), body)).unwrap_err();
             assert_eq!(e.code(), "invalid_request", "{body}");
         }
         // A value that is an object still parses, with leading JSON whitespace.
         assert!(json_body::<Probe>(&request(Some("application/json"), " \r\n\t{\"key\":\"a\"}")).is_ok());
-        assert!(optional_json_body::<Probe>(&request(None, r#"{"key":"a"}"#)).unwrap().is_some());
+        assert!(optional_untyped_json_body::<Probe>(&request(None, r#"{"key":"a"}"#)).unwrap().is_some());
         // Empty stays what it was for each route kind: an error where a body is required,
         // "no body" where it is optional.
         assert_eq!(json_body::<Probe>(&request(Some("application/json"), "")).unwrap_err().code(), "invalid_request");
-        assert!(optional_json_body::<Probe>(&request(None, "  ")).unwrap().is_none());
-        assert!(optional_typed_json_body::<Probe>(&request(None, "")).unwrap().is_none());
+        assert!(optional_untyped_json_body::<Probe>(&request(None, "  ")).unwrap().is_none());
+        assert!(optional_json_body::<Probe>(&request(None, "")).unwrap().is_none());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use hatched::domain::{KeyPrefix, Scope};
 use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
-use hatched::http::{optional_typed_json_body, path_param};
+use hatched::http::{optional_json_body, path_param};
 use hatched::lambda_http::{Body, Request, Response};
 use hatched::views::KeyView;
 use hatched::{Access, ApiError, App, Caller, RequestCtx};
@@ -44,7 +44,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 }
 
 async fn roll(app: &App, caller: Caller, req: Request) -> Result<Rolled, ApiError> {
-    let body: RollRequest = optional_typed_json_body(&req)?.unwrap_or_default();
+    let body: RollRequest = optional_json_body(&req)?.unwrap_or_default();
     let grace = body.grace_seconds.unwrap_or(DEFAULT_GRACE_SECS);
     if !(0..=MAX_GRACE_SECS).contains(&grace) {
         return Err(ApiError::InvalidRequest(format!("grace_seconds must be from 0 to {MAX_GRACE_SECS}")));

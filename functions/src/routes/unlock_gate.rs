@@ -8,7 +8,7 @@ use hatched::domain::token::SignedUser;
 use hatched::domain::{BuddyId, GateKey, Scope, TokenKey};
 use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
-use hatched::http::{optional_json_body, path_param};
+use hatched::http::{optional_untyped_json_body, path_param};
 use hatched::lambda_http::{Body, Request, Response};
 use hatched::views::{GateView, UnlockView};
 use hatched::{Access, ApiError, App, Caller, RequestCtx};
@@ -43,7 +43,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 
 async fn unlock(app: &App, caller: Caller, req: Request) -> Result<Unlocked, ApiError> {
     // Empty, or a signed user id vouching for this buddy (required for keys that ask for one).
-    let proof: Option<SignedUser> = optional_json_body(&req)?;
+    let proof: Option<SignedUser> = optional_untyped_json_body(&req)?;
     let buddy = path_param(&req, "buddy_id", BuddyId::parse)?;
     let gate_key = path_param(&req, "gate_key", GateKey::parse)?;
     let record = caller.record;
