@@ -37,7 +37,10 @@ pub async fn handle(app: &App, event: RotationEvent) -> Result<String, RotationE
             return Err(RotationError::OtherSecret);
         }
         let token = &event.client_request_token;
-        Ok(app.rotation.run_step(&event.secret_id, step, token, RotationMode::Scheduled, Caller::SecretsManager).await?)
+        Ok(app
+            .rotation
+            .run_step(&event.secret_id, step, token, RotationMode::Scheduled, Caller::SecretsManager)
+            .await?)
     })
     .await
 }

@@ -160,7 +160,8 @@ impl Rotation {
         if *check == TokenCheck::Pending && secrets.get(id, Version::Id(token, AWSPENDING)).await?.is_some() {
             return Ok("pending set already created".into());
         }
-        let from = labelled(stages, AWSCURRENT).ok_or_else(|| broken("the signing secret has no AWSCURRENT version"))?;
+        let from =
+            labelled(stages, AWSCURRENT).ok_or_else(|| broken("the signing secret has no AWSCURRENT version"))?;
         // Read by version id: if AWSCURRENT moved since DescribeSecret, this read fails and the
         // step is retried, rather than record one version and build from another.
         let set = self.current_set(id, Some(from)).await?;
@@ -174,7 +175,10 @@ impl Rotation {
         if let TokenCheck::TakeOver { from: other } = check {
             // An emergency wins: the rotation in progress loses its label and stops at its
             // next step (and, if it already passed that check, at the version check).
-            tracing::warn!(discarded = other.as_str(), "emergency rotation takes AWSPENDING from a rotation in progress");
+            tracing::warn!(
+                discarded = other.as_str(),
+                "emergency rotation takes AWSPENDING from a rotation in progress"
+            );
             secrets.move_stage(id, AWSPENDING, None, Some(other)).await?;
         }
         let value = serde_json::to_string(&next).map_err(|e| broken(format!("key set: {e}")))?;

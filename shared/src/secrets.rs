@@ -8,9 +8,9 @@ use aws_sdk_secretsmanager::Client;
 
 use crate::aws::{AwsFailure, classify};
 
+use crate::domain::signing_keys::Stages;
 /// Secrets Manager's staging labels.
 pub use crate::domain::signing_keys::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
-use crate::domain::signing_keys::Stages;
 
 /// What `DescribeSecret` says of a secret's rotation.
 #[derive(Debug, Clone)]

@@ -222,14 +222,13 @@ impl PublicKeys {
             keys: keys
                 .iter()
                 .map(|k| {
-                    let published =
-                        PublishedKey {
-                            kid: k.kid.clone(),
-                            x: k.x.clone(),
-                            state: KeyState::Current,
-                            published_at: 0,
-                            stopped_at: None,
-                        };
+                    let published = PublishedKey {
+                        kid: k.kid.clone(),
+                        x: k.x.clone(),
+                        state: KeyState::Current,
+                        published_at: 0,
+                        stopped_at: None,
+                    };
                     (published, k.decoding.clone())
                 })
                 .collect(),

@@ -35,6 +35,14 @@ pub const PUBLISH_BEFORE_SIGNING_SECS: i64 = KEY_CACHE_SECS + JWKS_MAX_AGE_SECS 
 /// they are this old (since they were read); after that it fails closed (503) rather than
 /// sign with a key that may have been retired, in an emergency, since.
 pub const SIGNER_MAX_STALE_SECS: i64 = 900;
+// Checked when the crate compiles: the wait outlasts every cache of ours by a stated margin,
+// and the retention leeway covers a minting instance that signs with a demoted key as long as
+// it may hold it (a failed refresh included) plus `exp`'s 30 s leeway.
+const _: () = assert!(PUBLICATION_MARGIN_SECS >= 60);
+const _: () = assert!(PUBLISH_BEFORE_SIGNING_SECS >= KEY_CACHE_SECS + JWKS_MAX_AGE_SECS + PUBLICATION_MARGIN_SECS);
+const _: () = assert!(RETIRE_LEEWAY_SECS >= SIGNER_MAX_STALE_SECS + 30);
+const _: () = assert!(SIGNER_MAX_STALE_SECS > KEY_CACHE_SECS);
+
 /// The longest token lifetime (embed tokens).
 pub const LONGEST_TOKEN_SECS: i64 = 86_400;
 /// Slack past the longest lifetime: a warm minting instance signs with a key up to
@@ -306,9 +314,7 @@ impl KeySet {
         let mut keys: Vec<KeyEntry> = self
             .keys
             .iter()
-            .filter(|k| {
-                !(k.state == KeyState::Previous && KeySet::retires_at(k, published).is_some_and(|r| now >= r))
-            })
+            .filter(|k| !(k.state == KeyState::Previous && KeySet::retires_at(k, published).is_some_and(|r| now >= r)))
             .cloned()
             .collect();
         let new_standby = |mut k: KeyEntry| {
@@ -475,15 +481,10 @@ mod tests {
         fn rotate(&mut self, now: i64, mode: RotationMode) -> Outcome {
             let published = self.published.clone();
             let mut n = self.next;
-            let (set, outcome) = self.set.next(
-                now,
-                mode,
-                Some(&published),
-                || {
-                    n += 1;
-                    key(n - 1)
-                },
-            );
+            let (set, outcome) = self.set.next(now, mode, Some(&published), || {
+                n += 1;
+                key(n - 1)
+            });
             self.next = n;
             set.validate().unwrap();
             self.published = publish(&set, Some(&self.published), now);
@@ -605,15 +606,6 @@ mod tests {
         assert_eq!((b.published_at("k1"), b.published_at("k2")), (Some(10), Some(50)));
     }
     #[test]
-    fn the_publication_wait_outlasts_every_cache_of_ours_by_the_margin() {
-        assert!(PUBLICATION_MARGIN_SECS >= 60, "a stated, non-trivial margin");
-        assert!(PUBLISH_BEFORE_SIGNING_SECS >= KEY_CACHE_SECS + JWKS_MAX_AGE_SECS + PUBLICATION_MARGIN_SECS);
-        // The retention leeway covers a minting instance that signs with a demoted key as long
-        // as it may hold it (a failed refresh included), plus `exp` leeway.
-        assert!(RETIRE_LEEWAY_SECS >= SIGNER_MAX_STALE_SECS + 30);
-    }
-
-    #[test]
     fn retention_counts_from_the_finish_the_published_keys_record() {
         let mut w = World::new(0);
         // createSecret computed the set at `wait` (k1's stamp) but the rotation finished two
@@ -647,12 +639,17 @@ mod tests {
         use RotationMode::*;
         let idle = stages(&[("v0", &[AWSCURRENT]), ("old", &[AWSPREVIOUS])]);
         let busy = stages(&[("v0", &[AWSCURRENT]), ("r1", &[AWSPENDING])]);
-        let check = |caller, mode, creating, enabled, st: &Stages, token| check_token(caller, mode, creating, enabled, st, token);
+        let check = |caller, mode, creating, enabled, st: &Stages, token| {
+            check_token(caller, mode, creating, enabled, st, token)
+        };
         // Secrets Manager: rotation enabled, and only its own AWSPENDING version.
         assert_eq!(check(SecretsManager, Scheduled, true, false, &busy, "r1"), Err(ProtocolError::NotEnabled));
         assert_eq!(check(SecretsManager, Scheduled, true, true, &busy, "r1"), Ok(TokenCheck::Pending));
         assert_eq!(check(SecretsManager, Scheduled, false, true, &idle, "v0"), Ok(TokenCheck::AlreadyCurrent));
-        assert_eq!(check(SecretsManager, Scheduled, false, true, &idle, "old"), Err(ProtocolError::NotPending("old".into())));
+        assert_eq!(
+            check(SecretsManager, Scheduled, false, true, &idle, "old"),
+            Err(ProtocolError::NotPending("old".into()))
+        );
         // A stray token is refused, whatever the step: nobody's AWSPENDING is touched.
         for creating in [true, false] {
             assert_eq!(
@@ -663,9 +660,15 @@ mod tests {
         // An operator needs no schedule; it claims the label only when nobody holds it …
         assert_eq!(check(Operator, Scheduled, true, false, &idle, "op"), Ok(TokenCheck::Claim));
         assert_eq!(check(Operator, Force, true, false, &busy, "op"), Err(ProtocolError::InProgress("r1".into())));
-        assert_eq!(check(Operator, Scheduled, false, false, &idle, "op"), Err(ProtocolError::UnknownVersion("op".into())));
+        assert_eq!(
+            check(Operator, Scheduled, false, false, &idle, "op"),
+            Err(ProtocolError::UnknownVersion("op".into()))
+        );
         // … except in an emergency, which takes it from the rotation in progress.
-        assert_eq!(check(Operator, Emergency, true, false, &busy, "op"), Ok(TokenCheck::TakeOver { from: "r1".into() }));
+        assert_eq!(
+            check(Operator, Emergency, true, false, &busy, "op"),
+            Ok(TokenCheck::TakeOver { from: "r1".into() })
+        );
         assert_eq!(pending_rotation(&busy), Some("r1"));
         assert_eq!(pending_rotation(&idle), None);
         assert_eq!(pending_rotation(&stages(&[("v0", &[AWSCURRENT, AWSPENDING])])), None, "a finished rotation");

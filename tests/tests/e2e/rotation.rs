@@ -75,7 +75,10 @@ async fn begin_of(app: &App, name: &str, token: &str) {
         Err(e) => {
             let e = e.into_service_error();
             assert!(e.is_invalid_request_exception(), "{e:?}");
-            app.rotation.run_step(name, Step::CreateSecret, token, RotationMode::Scheduled, Caller::Operator).await.unwrap();
+            app.rotation
+                .run_step(name, Step::CreateSecret, token, RotationMode::Scheduled, Caller::Operator)
+                .await
+                .unwrap();
         }
     }
 }
