@@ -108,7 +108,7 @@ pub struct RepairArgs {
 
 #[derive(Args, Debug)]
 pub struct RotateArgs {
-    /// Promote a standby younger than 10 minutes (development and tests; logged).
+    /// Promote a standby younger than 12 minutes (development and tests; logged).
     #[arg(long, conflicts_with = "emergency")]
     pub force: bool,
     /// A leaked private key: retire the current key at once. Tokens it signed stop verifying.
