@@ -90,13 +90,25 @@ pub enum SigningKeyCommand {
     /// One rotation through the four steps of the rotation function: the standby signs, the
     /// current key becomes previous, a fresh standby is published.
     Rotate(RotateArgs),
-    /// The keys' kids, states and ages (never private material).
+    /// The keys' kids, states and ages (never private material), an unfinished rotation
+    /// holding AWSPENDING if there is one, and the platform's signing-key audit events.
     Show,
+    /// Discard an unfinished rotation that holds AWSPENDING (it blocks every later rotation):
+    /// removes the label from that version, republishes the keys that sign, audited.
+    Repair(RepairArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RepairArgs {
+    /// The unfinished rotation's version, as `signing-key show` reports it (a rotation begun
+    /// since is never discarded by mistake).
+    #[arg(long)]
+    pub version: String,
 }
 
 #[derive(Args, Debug)]
 pub struct RotateArgs {
-    /// Promote a standby younger than 10 minutes (development and tests; logged).
+    /// Promote a standby younger than 12 minutes (development and tests; logged).
     #[arg(long, conflicts_with = "emergency")]
     pub force: bool,
     /// A leaked private key: retire the current key at once. Tokens it signed stop verifying.
@@ -286,7 +298,46 @@ async fn signing_key(app: &App, cmd: SigningKeyCommand) -> Result<Output> {
         }
         SigningKeyCommand::Show => {
             let (kid, keys) = app.rotation.show().await?;
-            Ok(Output::new(json!({ "kid": kid, "keys": keys }), format!("current kid {kid}\n{}", keys_text(&keys))))
+            let pending = app.rotation.pending().await?;
+            let events = app.rotation.audit(10).await?;
+            let mut text = format!("current kid {kid}\n{}", keys_text(&keys));
+            if let Some(p) = &pending {
+                let how = if p.resumable {
+                    "retrying its steps may finish it"
+                } else {
+                    "it can never finish (AWSCURRENT moved on, or it records no source version)"
+                };
+                text.push_str(&format!(
+                    "\nunfinished rotation {} holds AWSPENDING and blocks every later rotation; {how}. \
+                     To discard it: hatchctl signing-key repair --version {}",
+                    p.version, p.version
+                ));
+            }
+            let audit: Vec<Value> = events
+                .iter()
+                .map(|e| {
+                    json!({ "id": e.id, "time": e.time.rfc3339(), "actor": e.actor, "action": e.action,
+                            "target": e.target, "changes": e.changes })
+                })
+                .collect();
+            for e in &events {
+                text.push_str(&format!("\n{} {} by {}", e.time.rfc3339(), e.action, e.actor));
+            }
+            Ok(Output::new(json!({ "kid": kid, "keys": keys, "pending": pending, "audit": audit }), text))
+        }
+        SigningKeyCommand::Repair(args) => {
+            let by = hatched::domain::audit::Actor::operator();
+            let repaired = app.rotation.repair(&args.version, &by).await?;
+            let (kid, keys) = app.rotation.show().await?;
+            Ok(Output::new(
+                json!({ "discarded": repaired.discarded, "event_id": repaired.event_id, "kid": kid, "keys": keys }),
+                format!(
+                    "rotation {} discarded (audit event {}); current kid {kid}\n{}",
+                    repaired.discarded,
+                    repaired.event_id,
+                    keys_text(&keys)
+                ),
+            ))
         }
     }
 }

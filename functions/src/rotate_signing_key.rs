@@ -6,7 +6,7 @@
 
 pub use aws_lambda_events::secretsmanager::SecretsManagerSecretRotationEvent as RotationEvent;
 use hatched::App;
-use hatched::domain::signing_keys::RotationMode;
+use hatched::domain::signing_keys::{Caller, RotationMode};
 use hatched::endpoint::Function;
 use hatched::handler::serving;
 use hatched::rotation::Step;
@@ -25,8 +25,10 @@ pub enum RotationError {
     Signing(#[from] SigningError),
 }
 
-/// Runs the event's step. Only the configured signing secret is rotated (by name or ARN: the
-/// event carries the ARN, the environment either).
+/// Runs the event's step as Secrets Manager's: the protocol to the letter (rotation enabled on
+/// the secret, the token a version labelled `AWSPENDING` or already current). Only the
+/// configured signing secret is rotated (by name or ARN: the event carries the ARN, the
+/// environment either).
 pub async fn handle(app: &App, event: RotationEvent) -> Result<String, RotationError> {
     serving(FUNCTION.function, async {
         let step = Step::parse(&event.step).ok_or(RotationError::UnknownStep)?;
@@ -34,7 +36,11 @@ pub async fn handle(app: &App, event: RotationEvent) -> Result<String, RotationE
         if !same_secret(configured, &event.secret_id) {
             return Err(RotationError::OtherSecret);
         }
-        Ok(app.rotation.run_step(&event.secret_id, step, &event.client_request_token, RotationMode::Scheduled).await?)
+        let token = &event.client_request_token;
+        Ok(app
+            .rotation
+            .run_step(&event.secret_id, step, token, RotationMode::Scheduled, Caller::SecretsManager)
+            .await?)
     })
     .await
 }

@@ -8,10 +8,17 @@ use aws_sdk_secretsmanager::Client;
 
 use crate::aws::{AwsFailure, classify};
 
+use crate::domain::signing_keys::Stages;
 /// Secrets Manager's staging labels.
-pub const AWSCURRENT: &str = "AWSCURRENT";
-pub const AWSPENDING: &str = "AWSPENDING";
-pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
+pub use crate::domain::signing_keys::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+
+/// What `DescribeSecret` says of a secret's rotation.
+#[derive(Debug, Clone)]
+pub struct Described {
+    /// `RotationEnabled`: absent counts as `false` (moto omits it on a secret never rotated).
+    pub rotation_enabled: bool,
+    pub stages: Stages,
+}
 
 /// Which version of a secret to read.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +64,12 @@ impl Secrets {
 
     /// Every version and its staging labels.
     pub async fn stages(&self, id: &str) -> Result<HashMap<String, Vec<String>>, AwsFailure> {
+        Ok(self.describe(id).await?.stages)
+    }
+
+    /// Whether rotation is enabled, and every version with its staging labels (one
+    /// `DescribeSecret`, what each rotation step starts with).
+    pub async fn describe(&self, id: &str) -> Result<Described, AwsFailure> {
         let out = self
             .client
             .describe_secret()
@@ -64,7 +77,10 @@ impl Secrets {
             .send()
             .await
             .map_err(|e| classify("secretsmanager:DescribeSecret", e))?;
-        Ok(out.version_ids_to_stages.unwrap_or_default())
+        Ok(Described {
+            rotation_enabled: out.rotation_enabled.unwrap_or(false),
+            stages: out.version_ids_to_stages.unwrap_or_default(),
+        })
     }
 
     /// Puts `value` as version `token`, staged `AWSPENDING` only.

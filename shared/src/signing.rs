@@ -20,7 +20,7 @@ use tokio::sync::Mutex;
 
 use crate::aws::AwsFailure;
 use crate::domain::UnixTime;
-use crate::domain::signing_keys::{KeyEntry, KeySet, KeyState, PublishedKey, PublishedKeys};
+use crate::domain::signing_keys::{KeyEntry, KeySet, KeyState, PublishedKey, PublishedKeys, SIGNER_MAX_STALE_SECS};
 use crate::domain::time::Clock;
 use crate::domain::token::{EMBED_AUDIENCE, SESSION_AUDIENCE, TokenClaims};
 use crate::secrets::{AWSCURRENT, Secrets, Version};
@@ -50,7 +50,7 @@ impl From<StoreError> for SigningError {
 }
 
 /// Keys are re-read at most this often…
-pub const REFRESH_SECS: i64 = 300;
+pub const REFRESH_SECS: i64 = crate::domain::signing_keys::KEY_CACHE_SECS;
 /// …or sooner when a token names a kid we do not know, but no more often than this.
 pub const UNKNOWN_KID_REFRESH_SECS: i64 = 30;
 
@@ -159,6 +159,7 @@ pub fn parse_key_set(secret: &str) -> Result<KeySet, SigningError> {
     Ok(KeySet {
         version: crate::domain::signing_keys::KEY_SET_VERSION,
         keys: vec![legacy_entry(secret, KeyState::Current)?],
+        built_from: None,
     })
 }
 
@@ -221,8 +222,13 @@ impl PublicKeys {
             keys: keys
                 .iter()
                 .map(|k| {
-                    let published =
-                        PublishedKey { kid: k.kid.clone(), x: k.x.clone(), state: KeyState::Current, published_at: 0 };
+                    let published = PublishedKey {
+                        kid: k.kid.clone(),
+                        x: k.x.clone(),
+                        state: KeyState::Current,
+                        published_at: 0,
+                        stopped_at: None,
+                    };
                     (published, k.decoding.clone())
                 })
                 .collect(),
@@ -286,16 +292,18 @@ fn token_kid(token: &str) -> Option<String> {
 }
 
 /// A value cached per instance, refreshed at most every [`REFRESH_SECS`], or every
-/// [`UNKNOWN_KID_REFRESH_SECS`] on demand; a failed refresh keeps what is held.
+/// [`UNKNOWN_KID_REFRESH_SECS`] on demand; a failed refresh keeps what is held, up to
+/// `max_stale` seconds after it was read (then the failure is the answer: fail closed).
 #[derive(Debug)]
 struct Cache<T> {
     clock: Clock,
+    max_stale: Option<i64>,
     held: Mutex<Option<(Arc<T>, UnixTime)>>,
 }
 
 impl<T> Cache<T> {
-    fn new(clock: Clock) -> Cache<T> {
-        Cache { clock, held: Mutex::new(None) }
+    fn new(clock: Clock, max_stale: Option<i64>) -> Cache<T> {
+        Cache { clock, max_stale, held: Mutex::new(None) }
     }
 
     async fn get<F, Fut>(&self, max_age: i64, load: F) -> Result<Arc<T>, SigningError>
@@ -316,9 +324,13 @@ impl<T> Cache<T> {
                 Ok(value)
             }
             Err(e) => match held.as_ref() {
-                Some((value, _)) => {
-                    tracing::warn!(cause = %e, "signing keys not refreshed");
+                Some((value, at)) if self.max_stale.is_none_or(|limit| now.secs() - at.secs() < limit) => {
+                    tracing::warn!(cause = %e, held_secs = now.secs() - at.secs(), "signing keys not refreshed");
                     Ok(value.clone())
+                }
+                Some((_, at)) => {
+                    tracing::error!(cause = %e, held_secs = now.secs() - at.secs(), "signing keys too stale to use");
+                    Err(e)
                 }
                 None => Err(e),
             },
@@ -331,7 +343,10 @@ impl<T> Cache<T> {
 }
 
 /// The minting functions' keys: the set in `AWSCURRENT`, loaded on first use (one
-/// `GetSecretValue`) and refreshed at most every [`REFRESH_SECS`].
+/// `GetSecretValue`) and refreshed at most every [`REFRESH_SECS`]. When a refresh fails the
+/// held keys still sign, but only until they are [`SIGNER_MAX_STALE_SECS`] old: an instance
+/// cut off from Secrets Manager must not sign for ever with a key that may have been retired
+/// in an emergency since (its tokens would not verify, or worse, keep a leaked key in use).
 #[derive(Debug)]
 pub struct Signer {
     secrets: Secrets,
@@ -341,7 +356,7 @@ pub struct Signer {
 
 impl Signer {
     pub fn new(secrets: Secrets, secret_id: Option<String>, clock: Clock) -> Signer {
-        Signer { secrets, secret_id, cache: Cache::new(clock) }
+        Signer { secrets, secret_id, cache: Cache::new(clock, Some(SIGNER_MAX_STALE_SECS)) }
     }
 
     /// Loads the keys ahead of the first request (DESIGN.md: once per cold start), so a
@@ -393,7 +408,9 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn new(store: Store, clock: Clock) -> Verifier {
-        Verifier { store, cache: Cache::new(clock) }
+        // No bound: `jwks` serving the last keys it read beats serving nothing to verifiers
+        // whose tokens were signed by those keys; minting is where staleness is bounded.
+        Verifier { store, cache: Cache::new(clock, None) }
     }
 
     /// Loads the public keys during init; a failure is only logged.
@@ -497,6 +514,7 @@ mod tests {
 
     #[test]
     fn a_stale_copy_of_a_standby_verifies_only_tokens_issued_after_it_could_sign() {
+        use crate::domain::signing_keys::PUBLISH_BEFORE_SIGNING_SECS;
         let entry = SigningKey::generate(UnixTime::from_secs(0)).unwrap();
         let key = SigningKey::from_entry(&entry).unwrap();
         let published = PublishedKeys {
@@ -504,14 +522,35 @@ mod tests {
                 kid: key.kid.clone(),
                 x: key.x.clone(),
                 state: KeyState::Standby,
-                published_at: 9_400,
+                published_at: 10_000 - PUBLISH_BEFORE_SIGNING_SECS,
+                stopped_at: None,
             }],
-            updated_at: 9_400,
+            updated_at: 10_000 - PUBLISH_BEFORE_SIGNING_SECS,
         };
         let keys = PublicKeys::from_published(&published).unwrap();
-        assert!(keys.verify(&key.sign(&claims()).unwrap(), "iss").is_some(), "iat 10000 >= 9400 + 600");
+        assert!(keys.verify(&key.sign(&claims()).unwrap(), "iss").is_some(), "iat 10000 = published + the wait");
         let mut early = claims();
         early.iat = 9_999;
         assert!(keys.verify(&key.sign(&early).unwrap(), "iss").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_serves_the_held_keys_only_for_a_bounded_time() {
+        let clock = Clock::default();
+        clock.freeze();
+        let cache: Cache<u32> = Cache::new(clock.clone(), Some(SIGNER_MAX_STALE_SECS));
+        let fail = || async { Err::<u32, _>(broken("Secrets Manager unreachable")) };
+        assert_eq!(*cache.get(REFRESH_SECS, || async { Ok(7) }).await.unwrap(), 7);
+        clock.advance(REFRESH_SECS);
+        assert_eq!(*cache.get(REFRESH_SECS, fail).await.unwrap(), 7, "stale but within the bound");
+        clock.advance(SIGNER_MAX_STALE_SECS - REFRESH_SECS - 1);
+        assert_eq!(*cache.get(REFRESH_SECS, fail).await.unwrap(), 7);
+        clock.advance(1);
+        assert!(cache.get(REFRESH_SECS, fail).await.is_err(), "fails closed past the bound");
+        assert_eq!(*cache.get(REFRESH_SECS, || async { Ok(8) }).await.unwrap(), 8, "and recovers");
+        let unbounded: Cache<u32> = Cache::new(clock.clone(), None);
+        unbounded.get(REFRESH_SECS, || async { Ok(1) }).await.unwrap();
+        clock.advance(100 * SIGNER_MAX_STALE_SECS);
+        assert_eq!(*unbounded.get(REFRESH_SECS, fail).await.unwrap(), 1, "verifiers keep what they hold");
     }
 }

@@ -16,6 +16,9 @@ word_enum!(AuditAction {
     KeyRolled = "key.rolled",
     KeyRevoked = "key.revoked",
     SessionsRevoked = "sessions.revoked",
+    // An unfinished signing-key rotation discarded by an operator: a platform event, recorded
+    // in the signing partition (`SIGNING#AUDIT`), never in a customer's trail.
+    SigningKeyRepaired = "signing_key.repaired",
 });
 
 /// Who made a change and from where: the acting key's prefix over HTTP, `operator` for hatchctl.

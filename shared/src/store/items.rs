@@ -420,6 +420,9 @@ struct PublishedKeyFields {
     x: String,
     state: KeyState,
     published_at: i64,
+    /// Written by `finishSecret` for a previous key (absent before it, and on older items).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stopped_at: Option<i64>,
 }
 
 /// `SIGNING#JWKS` / `JWKS`: the public signing keys.
@@ -441,6 +444,7 @@ impl PublishedItem {
                 x: k.x.clone(),
                 state: k.state,
                 published_at: k.published_at,
+                stopped_at: k.stopped_at,
             })
             .collect();
         PublishedItem { pk, sk, keys, updated_at: p.updated_at }
@@ -450,7 +454,13 @@ impl PublishedItem {
         let keys = self
             .keys
             .into_iter()
-            .map(|k| PublishedKey { kid: k.kid, x: k.x, state: k.state, published_at: k.published_at })
+            .map(|k| PublishedKey {
+                kid: k.kid,
+                x: k.x,
+                state: k.state,
+                published_at: k.published_at,
+                stopped_at: k.stopped_at,
+            })
             .collect();
         PublishedKeys { keys, updated_at: self.updated_at }
     }
@@ -750,7 +760,13 @@ mod tests {
         assert_eq!(golden(&item, expected).event(), event);
 
         let published = PublishedKeys {
-            keys: vec![PublishedKey { kid: "k1".into(), x: "eA".into(), state: KeyState::Current, published_at: 4 }],
+            keys: vec![PublishedKey {
+                kid: "k1".into(),
+                x: "eA".into(),
+                state: KeyState::Current,
+                published_at: 4,
+                stopped_at: None,
+            }],
             updated_at: 8,
         };
         let expected = json!({
@@ -759,5 +775,15 @@ mod tests {
         });
         let item = PublishedItem::new("SIGNING#JWKS".into(), "JWKS".into(), &published);
         assert_eq!(golden(&item, expected).keys(), published);
+        // A previous key whose rotation finished carries the time it stopped signing.
+        let mut stopped = published.clone();
+        stopped.keys[0].state = KeyState::Previous;
+        stopped.keys[0].stopped_at = Some(6);
+        let expected = json!({
+            "pk": s("SIGNING#JWKS"), "sk": s("JWKS"), "updated_at": n(8),
+            "keys": { "L": [{ "M": { "kid": s("k1"), "x": s("eA"), "state": s("previous"), "published_at": n(4), "stopped_at": n(6) } }] },
+        });
+        let item = PublishedItem::new("SIGNING#JWKS".into(), "JWKS".into(), &stopped);
+        assert_eq!(golden(&item, expected).keys(), stopped);
     }
 }

@@ -1,10 +1,25 @@
 //! Signing keys that rotate themselves: the four rotation steps driven with the events Secrets
 //! Manager sends (no local emulator runs rotation functions), a third-party verifier that
 //! caches the JWKS for its max-age, stale instances, the emergency path, verify-only
-//! functions without any Secrets Manager access.
+//! functions without any Secrets Manager access; AWS's protocol (rotation enabled, the token's
+//! version and stage), racing rotations, stray tokens, retention from the finish, a stuck
+//! rotation shown and repaired.
+//!
+//! What the emulators do (probed with boto3 against both): a secret never rotated describes
+//! `RotationEnabled: false` (ministack) or no `RotationEnabled` at all (moto: `false` to us).
+//! `RotateSecret` with `RotationRules` and `RotateImmediately: false` turns it on in both, and
+//! (no Lambda runs) both then promote a new version holding a copy of the current value —
+//! harmless, so [`enable_rotation`] uses it. Real Secrets Manager's `RotateSecret` creates the
+//! token's version labelled `AWSPENDING` *without a value* and then invokes `createSecret`:
+//! ministack stores such a version (`PutSecretValue` without a value), moto refuses it ("You
+//! must provide either SecretString or SecretBinary"). So [`begin`] stages the token as AWS
+//! does on ministack, and on moto lets the operator's `createSecret` claim it (the function's
+//! own `createSecret` then finds the set made, as a retried one does).
 
 use functions::rotate_signing_key::RotationEvent;
 use hatched::App;
+use hatched::domain::signing_keys::{Caller, PUBLISH_BEFORE_SIGNING_SECS, RETAIN_AFTER_STOP_SECS, RotationMode};
+use hatched::rotation::Step;
 use hatched::secrets::{AWSCURRENT, AWSPENDING, Version};
 use hatched_tests::TestApp;
 use jsonwebtoken::jwk::JwkSet;
@@ -14,6 +29,63 @@ use serde_json::{Value, json};
 use crate::tokens::{introspect, introspect_with, jwks, mint_embed, parts, setup};
 
 const STEPS: [&str; 4] = ["create-secret", "set-secret", "test-secret", "finish-secret"];
+/// How long a standby is published before a scheduled rotation promotes it.
+const WAIT: i64 = PUBLISH_BEFORE_SIGNING_SECS;
+
+async fn secrets_client() -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&hatched_tests::sdk_config().await)
+}
+
+/// Turns rotation on for `name` as a `RotationSchedule` does (see the module comment for what
+/// the emulators do with it).
+async fn enable_rotation_of(app: &App, name: &str) {
+    let rules = aws_sdk_secretsmanager::types::RotationRulesType::builder().automatically_after_days(30).build();
+    let before = app.secrets.get(name, Version::Stage(AWSCURRENT)).await.unwrap();
+    secrets_client()
+        .await
+        .rotate_secret()
+        .secret_id(name)
+        .rotation_rules(rules)
+        .rotate_immediately(false)
+        .send()
+        .await
+        .expect("RotateSecret");
+    assert!(app.secrets.describe(name).await.unwrap().rotation_enabled);
+    assert_eq!(app.secrets.get(name, Version::Stage(AWSCURRENT)).await.unwrap(), before, "the same set signs");
+}
+
+async fn enable_rotation(t: &TestApp) {
+    enable_rotation_of(&t.app, &secret(t)).await;
+}
+
+/// What `RotateSecret` does before it invokes `createSecret`: the token becomes a version of the
+/// secret labelled `AWSPENDING`, without a value (ministack); where the emulator cannot hold a
+/// version without a value (moto), the operator's `createSecret` claims the token instead.
+async fn begin_of(app: &App, name: &str, token: &str) {
+    let staged = secrets_client()
+        .await
+        .put_secret_value()
+        .secret_id(name)
+        .client_request_token(token)
+        .version_stages(AWSPENDING)
+        .send()
+        .await;
+    match staged {
+        Ok(_) => assert_eq!(app.secrets.get(name, Version::Id(token, AWSPENDING)).await.unwrap(), None),
+        Err(e) => {
+            let e = e.into_service_error();
+            assert!(e.is_invalid_request_exception(), "{e:?}");
+            app.rotation
+                .run_step(name, Step::CreateSecret, token, RotationMode::Scheduled, Caller::Operator)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn begin(t: &TestApp, token: &str) {
+    begin_of(&t.app, &secret(t), token).await;
+}
 
 /// The sample event of `step` (events/rotate-signing-key/), for this test's secret and `token`.
 fn event(t: &TestApp, step: &str, token: &str) -> RotationEvent {
@@ -30,6 +102,7 @@ async fn step(t: &TestApp, step: &str, token: &str) -> Result<String, functions:
 
 /// One whole rotation as Secrets Manager runs it.
 async fn rotation(t: &TestApp, token: &str) {
+    begin(t, token).await;
     for s in STEPS {
         step(t, s, token).await.unwrap_or_else(|e| panic!("{s}: {e}"));
     }
@@ -180,7 +253,7 @@ async fn a_cache_honouring_third_party_verifier_never_meets_an_unknown_kid_acros
 async fn a_stale_introspection_instance_accepts_fresh_tokens_right_after_a_rotation() {
     let (t, key) = setup().await;
     let stale = instance(&t).await;
-    advance(&[&t.app, &stale], 400);
+    advance(&[&t.app, &stale], WAIT - 200);
     let before = embed(&t, &t.app, &key, 300).await;
     // The stale instance reads the published keys now (the standby is still a standby) …
     assert_eq!(introspect_with(&stale, &before).await["active"], true);
@@ -199,9 +272,9 @@ async fn after_two_rotations_within_a_day_the_first_keys_tokens_still_introspect
     let (t, key) = setup().await;
     let first = embed(&t, &t.app, &key, 86_400).await;
     let first_kid = kid(&first);
-    t.app.clock.advance(600);
+    t.app.clock.advance(WAIT);
     t.ctl(&["signing-key", "rotate"]).await.unwrap();
-    t.app.clock.advance(600);
+    t.app.clock.advance(WAIT);
     t.ctl(&["signing-key", "rotate"]).await.unwrap();
     assert_eq!(states(&t).await.iter().filter(|(_, s)| s == "previous").count(), 2);
     let fresh = instance(&t).await;
@@ -209,10 +282,10 @@ async fn after_two_rotations_within_a_day_the_first_keys_tokens_still_introspect
     assert!(jwks_kids(&t.app).await.contains(&first_kid));
     // Almost a day later, still; then it expires, and the next rotation after its key's
     // retention drops the key.
-    t.app.clock.advance(86_400 - 1_200);
+    t.app.clock.advance(86_400 - 2 * WAIT);
     assert_eq!(introspect(&t, &first).await["active"], true);
-    // It stopped signing at +600: it leaves at +600 + 24 h + 1 h.
-    t.app.clock.advance(4_200);
+    // It stopped signing at +WAIT: it leaves at +WAIT + 24 h + 1 h.
+    t.app.clock.advance(WAIT + RETAIN_AFTER_STOP_SECS - 86_400);
     t.ctl(&["signing-key", "rotate"]).await.unwrap();
     assert!(!jwks_kids(&t.app).await.contains(&first_kid), "retired a day and leeway after it stopped signing");
 }
@@ -220,9 +293,11 @@ async fn after_two_rotations_within_a_day_the_first_keys_tokens_still_introspect
 #[tokio::test]
 async fn each_rotation_step_is_idempotent_when_retried() {
     let (t, _) = setup().await;
-    t.app.clock.advance(600);
+    enable_rotation(&t).await;
+    t.app.clock.advance(WAIT);
     let (old_current, standby) = (kid_in(&t, "current").await, kid_in(&t, "standby").await);
     let token = "0b3e4a53-1a9f-4c34-9d7e-000000000001";
+    begin(&t, token).await;
     step(&t, "create-secret", token).await.unwrap();
     let pending = t.app.secrets.get(&secret(&t), Version::Id(token, AWSPENDING)).await.unwrap().unwrap();
     for s in STEPS {
@@ -245,12 +320,14 @@ async fn each_rotation_step_is_idempotent_when_retried() {
 }
 
 #[tokio::test]
-async fn an_interrupted_rotation_resumes_or_gives_way_to_the_next_run() {
+async fn an_interrupted_rotation_resumes_or_is_shown_and_repaired_before_the_next_run() {
     let (t, key) = setup().await;
-    t.app.clock.advance(600);
+    enable_rotation(&t).await;
+    t.app.clock.advance(WAIT);
     let standby = kid_in(&t, "standby").await;
     // Interrupted after setSecret; the same rotation resumes with its own token.
     let token = "0b3e4a53-1a9f-4c34-9d7e-000000000002";
+    begin(&t, token).await;
     step(&t, "create-secret", token).await.unwrap();
     step(&t, "set-secret", token).await.unwrap();
     assert_eq!(introspect(&t, &embed(&t, &t.app, &key, 300).await).await["active"], true, "still signs meanwhile");
@@ -258,11 +335,31 @@ async fn an_interrupted_rotation_resumes_or_gives_way_to_the_next_run() {
     step(&t, "finish-secret", token).await.unwrap();
     assert_eq!(kid_in(&t, "current").await, standby);
 
-    // Interrupted after createSecret, then a new run (a new token) takes over.
-    t.app.clock.advance(600);
+    // Interrupted after createSecret and never retried: it holds AWSPENDING, so Secrets Manager
+    // starts no other rotation and neither does an operator (no emergency).
+    t.app.clock.advance(WAIT);
     let next_standby = kid_in(&t, "standby").await;
     let abandoned = "0b3e4a53-1a9f-4c34-9d7e-000000000003";
+    begin(&t, abandoned).await;
     step(&t, "create-secret", abandoned).await.unwrap();
+    let err = t.ctl(&["signing-key", "rotate"]).await.unwrap_err().to_string();
+    assert!(err.contains(abandoned) && err.contains("signing-key repair"), "{err}");
+    // `show` reports it; `repair` discards it (naming it), audited.
+    let shown = t.ctl(&["signing-key", "show"]).await.unwrap();
+    assert_eq!(shown["pending"]["version"], abandoned, "{shown}");
+    assert_eq!(shown["pending"]["resumable"], true);
+    let wrong = t.ctl(&["signing-key", "repair", "--version", token]).await.unwrap_err().to_string();
+    assert!(wrong.contains("nothing changed"), "{wrong}");
+    let repaired = t.ctl(&["signing-key", "repair", "--version", abandoned]).await.unwrap();
+    assert_eq!(repaired["discarded"], abandoned);
+    let shown = t.ctl(&["signing-key", "show"]).await.unwrap();
+    assert!(shown["pending"].is_null(), "{shown}");
+    let event = &shown["audit"][0];
+    assert_eq!(
+        (&event["action"], &event["actor"], &event["id"]),
+        (&json!("signing_key.repaired"), &json!("operator"), &repaired["event_id"])
+    );
+    assert_eq!(event["changes"]["AWSPENDING"], json!({ "old": abandoned, "new": null }));
     let rerun = "0b3e4a53-1a9f-4c34-9d7e-000000000004";
     rotation(&t, rerun).await;
     assert_eq!(current_version(&t).await, rerun);
@@ -277,10 +374,12 @@ async fn an_interrupted_rotation_resumes_or_gives_way_to_the_next_run() {
 #[tokio::test]
 async fn a_failed_test_secret_never_promotes() {
     let (t, _) = setup().await;
-    t.app.clock.advance(600);
+    enable_rotation(&t).await;
+    t.app.clock.advance(WAIT);
     let (current, version) = (kid_in(&t, "current").await, current_version(&t).await);
     // setSecret skipped: the pending key is not published, so testSecret fails.
     let token = "0b3e4a53-1a9f-4c34-9d7e-000000000005";
+    begin(&t, token).await;
     step(&t, "create-secret", token).await.unwrap();
     assert!(step(&t, "test-secret", token).await.is_err());
     assert_eq!((current_version(&t).await, kid_in(&t, "current").await), (version.clone(), current.clone()));
@@ -303,8 +402,9 @@ async fn a_failed_test_secret_never_promotes() {
 #[tokio::test]
 async fn the_operator_rotation_refuses_a_young_standby_unless_forced() {
     let (t, _) = setup().await;
+    enable_rotation(&t).await;
     let err = t.ctl(&["signing-key", "rotate"]).await.unwrap_err().to_string();
-    assert!(err.contains("less than 10 minutes"), "{err}");
+    assert!(err.contains(&format!("less than {} minutes", WAIT / 60)), "{err}");
     let standby = kid_in(&t, "standby").await;
     let forced = t.ctl(&["signing-key", "rotate", "--force"]).await.unwrap();
     assert_eq!(forced["kid"], standby.as_str());
@@ -426,6 +526,8 @@ async fn a_secret_of_the_earlier_format_is_migrated_by_the_first_rotation() {
     let before = embed(&t, &legacy, &key, 300).await;
     assert_eq!(kid(&before), legacy_kid, "minting functions read the earlier format");
     let token = "0b3e4a53-1a9f-4c34-9d7e-000000000008";
+    enable_rotation_of(&legacy, &name).await;
+    begin_of(&legacy, &name, token).await;
     for s in STEPS {
         let mut e = event(&t, s, token);
         e.secret_id = name.clone();
@@ -448,6 +550,7 @@ async fn a_secret_of_the_earlier_format_is_migrated_by_the_first_rotation() {
 #[tokio::test]
 async fn hostile_rotation_events_are_errors_and_change_nothing() {
     let (t, _) = setup().await;
+    enable_rotation(&t).await;
     let version = current_version(&t).await;
     let token = "0b3e4a53-1a9f-4c34-9d7e-000000000009";
     for (name, step_name, tok) in [
@@ -470,4 +573,158 @@ async fn hostile_rotation_events_are_errors_and_change_nothing() {
         assert!(step(&t, s, token).await.is_err(), "{s} without a pending version");
     }
     assert_eq!(current_version(&t).await, version);
+}
+
+/// The labels of every version, sorted (to compare before and after).
+async fn labels(t: &TestApp) -> Vec<(String, Vec<String>)> {
+    let mut all: Vec<(String, Vec<String>)> = t
+        .app
+        .secrets
+        .stages(&secret(t))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(v, mut l)| {
+            l.sort();
+            (v, l)
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+#[tokio::test]
+async fn secrets_managers_runs_need_rotation_enabled_and_operators_do_not() {
+    let (t, _) = setup().await;
+    t.app.clock.advance(WAIT);
+    let before = labels(&t).await;
+    let token = "0b3e4a53-1a9f-4c34-9d7e-000000000010";
+    for s in STEPS {
+        let err = step(&t, s, token).await.unwrap_err().to_string();
+        assert!(err.contains("rotation is not enabled"), "{s}: {err}");
+    }
+    assert_eq!(labels(&t).await, before, "nothing changed");
+    // The operator path needs no schedule (emergencies, local development).
+    let standby = kid_in(&t, "standby").await;
+    assert_eq!(t.ctl(&["signing-key", "rotate"]).await.unwrap()["kid"], standby.as_str());
+}
+
+#[tokio::test]
+async fn a_stray_create_secret_leaves_the_rotation_in_progress_alone() {
+    let (t, key) = setup().await;
+    enable_rotation(&t).await;
+    t.app.clock.advance(WAIT);
+    let standby = kid_in(&t, "standby").await;
+    let real = "0b3e4a53-1a9f-4c34-9d7e-000000000011";
+    begin(&t, real).await;
+    step(&t, "create-secret", real).await.unwrap();
+    let before = labels(&t).await;
+    // A createSecret (or any step) with a token that is no version of the secret, or a version
+    // that is neither pending nor current, is refused before it touches anything.
+    let stray = "0b3e4a53-1a9f-4c34-9d7e-0000000000ff";
+    for s in STEPS {
+        let err = step(&t, s, stray).await.unwrap_err().to_string();
+        assert!(err.contains("is not a version"), "{s}: {err}");
+    }
+    let previous = before.iter().find(|(_, l)| l.iter().any(|l| l == "AWSPREVIOUS")).map(|(v, _)| v.clone());
+    if let Some(previous) = previous {
+        let err = step(&t, "create-secret", &previous).await.unwrap_err().to_string();
+        assert!(err.contains("neither AWSCURRENT nor AWSPENDING"), "{err}");
+    }
+    assert_eq!(labels(&t).await, before, "the rotation in progress keeps AWSPENDING");
+    for s in &STEPS[1..] {
+        step(&t, s, real).await.unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
+    assert_eq!(current_version(&t).await, real);
+    assert_eq!(kid(&embed(&t, &t.app, &key, 300).await), standby);
+}
+
+#[tokio::test]
+async fn a_slower_scheduled_rotation_never_brings_back_the_key_an_emergency_retired() {
+    let (t, key) = setup().await;
+    enable_rotation(&t).await;
+    t.app.clock.advance(WAIT);
+    let leaked = kid_in(&t, "current").await;
+    let leaked_token = embed(&t, &t.app, &key, 3_600).await;
+    // A scheduled rotation computes its set (the leaked key as previous) and is slow …
+    let slow = "0b3e4a53-1a9f-4c34-9d7e-000000000012";
+    begin(&t, slow).await;
+    step(&t, "create-secret", slow).await.unwrap();
+    // … while an operator's emergency rotation retires the leaked key: it takes AWSPENDING.
+    let emergency = t.ctl(&["signing-key", "rotate", "--emergency"]).await.unwrap();
+    let (winner, winner_kid) = (current_version(&t).await, emergency["kid"].as_str().unwrap().to_owned());
+    assert!(!jwks_kids(&t.app).await.contains(&leaked));
+    let settled = labels(&t).await;
+    // The slow rotation's steps now stop: its token is no longer pending.
+    // (A version left with no label: Secrets Manager may list it with none, or not at all.)
+    for s in &STEPS[1..] {
+        let err = step(&t, s, slow).await.unwrap_err().to_string();
+        assert!(err.contains("neither AWSCURRENT nor AWSPENDING") || err.contains("is not a version"), "{s}: {err}");
+    }
+    // Had it passed that check just before the emergency took the label, the version it was
+    // built from stops it: AWSCURRENT moved on.
+    t.app.secrets.move_stage(&secret(&t), AWSPENDING, Some(slow), None).await.unwrap();
+    for s in &STEPS[1..] {
+        let err = step(&t, s, slow).await.unwrap_err().to_string();
+        assert!(err.contains("another rotation finished meanwhile"), "{s}: {err}");
+    }
+    assert_eq!((current_version(&t).await, kid_in(&t, "current").await), (winner, winner_kid.clone()));
+    assert!(!jwks_kids(&t.app).await.contains(&leaked), "the leaked key stays out of the JWKS");
+    assert!(states(&t).await.iter().all(|(k, _)| *k != leaked));
+    assert_eq!(introspect_with(&instance(&t).await, &leaked_token).await["active"], false);
+    assert_eq!(kid(&embed(&t, &t.app, &key, 300).await), winner_kid);
+    // The slow rotation is reported as one that can never finish, and repaired.
+    let shown = t.ctl(&["signing-key", "show"]).await.unwrap();
+    assert_eq!((&shown["pending"]["version"], &shown["pending"]["resumable"]), (&json!(slow), &json!(false)));
+    t.ctl(&["signing-key", "repair", "--version", slow]).await.unwrap();
+    assert_eq!(labels(&t).await, settled);
+}
+
+#[tokio::test]
+async fn retention_counts_from_the_finish_of_a_resumed_rotation() {
+    let (t, key) = setup().await;
+    enable_rotation(&t).await;
+    t.app.clock.advance(WAIT);
+    let old = kid_in(&t, "current").await;
+    let token = "0b3e4a53-1a9f-4c34-9d7e-000000000013";
+    begin(&t, token).await;
+    step(&t, "create-secret", token).await.unwrap();
+    let created = t.app.clock.now().secs();
+    // Interrupted for two hours: the old key signs all along, a day-long token at the end.
+    t.app.clock.advance(7_200);
+    let last = embed(&t, &t.app, &key, 86_400).await;
+    assert_eq!(kid(&last), old);
+    for s in &STEPS[1..] {
+        step(&t, s, token).await.unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
+    let finished = t.app.clock.now().secs();
+    let shown = states_full(&t).await;
+    let stopped = shown.iter().find(|k| k["kid"] == old.as_str()).unwrap()["stopped_at"].clone();
+    assert_eq!(stopped, hatched::domain::UnixTime::from_secs(finished).rfc3339().as_str());
+    // A rotation when retention counted from createSecret would have ended keeps the key: its
+    // last token is still live.
+    t.app.clock.advance(created + RETAIN_AFTER_STOP_SECS - finished);
+    t.ctl(&["signing-key", "rotate"]).await.unwrap();
+    assert!(jwks_kids(&t.app).await.contains(&old));
+    assert_eq!(introspect_with(&instance(&t).await, &last).await["active"], true);
+    // Counted from the finish, it leaves.
+    t.app.clock.advance(finished - created);
+    t.ctl(&["signing-key", "rotate", "--force"]).await.unwrap();
+    assert!(!jwks_kids(&t.app).await.contains(&old));
+}
+
+/// Every key of `show` as JSON.
+async fn states_full(t: &TestApp) -> Vec<Value> {
+    t.ctl(&["signing-key", "show"]).await.unwrap()["keys"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn the_publication_wait_outlasts_the_served_max_age_and_our_caches_by_a_margin() {
+    let (t, _) = setup().await;
+    let a = jwks(&t.app).await;
+    let control = a.header("cache-control").unwrap();
+    let max_age: i64 = control.split(',').find_map(|p| p.trim().strip_prefix("max-age=")).unwrap().parse().unwrap();
+    let margin = hatched::domain::signing_keys::PUBLICATION_MARGIN_SECS;
+    assert!(margin > 0);
+    assert!(WAIT >= max_age + hatched::signing::REFRESH_SECS + margin, "{WAIT} < {max_age} + caches + {margin}");
 }
