@@ -562,6 +562,7 @@ async fn audit_events_page_newest_first_and_refuse_bad_cursors_and_targets() {
 /// adds one transaction (the change and its event).
 #[tokio::test]
 async fn round_trips_per_key_management_route() {
+    hatched_tests::assert_happy_path_model();
     let (t, admin) = setup().await;
     t.send(call("GET", KEYS, &admin, None)).await; // first use records last_used_at
     let (_, prefix) = t.issue(Secret, Live, plain()).await;
