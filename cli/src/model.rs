@@ -49,7 +49,8 @@ pub struct ModelArgs {
     /// (`TransactionConflict`), a single-item write to it refused (`TransactionConflictException`).
     #[arg(long)]
     pub conflicts: bool,
-    /// How long each transaction holds its items around forwarding (widens the window).
+    /// How long each transaction holds its items, from its arrival (DynamoDB's transaction
+    /// time, as modelled; forwarded at once, answered no sooner).
     #[arg(long, default_value_t = 0)]
     pub hold_ms: u64,
     /// Share of data-plane calls answered as throttled (0.0–1.0).
@@ -164,7 +165,12 @@ impl Schema {
     /// From a `DescribeTable` answer.
     pub fn from_description(desc: &Value) -> Schema {
         let names = |schema: &Value| -> Vec<String> {
-            schema.as_array().into_iter().flatten().filter_map(|k| k["AttributeName"].as_str().map(str::to_owned)).collect()
+            schema
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|k| k["AttributeName"].as_str().map(str::to_owned))
+                .collect()
         };
         let table = &desc["Table"];
         let mut indexes = HashMap::new();
@@ -238,7 +244,8 @@ pub async fn start(upstream: &str, listen: &str, rules: Rules) -> Result<Running
                     let model = model.clone();
                     async move { Ok::<_, Infallible>(model.handle(req).await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
         }
     });
@@ -378,20 +385,22 @@ impl Model {
             held.extend(keys.iter().cloned());
             Hold { model: self, keys }
         };
-        // Held for the configured time around forwarding: a real transaction holds its items
-        // through its two phases; the pause widens that window so racing requests meet it.
-        tokio::time::sleep(self.rules.hold).await;
-        let answer = self.pass(parts, body).await;
-        drop(hold);
+        // A real transaction holds its items through its two phases, about as long as it takes
+        // to answer. The model holds them for the configured time from arrival, forwarding at
+        // once, and answers no sooner: the window is DynamoDB's (as configured), not the
+        // emulator's, which under a burst can take a hundred times longer than DynamoDB and
+        // would model a DynamoDB that slow. The emulator still applies transactions one at a
+        // time, so a transaction let through after the window meets the committed state.
+        let release = async move {
+            tokio::time::sleep(self.rules.hold).await;
+            drop(hold);
+        };
+        let (answer, ()) = tokio::join!(self.pass(parts, body), release);
         answer
     }
 
     /// The item key of every item of a TransactWriteItems / TransactGetItems, in order.
-    async fn transaction_keys(
-        &self,
-        parts: &hyper::http::request::Parts,
-        json: &Value,
-    ) -> Result<Vec<String>, Answer> {
+    async fn transaction_keys(&self, parts: &hyper::http::request::Parts, json: &Value) -> Result<Vec<String>, Answer> {
         let mut keys = Vec::new();
         for entry in json["TransactItems"].as_array().into_iter().flatten() {
             let Some((kind, item)) = entry.as_object().and_then(|o| o.iter().next()) else { continue };
@@ -543,8 +552,7 @@ const DATA_PLANE: &[&str] = &[
 ];
 
 fn canonical_key(table: &str, key: &Value) -> String {
-    let key: BTreeMap<&str, &Value> =
-        key.as_object().into_iter().flatten().map(|(k, v)| (k.as_str(), v)).collect();
+    let key: BTreeMap<&str, &Value> = key.as_object().into_iter().flatten().map(|(k, v)| (k.as_str(), v)).collect();
     format!("{table}\u{0}{}", serde_json::to_string(&key).unwrap_or_default())
 }
 
@@ -564,7 +572,8 @@ pub fn conflict_cancellation(conflicts: &[bool]) -> Answer {
 
 fn cancellation(reasons: Vec<Value>) -> Answer {
     let codes: Vec<&str> = reasons.iter().map(|r| r["Code"].as_str().unwrap_or("None")).collect();
-    let message = format!("Transaction cancelled, please refer cancellation reasons for specific reasons [{}]", codes.join(", "));
+    let message =
+        format!("Transaction cancelled, please refer cancellation reasons for specific reasons [{}]", codes.join(", "));
     let mut extra = Map::new();
     extra.insert("CancellationReasons".into(), Value::Array(reasons.clone()));
     error_answer("TransactionCanceledException", &message, extra)
@@ -579,7 +588,8 @@ fn throttle_answer(op: &str, request: &Value, provisioned: bool) -> Answer {
         let count = request["TransactItems"].as_array().map_or(1, Vec::len).max(1);
         let code = if provisioned { "ProvisionedThroughputExceeded" } else { "ThrottlingError" };
         let mut reasons = vec![json!({ "Code": "None" }); count];
-        reasons[0] = json!({ "Code": code, "Message": "Throughput exceeds the current capacity of your table or index." });
+        reasons[0] =
+            json!({ "Code": code, "Message": "Throughput exceeds the current capacity of your table or index." });
         return cancellation(reasons);
     }
     if provisioned {
@@ -626,7 +636,8 @@ async fn into_bytes(answer: Answer) -> (hyper::http::response::Parts, Bytes) {
 /// An answer with a (possibly rewritten) body: the length and the CRC32 of the body the
 /// upstream sent no longer apply.
 fn rebuild(mut head: hyper::http::response::Parts, body: Bytes) -> Answer {
-    for name in [hyper::header::CONTENT_LENGTH, hyper::header::TRANSFER_ENCODING, HeaderName::from_static("x-amz-crc32")]
+    for name in
+        [hyper::header::CONTENT_LENGTH, hyper::header::TRANSFER_ENCODING, HeaderName::from_static("x-amz-crc32")]
     {
         head.headers.remove(&name);
     }

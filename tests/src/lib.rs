@@ -258,9 +258,7 @@ pub struct Modelled {
 /// The emulator itself, for a model to forward to: `HATCHED_EMULATOR_URL` when the suite runs
 /// through a model already (`scripts/test`'s model tier sets it), else `AWS_ENDPOINT_URL`.
 pub fn emulator_url() -> String {
-    std::env::var("HATCHED_EMULATOR_URL")
-        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-        .expect("AWS_ENDPOINT_URL")
+    std::env::var("HATCHED_EMULATOR_URL").or_else(|_| std::env::var("AWS_ENDPOINT_URL")).expect("AWS_ENDPOINT_URL")
 }
 
 /// The rules of the DynamoDB model the whole suite runs through, if any
@@ -277,7 +275,10 @@ pub fn model_rules_in_force() -> Vec<String> {
 pub fn assert_happy_path_model() {
     let rules = model_rules_in_force();
     for rule in ["partial-batches", "throttling"] {
-        assert!(!rules.iter().any(|r| r == rule), "round trips are counted with {rule} off (HATCHED_DYNAMODB_MODEL={rules:?})");
+        assert!(
+            !rules.iter().any(|r| r == rule),
+            "round trips are counted with {rule} off (HATCHED_DYNAMODB_MODEL={rules:?})"
+        );
     }
 }
 

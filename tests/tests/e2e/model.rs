@@ -33,6 +33,10 @@ fn unlock(app: &hatched::App, key: &str, gate: &str) -> impl Future<Output = Ans
     async move { call.send(&app).await }
 }
 
+/// The racing tests take turns: each measures contention on one item, and a single-process
+/// emulator serving two bursts at once would measure the emulator's queue instead.
+static RACES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn setup() -> (TestApp, String) {
     let t = TestApp::new().await.with_customer().await;
     t.buddy(Live, "b1").await;
@@ -128,6 +132,7 @@ async fn all_pages_query(app: &hatched::App, key: &str, path: &str) -> (Vec<Valu
 /// conflict, and each loser is sent again (bounded, jittered) until it commits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_session_mints_for_one_buddy_meet_conflicts_and_all_succeed() {
+    let _turn = RACES.lock().await;
     let (t, admin) = setup().await;
     let m = t.modelled(conflicts(10)).await;
     let n = 20;
@@ -136,19 +141,20 @@ async fn concurrent_session_mints_for_one_buddy_meet_conflicts_and_all_succeed()
         send(&m.app, &admin, "POST", "/api/v1/widget-sessions", body)
     })
     .await;
+    let conflicts = Stats::get(&m.model.model.stats.transaction_conflicts);
+    report(&format!("session mints for one buddy {:?}", statuses(&answers)), n, &times, &m.calls, conflicts);
     for a in &answers {
         // The code only: a successful answer carries a token, which must not reach the output.
         assert_eq!(a.status, 201, "{}", a.code());
     }
-    let conflicts = Stats::get(&m.model.model.stats.transaction_conflicts);
     assert!(conflicts > 0, "the mints did meet each other");
-    report("session mints for one buddy", n, &times, &m.calls, conflicts);
 }
 
 /// A PATCH and a roll of one key at once: both transactions write the key's records, so one
 /// meets the other in flight; both land, each with its event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn patch_and_roll_at_once_both_land_under_conflicts() {
+    let _turn = RACES.lock().await;
     let (t, admin) = setup().await;
     let m = t.modelled(conflicts(40)).await;
     for round in 0..4 {
@@ -162,7 +168,8 @@ async fn patch_and_roll_at_once_both_land_under_conflicts() {
         let record = get(&t.app, &admin, &path).await.body;
         assert_eq!(record["label"], label.as_str(), "the patch is not lost");
         assert!(record["expires_at"].as_str().is_some(), "the roll is not lost");
-        let (events, _) = all_pages_query(&t.app, &admin, &format!("/api/v1/audit-events?target={prefix}&limit=10")).await;
+        let (events, _) =
+            all_pages_query(&t.app, &admin, &format!("/api/v1/audit-events?target={prefix}&limit=10")).await;
         assert_eq!(events.len(), 3, "created, updated, rolled: {events:?}");
     }
     assert!(Stats::get(&m.model.model.stats.transaction_conflicts) > 0, "they did meet");
@@ -234,6 +241,13 @@ where
     (answers, times)
 }
 
+fn statuses(answers: &[Answer]) -> std::collections::BTreeMap<u16, usize> {
+    answers.iter().fold(Default::default(), |mut s, a| {
+        *s.entry(a.status).or_default() += 1;
+        s
+    })
+}
+
 /// Prints what BENCHMARKS.md records: latency percentiles and the attempts the retries took.
 fn report(what: &str, n: usize, times: &[Duration], calls: &CallLog, conflicts: u64) {
     let ops = calls.take();
@@ -254,26 +268,23 @@ fn report(what: &str, n: usize, times: &[Duration], calls: &CallLog, conflicts: 
 /// other answer `already_unlocked`, all 200.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_racing_unlocks_spend_once_under_the_model() {
+    let _turn = RACES.lock().await;
     let (t, admin) = setup().await;
     t.gate("hat", 7, None).await;
     t.credit(Live, "b1", 100).await;
     let rules = Rules { page_bytes: Some(4096), batches: Batches::Half, ..conflicts(10) };
     let m = t.modelled(rules).await;
     let n = 200;
-    let (answers, times) =
-        race(n, |_| unlock(&m.app, &admin, "hat")).await;
+    let (answers, times) = race(n, |_| unlock(&m.app, &admin, "hat")).await;
     let conflicts = Stats::get(&m.model.model.stats.transaction_conflicts);
-    let statuses: std::collections::BTreeMap<u16, usize> =
-        answers.iter().fold(Default::default(), |mut s, a| {
-            *s.entry(a.status).or_default() += 1;
-            s
-        });
-    report(&format!("200 racing unlocks {statuses:?}"), n, &times, &m.calls, conflicts);
+    report(&format!("200 racing unlocks {:?}", statuses(&answers)), n, &times, &m.calls, conflicts);
     for a in &answers {
         assert_eq!(a.status, 200, "{}", a.body);
     }
     let firsts = answers.iter().filter(|a| a.body["already_unlocked"] == false).count();
     assert_eq!(firsts, 1, "exactly one spend");
+    let others = answers.iter().filter(|a| a.body["already_unlocked"] == true).count();
+    assert_eq!(others, n - 1, "every other answer is already_unlocked");
     let balance = t.ctl(&["balances", "show", "--customer", "acme", "--env", "live", "--buddy", "b1"]).await.unwrap();
     assert_eq!(balance["balances"][0]["amount"], 93);
     assert_eq!(balance["ledger"].as_array().unwrap().len(), 1);
@@ -283,13 +294,13 @@ async fn two_hundred_racing_unlocks_spend_once_under_the_model() {
 /// `Retry-After`; concurrent mints for one buddy either land or are a 503 with `Retry-After`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn under_every_rule_with_throttling_no_answer_is_a_500() {
+    let _turn = RACES.lock().await;
     let (t, admin) = setup().await;
     t.gate("hat", 7, None).await;
     t.credit(Live, "b1", 100).await;
     let rules = Rules { page_bytes: Some(4096), batches: Batches::Half, throttle_rate: 0.05, ..conflicts(10) };
     let m: Modelled = t.modelled(rules).await;
-    let (unlocks, _) =
-        race(100, |_| unlock(&m.app, &admin, "hat")).await;
+    let (unlocks, _) = race(100, |_| unlock(&m.app, &admin, "hat")).await;
     let (mints, _) = race(20, |i| {
         let body = json!({ "buddy_id": "b1", "user_id": format!("u{i}"), "scopes": ["read"] });
         send(&m.app, &admin, "POST", "/api/v1/widget-sessions", body)
