@@ -315,7 +315,7 @@ impl Model {
             return self.pass(&parts, body).await;
         };
         if DATA_PLANE.contains(&op) && self.throttled() {
-            return throttle_answer(op, &json, self.draw() % 2 == 0);
+            return throttle_answer(op, &json, self.draw().is_multiple_of(2));
         }
         match op {
             "TransactWriteItems" => self.transact_write(&parts, body, &json).await,
