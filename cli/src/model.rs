@@ -449,11 +449,9 @@ impl Model {
         let mut out = if send.is_empty() {
             json!({ "Responses": {} })
         } else {
-            let request = json!({ "RequestItems": send, "ReturnConsumedCapacity": json["ReturnConsumedCapacity"] });
-            let mut request = request;
-            if request["ReturnConsumedCapacity"].is_null() {
-                request.as_object_mut().map(|o| o.remove("ReturnConsumedCapacity"));
-            }
+            // The request as sent, asking only for the keys answered now.
+            let mut request = json.clone();
+            request["RequestItems"] = Value::Object(send);
             let answer = self.pass(parts, Bytes::from(request.to_string())).await;
             if answer.status() != StatusCode::OK {
                 return answer;
