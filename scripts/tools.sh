@@ -100,6 +100,22 @@ run_simple("127.0.0.1", int(sys.argv[1]), DomainDispatcherApplication(create_bac
   echo "$kind did not start on port $port" >&2; return 1
 }
 
+# start_model BIN UPSTREAM_PORT LOGFILE [RULE FLAGS...] — the DynamoDB behaviour model
+# (`hatchctl dynamodb-model`) on a free 127.0.0.1 port in front of the emulator on
+# UPSTREAM_PORT; sets MODEL_PID and MODEL_PORT. Its first lines (in LOGFILE) say what it models.
+start_model() {
+  local bin="$1" upstream="$2" log="$3"; shift 3
+  MODEL_PORT="$(free_port)"
+  "$bin" dynamodb-model --upstream "http://127.0.0.1:$upstream" --listen "127.0.0.1:$MODEL_PORT" "$@" >"$log" 2>&1 &
+  MODEL_PID=$!
+  for _ in $(seq 1 100); do
+    if grep -q "dynamodb model on" "$log" 2>/dev/null; then return 0; fi
+    if ! kill -0 "$MODEL_PID" 2>/dev/null; then echo "the DynamoDB model exited; log:" >&2; cat "$log" >&2; return 1; fi
+    sleep 0.1
+  done
+  echo "the DynamoDB model did not start" >&2; return 1
+}
+
 # Points the AWS SDK (Rust and Python) at the local emulator with dummy credentials.
 aws_local_env() {
   export AWS_ENDPOINT_URL="http://127.0.0.1:$1"

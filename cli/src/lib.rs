@@ -3,6 +3,7 @@
 
 pub mod gates;
 pub mod keys;
+pub mod model;
 pub mod seed;
 pub mod serve;
 
@@ -68,6 +69,9 @@ pub enum Command {
     SeedDemo(SeedDemoArgs),
     /// Run every route of template.yaml on 127.0.0.1 against the configured stack.
     Serve(serve::ServeArgs),
+    /// A DynamoDB behaviour model in front of a local emulator: transaction conflicts,
+    /// throttling, pages cut by size, partial batches (point AWS_ENDPOINT_URL at it).
+    DynamodbModel(model::ModelArgs),
 }
 
 #[derive(Args, Debug)]
@@ -203,6 +207,7 @@ pub async fn execute(app: &App, command: Command) -> Result<Output> {
         Command::SeedDemo(args) => seed::seed_demo(app, &args.customer).await,
         Command::Sessions(SessionsCommand::Revoke(args)) => revoke_sessions(app, args).await,
         Command::Serve(_) => bail!("serve runs from the hatchctl binary"),
+        Command::DynamodbModel(_) => bail!("dynamodb-model runs from the hatchctl binary"),
     }
 }
 

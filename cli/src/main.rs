@@ -5,6 +5,16 @@ use hatchctl::{Cli, Command};
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     hatched::telemetry::init();
+    if let Command::DynamodbModel(args) = cli.command {
+        // Needs no table, secret or AWS configuration: it only forwards.
+        return match hatchctl::model::run(args).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hatchctl: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let settings = hatched::app::Settings {
         table: cli.table.clone(),
         signing_secret: Some(cli.signing_secret.clone()),

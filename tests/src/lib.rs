@@ -108,6 +108,28 @@ impl TestApp {
         )
     }
 
+    /// An App over this test's table and secrets whose DynamoDB traffic goes through an
+    /// in-process DynamoDB behaviour model (`hatchctl dynamodb-model`) with `rules`; `calls`
+    /// records every SDK attempt (retries included), so attempts can be counted.
+    pub async fn modelled(&self, rules: hatchctl::model::Rules) -> Modelled {
+        let model = hatchctl::model::start(&emulator_url(), "127.0.0.1:0", rules).await.expect("start the model");
+        // The suite's relaxed timeouts (the functions' retries): a burst of 200 requests queues
+        // at a single-process emulator for longer than the production 5 s; timeouts are the
+        // fault tests' subject, DynamoDB's answers this one's.
+        let config = sdk_config().await;
+        let calls = CallLog::default();
+        let dynamo = aws_sdk_dynamodb::config::Builder::from(&config)
+            .endpoint_url(model.endpoint())
+            .interceptor(calls.clone())
+            .build();
+        let app = App::with_clients(
+            aws_sdk_dynamodb::Client::from_conf(dynamo),
+            aws_sdk_secretsmanager::Client::new(&config),
+            self.settings(),
+        );
+        Modelled { app, calls, model }
+    }
+
     /// Where this App's table and secrets are, for another App over the same ones.
     fn settings(&self) -> hatched::app::Settings {
         hatched::app::Settings {
@@ -223,6 +245,40 @@ impl TestApp {
     /// `POST /api/v1/tokens/introspect`.
     pub async fn introspect(&self, token: &str) -> Answer {
         self.send(Call::new("POST", "/api/v1/tokens/introspect").json(&json!({ "token": token }))).await
+    }
+}
+
+/// An App behind an in-process DynamoDB behaviour model ([`TestApp::modelled`]).
+pub struct Modelled {
+    pub app: App,
+    pub calls: CallLog,
+    pub model: hatchctl::model::Running,
+}
+
+/// The emulator itself, for a model to forward to: `HATCHED_EMULATOR_URL` when the suite runs
+/// through a model already (`scripts/test`'s model tier sets it), else `AWS_ENDPOINT_URL`.
+pub fn emulator_url() -> String {
+    std::env::var("HATCHED_EMULATOR_URL").or_else(|_| std::env::var("AWS_ENDPOINT_URL")).expect("AWS_ENDPOINT_URL")
+}
+
+/// The rules of the DynamoDB model the whole suite runs through, if any
+/// (`HATCHED_DYNAMODB_MODEL`, set by `scripts/test`'s model tier: a comma-separated list of
+/// `conflicts`, `pages`, `partial-batches`, `throttling`).
+pub fn model_rules_in_force() -> Vec<String> {
+    std::env::var("HATCHED_DYNAMODB_MODEL")
+        .map(|v| v.split(',').filter(|r| !r.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Round trips count the happy path: a partial batch or a throttled call adds attempts by
+/// design. Conflicts and small pages change nothing on the happy path, so they may be on.
+pub fn assert_happy_path_model() {
+    let rules = model_rules_in_force();
+    for rule in ["partial-batches", "throttling"] {
+        assert!(
+            !rules.iter().any(|r| r == rule),
+            "round trips are counted with {rule} off (HATCHED_DYNAMODB_MODEL={rules:?})"
+        );
     }
 }
 

@@ -2,15 +2,13 @@
 //! Budget: the key read, then one transaction (buddy condition-check + session put).
 
 use hatched::domain::time::rfc3339;
-use hatched::domain::token::{
-    SESSION_MODE, SESSION_TTL, Subject, WidgetScope, widget_scopes,
-};
+use hatched::domain::token::{SESSION_MODE, SESSION_TTL, Subject, WidgetScope, widget_scopes};
 use hatched::domain::{BuddyId, Scope, SessionId, UnixTime, UserId};
 use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
 use hatched::http::json_body;
-use hatched::tokens::Minted;
 use hatched::lambda_http::{Body, Request, Response};
+use hatched::tokens::Minted;
 use hatched::{Access, ApiError, App, Caller};
 use serde::{Deserialize, Serialize};
 

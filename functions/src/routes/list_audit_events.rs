@@ -59,7 +59,9 @@ async fn list(app: &App, caller: Caller, req: Request) -> Result<Events, ApiErro
     let (limit, after) = page_params(&req, is_audit_sort_key)?;
     let target = query_param(&req, "target").map(parse_target).transpose()?;
     let record = &caller.record;
-    let page =
-        app.keys.audit_page(&record.customer_id, record.environment, target.as_deref(), limit, after.as_deref()).await?;
+    let page = app
+        .keys
+        .audit_page(&record.customer_id, record.environment, target.as_deref(), limit, after.as_deref())
+        .await?;
     Ok(Events { events: page.events.into_iter().map(AuditEventView::from).collect(), next_cursor: page.next_cursor })
 }

@@ -55,7 +55,8 @@ pub struct AuditPage {
 }
 
 impl Store {
-    /// A customer environment's events (or one target's), newest first, one query.
+    /// A customer environment's events (or one target's), newest first: one query, or more
+    /// when DynamoDB cuts it at 1 MB ([`Store::newest_first_page`]).
     pub async fn list_audit(
         &self,
         customer: &CustomerId,

@@ -142,7 +142,8 @@ impl Store {
     }
 
     /// One page of a customer's keys in one environment, newest first, resuming after the sort
-    /// key a cursor carries. One query (one more item than asked tells whether more follow).
+    /// key a cursor carries. One query (one more item than asked tells whether more follow), or more
+    /// when DynamoDB cuts it at 1 MB.
     pub async fn list_keys_page(
         &self,
         customer: &CustomerId,

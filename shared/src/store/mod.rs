@@ -245,9 +245,14 @@ impl Store {
     }
 
     /// One page of a partition (of the table, or of `index` with its own key attributes),
-    /// newest first, resuming after the sort key `after`: one query, asking one item more than
-    /// `limit` to learn whether more follow. Returns the items and the last one's sort key
-    /// when there are more.
+    /// newest first, resuming after the sort key `after`, asking one item more than `limit` to
+    /// learn whether more follow. Returns the items and whether there are more.
+    ///
+    /// DynamoDB stops a query after 1 MB read and says where with `LastEvaluatedKey` ("Query",
+    /// API reference), whatever `Limit` asked: a page cut short is not the end of the
+    /// partition. So the query is followed from its `LastEvaluatedKey` until it has `limit + 1`
+    /// items or the partition ends (no `LastEvaluatedKey`). The caller's cursor stays the last
+    /// returned item's sort key: `LastEvaluatedKey` never leaves the store.
     pub(crate) async fn newest_first_page(
         &self,
         op: &'static str,
@@ -260,24 +265,34 @@ impl Store {
             Some((name, pk_attr, sk_attr)) => (Some(name), pk_attr, sk_attr),
             None => (None, "pk", "sk"),
         };
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .set_index_name(index.map(str::to_owned))
-            // An index cannot be read consistently; the table can.
-            .consistent_read(index.is_none())
-            .scan_index_forward(false)
-            .limit(limit as i32 + 1)
-            .expression_attribute_values(":pk", s(pk));
-        query = match after {
-            Some(after) => query
-                .key_condition_expression(format!("{pk_attr} = :pk AND {sk_attr} < :after"))
-                .expression_attribute_values(":after", s(after)),
-            None => query.key_condition_expression(format!("{pk_attr} = :pk")),
-        };
-        let out = query.send().await.map_err(|e| classify(op, e))?;
-        let mut items = out.items.unwrap_or_default();
+        let wanted = limit as usize + 1;
+        let mut items: Vec<Item> = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index.map(str::to_owned))
+                // An index cannot be read consistently; the table can.
+                .consistent_read(index.is_none())
+                .scan_index_forward(false)
+                .limit((wanted - items.len()) as i32)
+                .set_exclusive_start_key(start.take())
+                .expression_attribute_values(":pk", s(pk.clone()));
+            query = match after {
+                Some(after) => query
+                    .key_condition_expression(format!("{pk_attr} = :pk AND {sk_attr} < :after"))
+                    .expression_attribute_values(":after", s(after)),
+                None => query.key_condition_expression(format!("{pk_attr} = :pk")),
+            };
+            let out = query.send().await.map_err(|e| classify(op, e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if items.len() < wanted && !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
         let more = items.len() > limit as usize;
         items.truncate(limit as usize);
         Ok((items, more))

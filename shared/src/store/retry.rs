@@ -9,7 +9,15 @@ use std::future::Future;
 use std::time::Duration;
 
 /// Attempts per request before giving up (each is one read and one write, or one write).
-pub const MAX_ATTEMPTS: u32 = 5;
+/// Sized by the DynamoDB model (`hatchctl dynamodb-model`): n requests that all touch one item
+/// (session mints for one buddy, racing unlocks) commit one at a time, so the last one waits
+/// about n transaction times. Five attempts (about 0.3 s of pauses) left some of 20 concurrent
+/// mints for one buddy with a 503; eight (about 1.3–2.5 s of pauses, far inside the 10 s
+/// function timeout) let them all land.
+pub const MAX_ATTEMPTS: u32 = 8;
+
+/// The pause doubles up to this many times (10–20 ms × 2^6 = 0.64–1.28 s at most).
+const MAX_DOUBLINGS: u32 = 6;
 
 /// What one attempt came to.
 #[derive(Debug)]
@@ -48,12 +56,12 @@ where
     Err(Exhausted { op, attempts: MAX_ATTEMPTS }.into())
 }
 
-/// Jittered exponential backoff: 10–20 ms, doubling per attempt (capped at 16×). The jitter
+/// Jittered exponential backoff: 10–20 ms, doubling per attempt (capped at 64×). The jitter
 /// keeps two requests that conflicted once from meeting again at the same instant.
 pub fn backoff(attempt: u32) -> Duration {
     let mut byte = [0u8; 1];
     let jitter = aws_lc_rs::rand::fill(&mut byte).map_or(0, |_| u64::from(byte[0]) % 10);
-    Duration::from_millis((10 + jitter) << attempt.min(4))
+    Duration::from_millis((10 + jitter) << attempt.min(MAX_DOUBLINGS))
 }
 
 #[cfg(test)]
@@ -95,8 +103,8 @@ mod tests {
     fn backoff_is_jittered_and_bounded() {
         for attempt in 0..10 {
             let d = backoff(attempt).as_millis() as u64;
-            let base = 10u64 << attempt.min(4);
-            assert!((base..base + (10 << attempt.min(4))).contains(&d), "{attempt}: {d}");
+            let base = 10u64 << attempt.min(MAX_DOUBLINGS);
+            assert!((base..base + (10 << attempt.min(MAX_DOUBLINGS))).contains(&d), "{attempt}: {d}");
         }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hatched::domain::{ApiKey, KeyKind};
+use hatched::store::retry::MAX_ATTEMPTS;
 use hatched_tests::canned::{app, wire};
 use hatched_tests::{Answer, keyed};
 use serde_json::{Value, json};
@@ -107,7 +108,7 @@ async fn endless_conflicts_give_503_not_500() {
     let a = unlock(&app, &key).await;
     assert_eq!((a.status, a.code()), (503, "service_unavailable"));
     assert!(a.header("retry-after").is_some());
-    assert_eq!(transactions.load(Ordering::Relaxed), 5, "bounded attempts");
+    assert_eq!(transactions.load(Ordering::Relaxed), MAX_ATTEMPTS as usize, "bounded attempts");
 }
 
 #[tokio::test]
@@ -218,7 +219,7 @@ async fn a_session_mint_that_meets_a_conflicting_transaction_is_sent_again() {
     let (a, transactions) = mint_session_through_conflicts(usize::MAX).await;
     assert_eq!((a.status, a.code()), (503, "service_unavailable"), "{}", a.body);
     assert!(a.header("retry-after").is_some());
-    assert_eq!(transactions, 5, "bounded attempts");
+    assert_eq!(transactions, MAX_ATTEMPTS as usize, "bounded attempts");
 }
 
 /// The unlock read answered with `unprocessed` partial batches (every key left unprocessed)
@@ -252,5 +253,5 @@ async fn unprocessed_keys_are_asked_again_and_never_read_as_missing() {
     let (a, batches) = unlock_through_unprocessed_batches(usize::MAX).await;
     assert_eq!((a.status, a.code()), (503, "service_unavailable"), "never gate_not_found: {}", a.body);
     assert!(a.header("retry-after").is_some());
-    assert_eq!(batches, 5, "bounded attempts");
+    assert_eq!(batches, MAX_ATTEMPTS as usize, "bounded attempts");
 }

@@ -322,6 +322,7 @@ async fn operator_commands_refuse_bad_gates_and_credits() {
 
 #[tokio::test]
 async fn round_trips_per_unlock() {
+    hatched_tests::assert_happy_path_model();
     let (t, key) = setup().await;
     t.gate("hat", 3, None).await;
     t.credit(Live, "b1", 10).await;

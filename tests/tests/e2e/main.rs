@@ -14,6 +14,7 @@ mod keymgmt;
 mod keys;
 mod load;
 mod local_api;
+mod model;
 mod rotation;
 mod routes;
 mod strict_input;

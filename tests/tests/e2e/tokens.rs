@@ -373,6 +373,7 @@ async fn jwks_lists_current_key_with_cache_headers() {
 
 #[tokio::test]
 async fn round_trips_per_endpoint() {
+    hatched_tests::assert_happy_path_model();
     let (t, key) = setup().await;
     // The key's first use writes last_used_at once; measure steady state.
     mint_embed(&t, &key, json!({ "buddy_id": "b1", "user_id": "u" })).await;
