@@ -34,6 +34,11 @@ pub struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Wait up to this long for each AWS call (all attempts) instead of the functions' 5 s.
+    /// For a local emulator: a single Python process that can pause for seconds (scripts/test
+    /// serves the fuzzed API with 60, as the suite's own clients wait).
+    #[arg(long, env = "HATCHED_SDK_TIMEOUT_SECS", global = true, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub sdk_timeout_secs: Option<u64>,
     #[command(subcommand)]
     pub command: Command,
 }

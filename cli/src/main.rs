@@ -22,7 +22,10 @@ async fn main() -> std::process::ExitCode {
         issuer: std::env::var(hatched::app::ISSUER_ENV).unwrap_or_else(|_| hatched::app::DEFAULT_ISSUER.to_owned()),
     };
     let config = match hatched::app::aws_config().await {
-        Ok(config) => config,
+        Ok(config) => match cli.sdk_timeout_secs {
+            Some(secs) => config.into_builder().timeout_config(relaxed_timeouts(secs)).build(),
+            None => config,
+        },
         Err(e) => {
             eprintln!("hatchctl: {e}");
             return std::process::ExitCode::FAILURE;
@@ -47,6 +50,16 @@ async fn main() -> std::process::ExitCode {
         }
     }
     std::process::ExitCode::SUCCESS
+}
+
+/// `secs` for a whole call, a third of it per attempt (the SDK retries twice more).
+fn relaxed_timeouts(secs: u64) -> aws_config::timeout::TimeoutConfig {
+    let whole = std::time::Duration::from_secs(secs);
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(whole.min(std::time::Duration::from_secs(10)))
+        .operation_attempt_timeout(whole / 3)
+        .operation_timeout(whole)
+        .build()
 }
 
 async fn serve(app: hatched::App, port: u16) -> anyhow::Result<()> {

@@ -14,16 +14,24 @@ use aws_smithy_types::config_bag::ConfigBag;
 #[derive(Debug, Clone, Default)]
 pub struct CallLog {
     ops: Arc<Mutex<Vec<String>>>,
+    /// Every write with its full target and request body: what the no-change checks read.
+    writes: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
 }
 
 impl CallLog {
     pub fn clear(&self) {
         self.ops.lock().unwrap().clear();
+        self.writes.lock().unwrap().clear();
     }
 
     /// Operations sent since the last clear, e.g. `["GetItem", "UpdateItem"]`.
     pub fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.ops.lock().unwrap())
+    }
+
+    /// Writes sent since the last `take_writes` or clear: `(x-amz-target, request body)`.
+    pub fn take_writes(&self) -> Vec<(String, serde_json::Value)> {
+        std::mem::take(&mut *self.writes.lock().unwrap())
     }
 }
 
@@ -47,7 +55,12 @@ impl Intercept for CallLog {
     ) -> Result<(), BoxError> {
         let request = context.request();
         let target = request.headers().get("x-amz-target").unwrap_or("unknown");
-        self.ops.lock().unwrap().push(target.rsplit('.').next().unwrap_or(target).to_owned());
+        let op = target.rsplit('.').next().unwrap_or(target);
+        if !READS.contains(&op) {
+            let body = request.body().bytes().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or_default();
+            self.writes.lock().unwrap().push((target.to_owned(), body));
+        }
+        self.ops.lock().unwrap().push(op.to_owned());
         if let Some(function) = hatched::handler::current_function() {
             for (action, partition) in iam_actions(target, request.body().bytes()) {
                 ActionLog::record(function, format!("{action} {partition}"));

@@ -115,16 +115,23 @@ pub fn check_pattern(pattern: &str) -> Result<String, OriginPatternError> {
 }
 
 /// The Public Suffix List (ICANN and private sections) as the `psl` crate ships it
-/// (`data/rules.txt` of psl 2.1.247, whose answers a test compares rule by rule), parsed on
-/// first use: only key issuance and PATCH with a wildcard ever need it.
-const PUBLIC_SUFFIX_LIST: &str = include_str!("../../data/public_suffix_list.txt");
+/// (`data/rules.txt` of psl 2.1.247, whose answers a test compares rule by rule), deflated by
+/// `build.rs` (a quarter of the bytes in the binary) and parsed on first use: only key issuance
+/// and PATCH with a wildcard ever need it.
+const PUBLIC_SUFFIX_LIST_DEFLATED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/public_suffix_list.txt.deflate"));
+
+/// The list's text, or none if it does not inflate (never, its test says).
+fn public_suffix_list_text() -> Option<String> {
+    let bytes = miniz_oxide::inflate::decompress_to_vec_with_limit(PUBLIC_SUFFIX_LIST_DEFLATED, 1 << 20).ok()?;
+    String::from_utf8(bytes).ok()
+}
 
 fn public_suffixes() -> &'static publicsuffix::List {
     static LIST: std::sync::OnceLock<publicsuffix::List> = std::sync::OnceLock::new();
     LIST.get_or_init(|| {
         // The file holds rules only; the parser takes rules after a section marker.
-        let text = format!("// ===BEGIN ICANN DOMAINS===\n{PUBLIC_SUFFIX_LIST}");
-        text.parse().unwrap_or_default()
+        let rules = public_suffix_list_text().unwrap_or_default();
+        format!("// ===BEGIN ICANN DOMAINS===\n{rules}").parse().unwrap_or_default()
     })
 }
 
@@ -322,8 +329,10 @@ mod tests {
         use publicsuffix::Psl;
         let list = public_suffixes();
         assert!(!list.is_empty());
+        let source = include_str!("../../data/public_suffix_list.txt");
+        assert_eq!(public_suffix_list_text().as_deref(), Some(source), "the deflated list inflates to the file");
         let mut checked = 0;
-        for rule in PUBLIC_SUFFIX_LIST.lines().filter(|l| !l.is_empty()) {
+        for rule in source.lines().filter(|l| !l.is_empty()) {
             let base = rule.trim_start_matches('!').trim_start_matches("*.");
             let Ok(base) = url::Url::parse(&format!("http://{base}/")).map(|u| u.host_str().unwrap_or("").to_owned())
             else {

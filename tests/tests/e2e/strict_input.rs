@@ -4,57 +4,15 @@
 //! origin allowlist: entries that are not origins are refused, the others stored as a browser
 //! serialises its `Origin`.
 
-use std::sync::{Arc, Mutex};
-
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
 use hatched::store::partition::{KEY, PREFIX, RATE_WINDOW};
-use hatched_tests::calls::{READS, iam_actions};
+use hatched_tests::Seed;
+use hatched_tests::calls::iam_actions;
 use hatched_tests::prelude::*;
-use hatched_tests::{CallLog, Seed};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value, json};
 
 const KEYS: &str = "/api/v1/keys";
-
-/// Every DynamoDB write a request sends, with its operation and request body: what the
-/// no-change check reads (the suite's [`CallLog`] keeps operation names only).
-#[derive(Debug, Clone, Default)]
-struct WriteLog {
-    writes: Arc<Mutex<Vec<(String, Value)>>>,
-}
-
-impl WriteLog {
-    fn take(&self) -> Vec<(String, Value)> {
-        std::mem::take(&mut *self.writes.lock().unwrap())
-    }
-}
-
-impl Intercept for WriteLog {
-    fn name(&self) -> &'static str {
-        "WriteLog"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let request = context.request();
-        let target = request.headers().get("x-amz-target").unwrap_or("unknown");
-        let op = target.rsplit('.').next().unwrap_or(target).to_owned();
-        if !READS.contains(&op.as_str()) {
-            let body = request.body().bytes().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or_default();
-            self.writes.lock().unwrap().push((target.to_owned(), body));
-        }
-        Ok(())
-    }
-}
 
 /// What authentication writes for any request, whatever its body: the rate-window count
 /// (`UpdateItem` on `RL#`) and a key's `last_used_at` (`SET #used = :now` on its two copies).
@@ -73,38 +31,10 @@ fn written_by_authentication(target: &str, body: &Value) -> bool {
         && body["ExpressionAttributeNames"] == json!({ "#used": "last_used_at" })
 }
 
-/// A test table like [`TestApp::new`]'s, whose DynamoDB client also records every write.
-async fn app_with_write_log() -> (TestApp, WriteLog) {
-    let config = hatched_tests::sdk_config().await;
-    let writes = WriteLog::default();
-    let calls = CallLog::default();
-    let dynamo =
-        aws_sdk_dynamodb::config::Builder::from(&config).interceptor(calls.clone()).interceptor(writes.clone()).build();
-    let secrets = aws_sdk_secretsmanager::config::Builder::from(&config).interceptor(CallLog::default()).build();
-    let suffix = hatched::domain::key::random_base62(12);
-    let settings = hatched::app::Settings {
-        table: format!("t_{suffix}"),
-        signing_secret: Some(format!("hatched-test-{suffix}")),
-        data_key_secret: Some(format!("hatched-test-data-{suffix}")),
-        issuer: "https://auth.hatched.test".to_owned(),
-    };
-    let app = hatched::App::with_clients(
-        aws_sdk_dynamodb::Client::from_conf(dynamo),
-        aws_sdk_secretsmanager::Client::from_conf(secrets),
-        settings,
-    );
-    app.store.create_table().await.expect("create test table");
-    app.rotation.create_first().await.expect("create signing key set");
-    app.sealer.create_secret().await.expect("create data key secret");
-    Seed::customer(&app, "acme").await.expect("create customer");
-    (TestApp { app, calls }, writes)
-}
-
 /// The world every route can act in: buddy `b1` with coins and the gate `hat`, a session,
 /// a key to patch, roll and revoke, and the caller: an enterprise secret key with every scope.
 struct World {
     t: TestApp,
-    writes: WriteLog,
     admin: String,
     target_prefix: String,
     session_id: String,
@@ -112,7 +42,8 @@ struct World {
 }
 
 async fn world() -> World {
-    let (t, writes) = app_with_write_log().await;
+    let t = TestApp::new().await;
+    Seed::customer(&t.app, "acme").await.expect("create customer");
     t.buddy(Live, "b1").await;
     t.gate("hat", 5, None).await;
     t.credit(Live, "b1", 100).await;
@@ -122,8 +53,8 @@ async fn world() -> World {
     assert_eq!(minted.status, 201, "{}", minted.body);
     let session_id = minted.body["session_id"].as_str().unwrap().to_owned();
     let session_token = minted.body["token"].as_str().unwrap().to_owned();
-    writes.take();
-    World { t, writes, admin, target_prefix, session_id, session_token }
+    t.calls.take_writes();
+    World { t, admin, target_prefix, session_id, session_token }
 }
 
 impl World {
@@ -151,9 +82,9 @@ impl World {
     /// Sends a non-object body to a route: 400 `invalid_request`, and nothing written but
     /// what authentication writes.
     async fn refused_without_change(&self, method: &str, template: &str, body: &str, n: usize) -> Result<(), String> {
-        self.writes.take();
+        self.t.calls.take_writes();
         let a = self.send_raw(method, &self.path(template), body, n).await;
-        let writes = self.writes.take();
+        let writes = self.t.calls.take_writes();
         if (a.status, a.code()) != (400, "invalid_request") {
             return Err(format!("{method} {template} with {body:?}: {} {}", a.status, a.body));
         }
@@ -372,10 +303,10 @@ async fn origins_that_are_not_origins_are_refused_where_origins_are_set() {
         let body = json!({ "type": "publishable", "allowed_origins": ["https://ok.example.com", bad] });
         let a = w.t.send(Call::new("POST", KEYS).key(&w.admin).json(&body).from_ip(&format!("203.0.113.{n}"))).await;
         assert_eq!((a.status, a.code()), (400, "invalid_request"), "{bad}: {}", a.body);
-        w.writes.take();
+        w.t.calls.take_writes();
         let a = w.t.send(Call::new("PATCH", &target).key(&w.admin).json(&json!({ "allowed_origins": [bad] }))).await;
         assert_eq!((a.status, a.code()), (400, "invalid_request"), "{bad}: {}", a.body);
-        let writes = w.writes.take();
+        let writes = w.t.calls.take_writes();
         assert!(writes.iter().all(|(target, body)| written_by_authentication(target, body)), "{bad}: {writes:?}");
     }
     let record = w.t.send(Call::new("GET", &target).key(&w.admin)).await.body;
