@@ -132,7 +132,9 @@ impl ApiError {
         match self {
             InvalidRequest(why) => format!("The request is invalid: {why}."),
             ScopesRequired => "A widget session needs a non-empty scopes list.".into(),
-            InvalidScope(scope) => format!("The scope {scope:?} is not one this endpoint allows."),
+            // The value is in `details.scope` (API.md); the sentence does not repeat what was
+            // sent, which may be anything pasted, a key included.
+            InvalidScope(_) => "A requested scope is not one this endpoint allows (see details.scope).".into(),
             ScopesNotAllowed => "Embed tokens are read-only and take no scopes field.".into(),
             InvalidTtl { min, max } => format!("ttl_seconds must be between {min} and {max}."),
             MissingKey => "An Authorization: Bearer <key> header is required.".into(),

@@ -95,10 +95,11 @@ pub struct Issued {
 pub enum KeyError {
     #[error("allowed origins and signed user ids apply to publishable keys only")]
     PublishableOnly,
-    #[error("{0:?} is not an origin (expected https://host[:port] or https://*.domain)")]
-    InvalidOrigin(String),
-    #[error("{0:?} is refused: {1}")]
-    RefusedOrigin(String, OriginPatternError),
+    /// By position, never by value: an entry may be anything pasted, a key included.
+    #[error("allowed_origins[{0}] is not an origin (expected https://host[:port] or https://*.domain)")]
+    InvalidOrigin(usize),
+    #[error("allowed_origins[{0}] is refused: {1}")]
+    RefusedOrigin(usize, OriginPatternError),
     #[error(transparent)]
     Scopes(#[from] ScopeGrantError),
     /// The caller would grant what it does not hold itself (a scope, or a higher tier).
@@ -174,10 +175,11 @@ fn check_origins(key_type: KeyType, origins: &[String], signed: bool) -> Result<
 fn stored_origins(origins: &[String]) -> Result<Vec<String>, KeyError> {
     origins
         .iter()
-        .map(|entry| match origin::check_pattern(entry) {
+        .enumerate()
+        .map(|(i, entry)| match origin::check_pattern(entry) {
             Ok(stored) => Ok(stored),
-            Err(OriginPatternError::Malformed) => Err(KeyError::InvalidOrigin(entry.clone())),
-            Err(e) => Err(KeyError::RefusedOrigin(entry.clone(), e)),
+            Err(OriginPatternError::Malformed) => Err(KeyError::InvalidOrigin(i)),
+            Err(e) => Err(KeyError::RefusedOrigin(i, e)),
         })
         .collect()
 }

@@ -3,7 +3,7 @@
 //! requires it, an HMAC-signed user id). Budget: the key read and the buddy read.
 
 use hatched::domain::time::rfc3339;
-use hatched::domain::token::{EMBED_MODE, EMBED_TTL, SignedUser, Subject};
+use hatched::domain::token::{EMBED_MODE, EMBED_TTL, SignedUser, Subject, TtlSeconds};
 use hatched::domain::{BuddyId, Scope, UnixTime, UserId};
 use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
@@ -20,7 +20,7 @@ struct MintRequest {
     buddy_id: BuddyId,
     user_id: UserId,
     #[serde(default)]
-    ttl_seconds: Option<i64>,
+    ttl_seconds: Option<TtlSeconds>,
     #[serde(default)]
     user_id_sig: Option<String>,
     #[serde(default)]

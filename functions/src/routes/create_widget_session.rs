@@ -2,7 +2,7 @@
 //! Budget: the key read, then one transaction (buddy condition-check + session put).
 
 use hatched::domain::time::rfc3339;
-use hatched::domain::token::{SESSION_MODE, SESSION_TTL, Subject, WidgetScope, widget_scopes};
+use hatched::domain::token::{SESSION_MODE, SESSION_TTL, Subject, TtlSeconds, WidgetScope, widget_scopes};
 use hatched::domain::{BuddyId, Scope, SessionId, UnixTime, UserId};
 use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
@@ -20,7 +20,7 @@ struct MintRequest {
     #[serde(default)]
     scopes: Option<Vec<String>>,
     #[serde(default)]
-    ttl_seconds: Option<i64>,
+    ttl_seconds: Option<TtlSeconds>,
 }
 
 #[derive(Serialize)]

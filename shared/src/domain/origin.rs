@@ -38,7 +38,7 @@ pub enum OriginPatternError {
     )]
     Malformed,
     #[error(
-        "an allowed origin's wildcard must sit on a registrable domain, not a public suffix like *.com, *.co.uk or *.github.io"
+        "an allowed origin's wildcard must sit on a registrable domain, one owner's one level below: not a public suffix like *.com, *.co.uk or *.github.io, nor a name whose subdomains are public suffixes like *.compute-1.amazonaws.com"
     )]
     PublicSuffixWildcard,
 }
@@ -107,7 +107,10 @@ pub fn check_pattern(pattern: &str) -> Result<String, OriginPatternError> {
     if !wildcard {
         return Ok(serialised);
     }
-    if is_public_suffix(host) {
+    // One level below `host` must be one owner's: neither `host` a public suffix (`*.com`) nor
+    // any name the wildcard covers (`*.compute-1.amazonaws.com`: every EC2 host is a suffix of
+    // its own; `*.amazonaws.com` covers `s3.amazonaws.com`, where every bucket shares an origin).
+    if is_public_suffix(host) || has_public_suffix_children(host) {
         return Err(OriginPatternError::PublicSuffixWildcard);
     }
     let after_scheme = serialised.split_once("://").map_or("", |(_, a)| a);
@@ -142,6 +145,29 @@ fn is_public_suffix(name: &str) -> bool {
     use publicsuffix::Psl;
     let list = public_suffixes();
     list.is_empty() || list.domain(name.as_bytes()).is_none()
+}
+
+/// Is some name one label below `name` a public suffix (a rule `*.name`, or a rule
+/// `label.name`)? From the list's rules (exceptions mark registrable names, not suffixes), the
+/// set of their parents built on first use, in the punycode form hosts arrive in.
+fn has_public_suffix_children(name: &str) -> bool {
+    static PARENTS: std::sync::OnceLock<std::collections::HashSet<String>> = std::sync::OnceLock::new();
+    let parents = PARENTS.get_or_init(|| {
+        let text = public_suffix_list_text().unwrap_or_default();
+        text.lines()
+            .filter(|rule| !rule.is_empty() && !rule.starts_with('!'))
+            .filter_map(|rule| match rule.strip_prefix("*.") {
+                Some(base) => Some(base),
+                None => rule.split_once('.').map(|(_, parent)| parent),
+            })
+            .filter_map(|parent| match parent.is_ascii() {
+                true => Some(parent.to_ascii_lowercase()),
+                false => url::Url::parse(&format!("http://{parent}/")).ok()?.host_str().map(str::to_owned),
+            })
+            .collect()
+    });
+    // An empty set means the list did not load: fail closed, as `is_public_suffix` does.
+    parents.is_empty() || parents.contains(name)
 }
 
 /// A host name as DNS carries it (already lower-case ASCII, IDN labels in punycode, from the
@@ -316,6 +342,24 @@ mod tests {
         assert!(is_valid_pattern("https://github.io"));
         assert_eq!(check_pattern("https://*.com"), Err(OriginPatternError::PublicSuffixWildcard));
         assert_eq!(check_pattern("https://*.github.io"), Err(OriginPatternError::PublicSuffixWildcard));
+        // A wildcard whose one level reaches public suffixes: by a `*.` rule (every EC2 host,
+        // every Kawasaki ward) or by a listed child (`s3.amazonaws.com`, `blogspot.com`'s kin).
+        for shared_below in [
+            "http://*.compute-1.amazonaws.com",
+            "https://*.nom.br",
+            "https://*.kawasaki.jp",
+            "https://*.platformsh.site",
+            "https://*.amazonaws.com",
+            // Not a rule itself, but `sande.møre-og-romsdal.no` is: matched in punycode.
+            "https://*.møre-og-romsdal.no",
+            "https://*.xn--mre-og-romsdal-qqb.no",
+        ] {
+            assert_eq!(check_pattern(shared_below), Err(OriginPatternError::PublicSuffixWildcard), "{shared_below}");
+        }
+        // An exception to a `*.` rule is one owner's, and so is what lies below it.
+        assert_eq!(check_pattern("https://*.city.kawasaki.jp").as_deref(), Ok("https://*.city.kawasaki.jp"));
+        assert_eq!(check_pattern("https://*.shop.example.com").as_deref(), Ok("https://*.shop.example.com"));
+        assert_eq!(check_pattern("https://*.公司.cn"), Err(OriginPatternError::PublicSuffixWildcard));
         assert_eq!(check_pattern("example.com"), Err(OriginPatternError::Malformed));
         assert_eq!(check_pattern("https://*.example.co.uk").as_deref(), Ok("https://*.example.co.uk"));
         let api: crate::error::ApiError = OriginPatternError::PublicSuffixWildcard.into();

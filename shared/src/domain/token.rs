@@ -66,12 +66,32 @@ pub struct TtlOutOfRange {
 }
 
 impl TtlRange {
-    pub fn pick(self, requested: Option<i64>) -> Result<i64, TtlOutOfRange> {
+    pub fn pick(self, requested: Option<TtlSeconds>) -> Result<i64, TtlOutOfRange> {
         match requested {
             None => Ok(i64::from(self.default)),
-            Some(t) if (i64::from(self.min)..=i64::from(self.max)).contains(&t) => Ok(t),
+            Some(TtlSeconds(t)) if (i64::from(self.min)..=i64::from(self.max)).contains(&t) => Ok(t),
             Some(_) => Err(TtlOutOfRange { min: self.min, max: self.max }),
         }
+    }
+}
+
+/// A requested `ttl_seconds`: any whole JSON number, saturated into `i64` so that one too large
+/// for it (`9223372036854775808`, `1e20`) is out of range (`invalid_ttl` with the range), not a
+/// body error. A fraction or a non-number is not a TTL at all (`invalid_request`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtlSeconds(pub i64);
+
+impl<'de> Deserialize<'de> for TtlSeconds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = serde_json::Number::deserialize(d)?;
+        let whole = match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => Some(i),
+            (None, Some(_), _) => Some(i64::MAX),
+            // `as` saturates: ±1e300 become i64::MAX / i64::MIN.
+            (None, None, Some(f)) if f.is_finite() && f.fract() == 0.0 => Some(f as i64),
+            _ => None,
+        };
+        whole.map(TtlSeconds).ok_or_else(|| serde::de::Error::custom("ttl_seconds must be a whole number of seconds"))
     }
 }
 
@@ -382,12 +402,12 @@ mod tests {
     #[test]
     fn ttl_ranges() {
         assert_eq!(SESSION_TTL.pick(None), Ok(3600));
-        assert_eq!(SESSION_TTL.pick(Some(60)), Ok(60));
-        assert_eq!(SESSION_TTL.pick(Some(59)), Err(TtlOutOfRange { min: 60, max: 3600 }));
-        assert!(SESSION_TTL.pick(Some(3601)).is_err());
+        assert_eq!(SESSION_TTL.pick(Some(TtlSeconds(60))), Ok(60));
+        assert_eq!(SESSION_TTL.pick(Some(TtlSeconds(59))), Err(TtlOutOfRange { min: 60, max: 3600 }));
+        assert!(SESSION_TTL.pick(Some(TtlSeconds(3601))).is_err());
         assert_eq!(EMBED_TTL.pick(None), Ok(86400));
-        assert!(EMBED_TTL.pick(Some(299)).is_err());
-        assert!(EMBED_TTL.pick(Some(-1)).is_err());
+        assert!(EMBED_TTL.pick(Some(TtlSeconds(299))).is_err());
+        assert!(EMBED_TTL.pick(Some(TtlSeconds(-1))).is_err());
     }
 
     #[test]
@@ -464,10 +484,25 @@ mod tests {
     }
 
     #[test]
+    fn a_ttl_is_any_whole_json_number_saturated() {
+        let ttl = |json: &str| serde_json::from_str::<TtlSeconds>(json).map(|t| t.0).ok();
+        assert_eq!(ttl("60"), Some(60));
+        assert_eq!(ttl("-60"), Some(-60));
+        assert_eq!(ttl("60.0"), Some(60));
+        assert_eq!(ttl("9223372036854775808"), Some(i64::MAX));
+        assert_eq!(ttl("18446744073709551615"), Some(i64::MAX));
+        assert_eq!(ttl("1e20"), Some(i64::MAX));
+        assert_eq!(ttl("-1e20"), Some(i64::MIN));
+        assert_eq!(ttl("60.5"), None);
+        assert_eq!(ttl("\"60\""), None);
+        assert_eq!(ttl("null"), None);
+    }
+
+    #[test]
     fn extreme_ttls_are_refused_and_claims_never_overflow() {
         for range in [SESSION_TTL, EMBED_TTL] {
-            assert!(range.pick(Some(i64::MIN)).is_err());
-            assert!(range.pick(Some(i64::MAX)).is_err());
+            assert!(range.pick(Some(TtlSeconds(i64::MIN))).is_err());
+            assert!(range.pick(Some(TtlSeconds(i64::MAX))).is_err());
         }
         let sid = SessionId::generate();
         for (now, ttl) in [(i64::MAX, 3600), (i64::MAX, i64::MAX), (i64::MIN, i64::MIN), (0, i64::MAX), (0, i64::MIN)] {

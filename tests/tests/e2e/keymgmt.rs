@@ -154,6 +154,24 @@ async fn every_escalation_is_refused() {
             None,
         ),
         (create(json!({ "type": "publishable", "allowed_origins": ["https://*.com"] })), 400, "invalid_request", None),
+        // One level below is every EC2 host (a public suffix each): many owners, not one.
+        (
+            create(json!({ "type": "publishable", "allowed_origins": ["http://*.compute-1.amazonaws.com"] })),
+            400,
+            "invalid_request",
+            None,
+        ),
+        (
+            call(
+                "PATCH",
+                &format!("{KEYS}/{target_prefix}"),
+                &manager,
+                Some(json!({ "allowed_origins": ["https://*.nom.br"] })),
+            ),
+            400,
+            "invalid_request",
+            None,
+        ),
         (create(json!({ "type": "secret", "environment": "test" })), 400, "invalid_request", None),
         (
             call("PATCH", &format!("{KEYS}/{target_prefix}"), &manager, Some(json!({ "scopes": ["write:unlocks"] }))),
@@ -633,4 +651,33 @@ async fn a_created_hmac_secret_is_shown_once_and_audited_without_its_value() {
     assert_eq!(updated.len(), 2, "created, updated (the repeat changed nothing)");
     assert_eq!(updated[0]["changes"]["hmac_secret"], json!({ "old": null, "new": "created" }));
     assert!(!Value::from(updated).to_string().contains(&secret));
+}
+
+/// A refused value is named by its field and position, never repeated in the sentence: what is
+/// pasted into a scope or origin field may be a key (`details.scope` carries a refused scope,
+/// as API.md asks, and nothing else does).
+#[tokio::test]
+async fn semantic_errors_do_not_repeat_key_like_values_in_their_message() {
+    let (t, admin) = setup().await;
+    let pasted = "hatch_live_abcdefghijklmnopqrstuvwxyzABCDEF1mVgZW";
+    let create = |body: Value| t.send(call("POST", KEYS, &admin, Some(body)));
+    let scope = create(json!({ "type": "secret", "scopes": ["read:buddies", pasted] })).await;
+    assert_eq!((scope.status, scope.code()), (400, "invalid_scope"), "{}", scope.body);
+    assert_eq!(scope.body["error"]["details"], json!({ "scope": pasted }));
+    let origin = create(json!({ "type": "publishable", "allowed_origins": ["https://app.example.com", pasted] })).await;
+    assert_eq!((origin.status, origin.code()), (400, "invalid_request"), "{}", origin.body);
+    assert!(origin.body["error"]["message"].as_str().unwrap().contains("allowed_origins[1]"), "{}", origin.body);
+    let wildcard =
+        create(json!({ "type": "publishable", "allowed_origins": [format!("https://*.{pasted}.com")] })).await;
+    assert_eq!((wildcard.status, wildcard.code()), (400, "invalid_request"), "{}", wildcard.body);
+    let required = t
+        .send(Call::new("POST", "/api/v1/keys/validate").json(&json!({ "key": admin, "required_scopes": [pasted] })))
+        .await;
+    assert_eq!((required.status, required.code()), (400, "invalid_scope"), "{}", required.body);
+    for answer in [&scope, &origin, &wildcard, &required] {
+        assert!(!answer.body["error"]["message"].as_str().unwrap().contains(pasted), "{}", answer.body);
+    }
+    for answer in [&origin, &wildcard] {
+        assert!(!answer.body.to_string().contains(pasted), "{}", answer.body);
+    }
 }
