@@ -258,7 +258,31 @@ impl Rotation {
 
     async fn set_secret(&self, id: &str, token: &str, stages: &Stages) -> Result<String, SigningError> {
         let set = self.pending_unless_overtaken(id, token, stages).await?;
-        self.publish(&set).await
+        let published = self.publish(&set).await?;
+        // Another rotation may have published between that check and this write (an
+        // emergency takes AWSPENDING and retires the current key): this write would then bring
+        // back the key it retired. Looked at again after the write: if this rotation no longer
+        // holds AWSPENDING over the version it was built from, the winner's set is published
+        // again and this one stops. A rotation that starts after this look publishes after it.
+        let now = self.secrets.describe(id).await?.stages;
+        let current = labelled(&now, AWSCURRENT);
+        if labelled(&now, AWSPENDING) == Some(token) && set.built_from.as_deref() == current {
+            return Ok(published);
+        }
+        let winner = match labelled(&now, AWSPENDING).filter(|other| *other != token) {
+            Some(other) => match self.pending_set(id, other, AWSPENDING).await {
+                Ok(theirs) if theirs.built_from.as_deref() == current => theirs,
+                _ => self.current_set(id, None).await?,
+            },
+            None => self.current_set(id, None).await?,
+        };
+        self.publish(&winner).await?;
+        Err(refused(format!(
+            "rotation {token} was overtaken while it published (AWSCURRENT is {}, AWSPENDING {}): the winner's keys \
+             are published again and this rotation stops",
+            current.unwrap_or("nothing"),
+            labelled(&now, AWSPENDING).unwrap_or("nothing")
+        )))
     }
 
     /// Publishes a set's public keys (a kid published before keeps its first time); writes

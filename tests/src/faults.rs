@@ -30,6 +30,36 @@ pub enum Fault {
     /// Reset requests for this operation before forwarding them (others pass): the write
     /// never happens, the caller sees a dropped connection.
     ResetOn(&'static str),
+    /// Hold the first request for this operation until the test releases it (others pass):
+    /// a write that lands only after something else has happened.
+    HoldFirst(&'static str, Hold),
+}
+
+/// The gate of [`Fault::HoldFirst`]: `arrived` resolves once the request is held, `release`
+/// lets it go on to the server.
+#[derive(Debug, Clone, Default)]
+pub struct Hold {
+    arrived: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+    used: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PartialEq for Hold {
+    fn eq(&self, other: &Hold) -> bool {
+        Arc::ptr_eq(&self.used, &other.used)
+    }
+}
+
+impl Eq for Hold {}
+
+impl Hold {
+    pub async fn arrived(&self) {
+        self.arrived.notified().await
+    }
+
+    pub fn release(&self) {
+        self.release.notify_one()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -74,39 +104,27 @@ async fn handle(mut client: TcpStream, upstream: String, fault: Arc<RwLock<Fault
         let _ = client.set_zero_linger();
         return;
     }
-    let Ok(mut server) = TcpStream::connect(&upstream).await else { return };
     let mut buf_c = vec![0u8; 64 * 1024];
     let mut buf_s = vec![0u8; 64 * 1024];
     let mut drop_answer = false;
+    // The upstream connection opens with the first request, after its fault: a single-threaded
+    // server (moto, as scripts/test runs it) serves one connection at a time, and one opened
+    // for a held request would stall every other client.
+    let Ok(n) = client.read(&mut buf_c).await else { return };
+    if n == 0 || !apply(&fault, &lost, &buf_c[..n], &mut drop_answer, &mut client).await {
+        return;
+    }
+    let Ok(mut server) = TcpStream::connect(&upstream).await else { return };
+    if server.write_all(&buf_c[..n]).await.is_err() {
+        return;
+    }
     loop {
         tokio::select! {
             read = client.read(&mut buf_c) => {
                 let Ok(n) = read else { return };
                 if n == 0 { return; }
-                let chunk = &buf_c[..n];
-                match fault.read().await.clone() {
-                    Fault::Delay(d) => tokio::time::sleep(d).await,
-                    Fault::Reset | Fault::Refuse => { let _ = client.set_zero_linger(); return; }
-                    Fault::LoseAnswerOf(op) => {
-                        let text = String::from_utf8_lossy(chunk);
-                        if text.contains(&format!("DynamoDB_20120810.{op}")) { drop_answer = true; }
-                    }
-                    Fault::LoseFirstAnswerOf(op) => {
-                        let text = String::from_utf8_lossy(chunk);
-                        if text.contains(&format!("DynamoDB_20120810.{op}")) && lost.load(Ordering::Relaxed) == 0 {
-                            drop_answer = true;
-                        }
-                    }
-                    Fault::ResetOn(op) => {
-                        if String::from_utf8_lossy(chunk).contains(&format!("DynamoDB_20120810.{op}")) {
-                            lost.fetch_add(1, Ordering::Relaxed);
-                            let _ = client.set_zero_linger();
-                            return;
-                        }
-                    }
-                    Fault::None => {}
-                }
-                if server.write_all(chunk).await.is_err() { return; }
+                if !apply(&fault, &lost, &buf_c[..n], &mut drop_answer, &mut client).await { return; }
+                if server.write_all(&buf_c[..n]).await.is_err() { return; }
             }
             read = server.read(&mut buf_s) => {
                 let Ok(n) = read else { return };
@@ -120,4 +138,36 @@ async fn handle(mut client: TcpStream, upstream: String, fault: Arc<RwLock<Fault
             }
         }
     }
+}
+
+/// The fault on one chunk a client sent, before it is forwarded; false: the connection is reset.
+async fn apply(
+    fault: &RwLock<Fault>,
+    lost: &AtomicU64,
+    chunk: &[u8],
+    drop_answer: &mut bool,
+    client: &mut TcpStream,
+) -> bool {
+    let is = |op: &str| String::from_utf8_lossy(chunk).contains(&format!("DynamoDB_20120810.{op}"));
+    let current = fault.read().await.clone();
+    match current {
+        Fault::Delay(d) => tokio::time::sleep(d).await,
+        Fault::Reset | Fault::Refuse => {
+            let _ = client.set_zero_linger();
+            return false;
+        }
+        Fault::LoseAnswerOf(op) => *drop_answer |= is(op),
+        Fault::LoseFirstAnswerOf(op) => *drop_answer |= is(op) && lost.load(Ordering::Relaxed) == 0,
+        Fault::ResetOn(op) if is(op) => {
+            lost.fetch_add(1, Ordering::Relaxed);
+            let _ = client.set_zero_linger();
+            return false;
+        }
+        Fault::HoldFirst(op, hold) if is(op) && !hold.used.swap(true, Ordering::SeqCst) => {
+            hold.arrived.notify_one();
+            hold.release.notified().await;
+        }
+        Fault::ResetOn(_) | Fault::HoldFirst(..) | Fault::None => {}
+    }
+    true
 }

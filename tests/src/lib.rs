@@ -93,8 +93,17 @@ impl TestApp {
         self.through(proxy, true).await
     }
 
+    /// Like [`TestApp::behind`], with the suite's patient timeouts: for a request the proxy
+    /// holds (`Fault::HoldFirst`) while the test does something else.
+    pub async fn patiently_behind(&self, proxy: &faults::FaultProxy) -> App {
+        self.through_with(sdk_config().await, proxy, false)
+    }
+
     async fn through(&self, proxy: &faults::FaultProxy, secrets_too: bool) -> App {
-        let config = production_config().await;
+        self.through_with(production_config().await, proxy, secrets_too)
+    }
+
+    fn through_with(&self, config: SdkConfig, proxy: &faults::FaultProxy, secrets_too: bool) -> App {
         let dynamo = aws_sdk_dynamodb::config::Builder::from(&config).endpoint_url(proxy.endpoint()).build();
         let mut secrets = aws_sdk_secretsmanager::config::Builder::from(&config);
         if secrets_too {

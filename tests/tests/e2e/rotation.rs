@@ -22,6 +22,7 @@ use hatched::domain::signing_keys::{Caller, PUBLISH_BEFORE_SIGNING_SECS, RETAIN_
 use hatched::rotation::Step;
 use hatched::secrets::{AWSCURRENT, AWSPENDING, Version};
 use hatched_tests::TestApp;
+use hatched_tests::faults::{Fault, FaultProxy, Hold};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
@@ -678,6 +679,45 @@ async fn a_slower_scheduled_rotation_never_brings_back_the_key_an_emergency_reti
     assert_eq!((&shown["pending"]["version"], &shown["pending"]["resumable"]), (&json!(slow), &json!(false)));
     t.ctl(&["signing-key", "repair", "--version", slow]).await.unwrap();
     assert_eq!(labels(&t).await, settled);
+}
+
+/// The same race one step later: the slow rotation has passed every check of its setSecret
+/// and its write of the published keys is in flight (held by a proxy) while the emergency runs
+/// to the end. The write lands last; the look it takes after writing sees it was overtaken,
+/// publishes the winner's keys again and stops. (The sequential order above cannot show this.)
+#[tokio::test]
+async fn set_secret_racing_an_emergency_cannot_republish_the_retired_kid() {
+    let (t, key) = setup().await;
+    enable_rotation(&t).await;
+    t.app.clock.advance(WAIT);
+    let leaked = kid_in(&t, "current").await;
+    let leaked_token = embed(&t, &t.app, &key, 3_600).await;
+    let slow = "0b3e4a53-1a9f-4c34-9d7e-000000000015";
+    begin(&t, slow).await;
+    step(&t, "create-secret", slow).await.unwrap();
+    let proxy = FaultProxy::start(TestApp::upstream()).await;
+    let hold = Hold::default();
+    proxy.set(Fault::HoldFirst("PutItem", hold.clone())).await;
+    let slow_app = t.patiently_behind(&proxy).await;
+    let slow_step = event(&t, "set-secret", slow);
+    let slow_set = tokio::spawn(async move { functions::rotate_signing_key::handle(&slow_app, slow_step).await });
+    hold.arrived().await;
+    let emergency = t.ctl(&["signing-key", "rotate", "--emergency"]).await.unwrap();
+    let winner_kid = emergency["kid"].as_str().unwrap().to_owned();
+    let published_kids = |app: App| async move {
+        let published = app.store.published_keys().await.unwrap().unwrap();
+        published.keys.iter().map(|k| k.kid.clone()).collect::<Vec<_>>()
+    };
+    assert!(!published_kids(t.app.clone()).await.contains(&leaked));
+    hold.release();
+    let err = slow_set.await.unwrap().unwrap_err().to_string();
+    assert!(err.contains("overtaken while it published"), "{err}");
+    let kids = published_kids(t.app.clone()).await;
+    assert!(!kids.contains(&leaked), "the retired key is not published again: {kids:?}");
+    assert!(kids.contains(&winner_kid), "{kids:?}");
+    assert!(!jwks_kids(&instance(&t).await).await.contains(&leaked));
+    assert_eq!(introspect_with(&instance(&t).await, &leaked_token).await["active"], false);
+    assert_eq!(kid(&embed(&t, &t.app, &key, 300).await), winner_kid);
 }
 
 #[tokio::test]
