@@ -267,12 +267,10 @@ impl Keys {
             }
             // The new key holds what the old one does: only for a manager who holds it too.
             by.may_manage(&old)?;
-            // Re-sealed for the new key (a seal is bound to its record); one that no longer
-            // opens is dropped, and the new key fails closed like the old one.
-            let hmac_secret = match &old.hmac_secret {
-                Some(sealed) => self.sealer.key().await?.open(sealed, &old.key_hash),
-                None => None,
-            };
+            // A fresh secret for the new key, shown once in this answer (API.md: a secret
+            // appears in exactly one response): a roll after a leak must not hand the leaked
+            // secret on. The old key keeps its own until its grace ends.
+            let hmac_secret = (old.hmac_secret.is_some() || old.require_signed_user_id).then(HmacSecret::generate);
             let template = KeyTemplate {
                 key_type: old.key_type,
                 environment: old.environment,

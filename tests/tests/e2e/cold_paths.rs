@@ -69,4 +69,21 @@ async fn a_cold_instance_fetches_the_data_key_to_check_a_signed_unlock_and_to_ro
     let rolled = roll.send(&t.cold_instance().await).await;
     assert_eq!(rolled.status, 201, "{}", rolled.body);
     assert!(rolled.body["key"].is_string(), "{}", rolled.body);
+    // The new key signs with a fresh secret, shown in this answer only; the old key keeps its
+    // own through the grace.
+    let (new_key, new_secret) =
+        (rolled.body["key"].as_str().unwrap().to_owned(), rolled.body["hmac_secret"].as_str().unwrap().to_owned());
+    assert_ne!(new_secret, secret, "a roll never hands the old secret on");
+    t.gate("cap", 10, None).await;
+    t.gate("scarf", 10, None).await;
+    let proof = |secret: &str, user: &str| json!({ "user_id": user, "user_id_sig": sign_user(secret, user, "b1", now), "user_id_ts": now });
+    let unlock = |key: &str, gate: &str, body: Value| {
+        call("POST", &format!("/api/v1/buddies/b1/gates/{gate}/unlock"), key, Some(body))
+    };
+    let stale = unlock(&new_key, "cap", proof(&secret, "u2")).send(&t.cold_instance().await).await;
+    assert_eq!((stale.status, stale.code()), (403, "invalid_user_signature"), "{}", stale.body);
+    let fresh = unlock(&new_key, "cap", proof(&new_secret, "u2")).send(&t.cold_instance().await).await;
+    assert_eq!(fresh.status, 200, "{}", fresh.body);
+    let old = unlock(&pk.key, "scarf", proof(&secret, "u3")).send(&t.cold_instance().await).await;
+    assert_eq!(old.status, 200, "the old key and its secret work through the grace: {}", old.body);
 }

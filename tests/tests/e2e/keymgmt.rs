@@ -91,6 +91,8 @@ async fn create_list_get_patch_roll_revoke_end_to_end() {
     let new_prefix = rolled.body["record"]["prefix"].as_str().unwrap().to_owned();
     assert_eq!(rolled.body["record"]["allowed_origins"], json!(["https://new.example.com"]));
     assert_eq!(rolled.body["previous"]["prefix"], prefix.as_str());
+    let rolled_secret = rolled.body["hmac_secret"].as_str().expect("a signing key's roll shows its new secret");
+    assert_ne!(Some(rolled_secret), created.body["hmac_secret"].as_str(), "a fresh secret, not the old one again");
     assert!(rolled.body["previous"]["expires_at"].as_str().is_some());
     for k in [&key, &new_key] {
         assert_eq!(validate(&t, k, Some("https://new.example.com")).await["valid"], true);
