@@ -70,9 +70,7 @@ async fn mint(app: &App, caller: Caller, req: Request) -> Result<MintedEmbed, Ap
         _ => None,
     };
     app.auth.check_signed_user(&caller.record, proof.as_ref(), &body.buddy_id).await?;
-    let record = caller.record;
-    let who =
-        Subject { customer: record.customer_id, env: record.environment, buddy: body.buddy_id, user: body.user_id };
+    let who = Subject::of_key(&caller.record, body.buddy_id, body.user_id);
     let Minted { token, minted: claims } = app.tokens.mint_embed(who, ttl).await?;
     Ok(MintedEmbed {
         token,

@@ -52,12 +52,7 @@ async fn mint(app: &App, caller: Caller, req: Request) -> Result<MintedSession, 
     let body: MintRequest = json_body(&req)?;
     let scopes = widget_scopes(body.scopes.as_deref())?;
     let ttl = SESSION_TTL.pick(body.ttl_seconds)?;
-    let who = Subject {
-        customer: caller.record.customer_id,
-        env: caller.record.environment,
-        buddy: body.buddy_id,
-        user: body.user_id,
-    };
+    let who = Subject::of_key(&caller.record, body.buddy_id, body.user_id);
     let Minted { token, minted: session } = app.tokens.mint_session(who, scopes, ttl, &caller.record.prefix).await?;
     Ok(MintedSession {
         session_id: session.session_id,

@@ -149,6 +149,13 @@ pub struct Subject {
     pub user: UserId,
 }
 
+impl Subject {
+    /// `user` of `buddy`, in the customer and environment of the key that mints for them.
+    pub fn of_key(key: &super::KeyRecord, buddy: BuddyId, user: UserId) -> Subject {
+        Subject { customer: key.customer_id.clone(), env: key.environment, buddy, user }
+    }
+}
+
 impl SessionClaims {
     pub fn new(
         issuer: &str,
