@@ -23,6 +23,8 @@ pub struct RequestCtx {
     pub request_id: String,
     pub source_ip: String,
     pub origin: Option<String>,
+    /// When the function took the request: the request line's `Latency`.
+    pub received: std::time::Instant,
 }
 
 /// The authentication service: the key check, rate windows, refusals, signed user ids.

@@ -28,9 +28,13 @@ pub async fn serving<F: Future>(function: &'static str, fut: F) -> F::Output {
     FUNCTION.scope(function, fut).await
 }
 
-/// The one log line per request every function writes (never a key, only its prefix).
+/// The one log line per request every function writes (never a key, only its prefix), with
+/// its metrics (`Requests`, `Latency` by function and outcome) as EMF (`crate::telemetry`).
 pub fn log_request(ctx: &RequestCtx, function: &str, prefix: Option<&str>, status: u16, code: Option<&str>) {
-    tracing::info!(request_id = %ctx.request_id, function, prefix, status, code, "request");
+    let latency_ms = ctx.received.elapsed().as_secs_f64() * 1000.0;
+    let outcome = code.unwrap_or("ok");
+    tracing::info!(target: crate::telemetry::METRICS, request_id = %ctx.request_id, function, prefix, status, code,
+        outcome, latency_ms, "request");
 }
 
 /// A keyed endpoint: `Authorization` is checked against the endpoint's access rule before

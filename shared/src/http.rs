@@ -42,6 +42,7 @@ impl RequestCtx {
                 .unwrap_or_else(fresh_request_id),
             source_ip: ctx.http.source_ip.clone().filter(|ip| !ip.is_empty()).unwrap_or_else(|| "unknown".to_owned()),
             origin: headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned),
+            received: std::time::Instant::now(),
         }
     }
 }
@@ -49,7 +50,12 @@ impl RequestCtx {
 impl RequestCtx {
     /// The context of a request that never became an event (refused before any function).
     pub fn fresh() -> RequestCtx {
-        RequestCtx { request_id: fresh_request_id(), source_ip: "unknown".to_owned(), origin: None }
+        RequestCtx {
+            request_id: fresh_request_id(),
+            source_ip: "unknown".to_owned(),
+            origin: None,
+            received: std::time::Instant::now(),
+        }
     }
 }
 

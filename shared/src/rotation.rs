@@ -115,6 +115,16 @@ impl Rotation {
             Ok(what) => tracing::info!(step = step.as_str(), token, what = what.as_str(), "rotation step"),
             Err(e) => tracing::warn!(step = step.as_str(), token, cause = %e, "rotation step failed"),
         }
+        // The `RotationStep` metric (EMF, `crate::telemetry`): refusals are a rotation that
+        // cannot go on (overtaken, a foreign AWSPENDING), failures a dependency or a broken set.
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(SigningError::Refused(_)) => "refused",
+            Err(_) => "failed",
+        };
+        let function = crate::handler::current_function().unwrap_or("hatchctl");
+        tracing::info!(target: crate::telemetry::METRICS, function, metric = "RotationStep", outcome,
+            step = step.as_str(), "rotation step metric");
         result
     }
 

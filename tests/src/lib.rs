@@ -3,6 +3,7 @@
 
 pub mod calls;
 pub mod canned;
+pub mod emf;
 pub mod faults;
 pub mod template;
 

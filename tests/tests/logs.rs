@@ -105,8 +105,31 @@ async fn no_plaintext_key_or_secret_in_logs() {
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(logs.lines().count() >= 7, "one line per validate request:\n{logs}");
     assert!(logs.contains(&prefix), "the prefix is what identifies a key in logs");
+    // Metrics: every request line is a valid EMF block (hatched_tests::emf), by function and
+    // outcome, never by key; the functions called above each yield `Requests` and `Latency`.
+    let mut series = std::collections::BTreeSet::new();
     for line in logs.lines() {
-        serde_json::from_str::<serde_json::Value>(line).expect("every log line is JSON");
+        let line = serde_json::from_str::<serde_json::Value>(line).expect("every log line is JSON");
+        if line["fields"]["message"] == "request" {
+            let yielded = hatched_tests::emf::check(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            for (namespace, dimensions, metric) in yielded {
+                assert_eq!(namespace, hatched::telemetry::NAMESPACE);
+                assert!(dimensions.iter().all(|d| d == "Function" || d == "Outcome"), "{dimensions:?}");
+                series.insert((
+                    line["Function"].as_str().unwrap().to_owned(),
+                    line["Outcome"].as_str().unwrap().to_owned(),
+                    metric,
+                ));
+            }
+        }
+    }
+    for function in ["validate-key", "create-widget-session", "create-embed-token", "introspect-token", "authorize"] {
+        for metric in ["Requests", "Latency"] {
+            assert!(series.iter().any(|(f, _, m)| f == function && m == metric), "{function} {metric}: {series:?}");
+        }
+    }
+    for outcome in ["ok", "invalid_key_format", "key_revoked", "invalid_user_signature"] {
+        assert!(series.iter().any(|(_, o, _)| o == outcome), "outcome {outcome}: {series:?}");
     }
     let signature = |token: &str| token.rsplit('.').next().unwrap().to_owned();
     for needle in [

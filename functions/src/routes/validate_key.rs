@@ -7,7 +7,7 @@ use hatched::domain::ratelimit::RateLimitStatus;
 use hatched::domain::time::rfc3339;
 use hatched::domain::{ApiKey, KeyPrefix, KeyRecord, Scope, UnixTime};
 use hatched::endpoint::Endpoint;
-use hatched::handler::serving;
+use hatched::handler::{log_request, serving};
 use hatched::http::json_body;
 use hatched::lambda_http::{Body, Request, Response};
 use hatched::{ApiError, App, Caller, Reply, RequestCtx};
@@ -40,9 +40,9 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 async fn answer(app: &App, req: Request) -> Response<Body> {
     let ctx = RequestCtx::of(&req);
     let (prefix, verdict) = validate(app, &ctx, &req).await;
-    let outcome = verdict.as_ref().map_or_else(|(error, _)| error.code(), |_| "valid");
-    tracing::info!(request_id = %ctx.request_id, function = ENDPOINT.function, prefix = prefix.as_ref().map(KeyPrefix::as_str), outcome, "key validated");
-    match verdict {
+    let code = verdict.as_ref().err().map(|(error, _)| error.code());
+    let logged_prefix = prefix.as_ref().map(|p| p.as_str().to_owned());
+    let response = match verdict {
         Ok(caller) => {
             Reply::new(&ctx).with_rate(Some(&caller.rate)).json(200, &Valid::new(&caller.record, &caller.rate))
         }
@@ -51,7 +51,10 @@ async fn answer(app: &App, req: Request) -> Response<Body> {
             .with_retry_after(error.retry_after())
             .json(200, &Invalid { valid: false, code: error.code(), prefix }),
         Err((error, _)) => Reply::new(&ctx).error(&error),
-    }
+    };
+    // The verdict's code is the outcome, whether answered as 200 `valid: false` or as an error.
+    log_request(&ctx, ENDPOINT.function, logged_prefix.as_deref(), response.status().as_u16(), code);
+    response
 }
 
 /// A refusal as validate answers it: the API.md error, and the key's window where counted.
