@@ -83,15 +83,16 @@ pub fn check(line: &Value) -> Result<Vec<(String, Vec<String>, String)>, String>
             if !numeric {
                 return Err(format!("metric {name}'s value {value} is not a number or an array of numbers"));
             }
-            if let Some(unit) = metric.get("Unit") {
-                if !unit.as_str().is_some_and(|u| UNITS.contains(&u)) {
-                    return Err(format!("metric {name}'s unit {unit} is not a CloudWatch unit"));
-                }
+            if let Some(unit) = metric.get("Unit")
+                && !unit.as_str().is_some_and(|u| UNITS.contains(&u))
+            {
+                return Err(format!("metric {name}'s unit {unit} is not a CloudWatch unit"));
             }
-            if let Some(resolution) = metric.get("StorageResolution") {
-                if *resolution != 1 && *resolution != 60 {
-                    return Err(format!("metric {name}'s storage resolution {resolution} is neither 1 nor 60"));
-                }
+            if let Some(resolution) = metric.get("StorageResolution")
+                && *resolution != 1
+                && *resolution != 60
+            {
+                return Err(format!("metric {name}'s storage resolution {resolution} is neither 1 nor 60"));
             }
             for dims in &dimension_sets {
                 yielded.push((namespace.to_owned(), dims.clone(), name.to_owned()));
