@@ -36,9 +36,12 @@ const UNITS: &[&str] = &[
     "None",
 ];
 
+/// One metric series: namespace, dimension names, metric name.
+pub type Series = (String, Vec<String>, String);
+
 /// The metrics a valid EMF line yields: `(namespace, dimension names, metric name)`; an error
 /// names the first rule the line breaks.
-pub fn check(line: &Value) -> Result<Vec<(String, Vec<String>, String)>, String> {
+pub fn check(line: &Value) -> Result<Vec<Series>, String> {
     let root = line.as_object().ok_or("the root is not an object")?;
     let aws = root.get("_aws").and_then(Value::as_object).ok_or("no _aws object")?;
     let timestamp = aws.get("Timestamp").ok_or("no _aws.Timestamp")?;
@@ -125,7 +128,8 @@ mod tests {
 
     #[test]
     fn each_broken_rule_is_named() {
-        let broken: [(&str, fn(&mut serde_json::Value)); 8] = [
+        type Break = fn(&mut serde_json::Value);
+        let broken: [(&str, Break); 8] = [
             ("no _aws", |l| drop(l.as_object_mut().unwrap().remove("_aws"))),
             ("Timestamp", |l| l["_aws"]["Timestamp"] = json!("2026-12-02T00:00:00Z")),
             ("has no member", |l| drop(l.as_object_mut().unwrap().remove("Outcome"))),
