@@ -278,3 +278,86 @@ fn handlers_call_services_not_the_store() {
     assert!(files.len() > 20, "read every handler ({})", files.len());
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// API.md "Metrics and alarms": the template's alarms watch what the list names, each one
+/// metric (no metric math: neither the emulator nor the rule allows it) with the topic as its
+/// action; the functions' own metrics by the names and values the code emits; the crash
+/// filter feeds its alarm; the dashboard body is JSON with its panels.
+#[test]
+fn template_alarms_and_dashboard_watch_what_api_md_lists() {
+    let template: Value = serde_yaml_ng::from_str(&repo_file("template.yaml")).unwrap();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let of_type = |t: &'static str| resources.iter().filter(move |(_, r)| r["Type"].as_str() == Some(t));
+    let text = |v: &Value| serde_yaml_ng::to_string(v).unwrap().trim().to_owned();
+    let mut watched = BTreeSet::new();
+    for (id, alarm) in of_type("AWS::CloudWatch::Alarm") {
+        let p = &alarm["Properties"];
+        assert!(p["Metrics"].is_null(), "{id:?}: one metric, no metric math");
+        assert_eq!(text(&p["AlarmActions"]), "- !Ref AlarmTopic", "{id:?} notifies the topic");
+        let dims: Vec<String> = p["Dimensions"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .map(|d| format!("{}={}", d["Name"].as_str().unwrap(), text(&d["Value"])))
+            .collect();
+        watched.insert(format!(
+            "{} {} [{}]",
+            p["Namespace"].as_str().unwrap(),
+            p["MetricName"].as_str().unwrap(),
+            dims.join(",")
+        ));
+    }
+    let (internal, unavailable) =
+        (hatched::ApiError::Internal(String::new()).code(), hatched::ApiError::Unavailable(String::new()).code());
+    let (authorize, rotation) =
+        (functions::authorize::FUNCTION.function, functions::rotate_signing_key::FUNCTION.function);
+    let ns = hatched::telemetry::NAMESPACE;
+    for want in [
+        format!("{ns} Requests [Outcome={internal}]"),
+        format!("{ns} Requests [Outcome={unavailable}]"),
+        format!("{ns} Requests [Function={authorize},Outcome={unavailable}]"),
+        format!("{ns} FunctionCrashes []"),
+        "AWS/Lambda Throttles []".to_owned(),
+        "AWS/DynamoDB ReadThrottleEvents [TableName=!Ref HatchedTable]".to_owned(),
+        "AWS/DynamoDB WriteThrottleEvents [TableName=!Ref HatchedTable]".to_owned(),
+        "AWS/DynamoDB SystemErrors [TableName=!Ref HatchedTable,Operation=GetItem]".to_owned(),
+        "AWS/DynamoDB SystemErrors [TableName=!Ref HatchedTable,Operation=UpdateItem]".to_owned(),
+        "AWS/DynamoDB SystemErrors [TableName=!Ref HatchedTable,Operation=TransactWriteItems]".to_owned(),
+        format!("{ns} RotationStep [Outcome=failed]"),
+        format!("{ns} RotationStep [Outcome=refused]"),
+        "AWS/ApiGateway 5xx [ApiId=!Ref HttpApi,Stage=$default]".to_owned(),
+    ] {
+        assert!(watched.contains(&want), "no alarm on {want}; alarms: {watched:#?}");
+    }
+    // The dimension values the alarms name are ones the code emits.
+    assert_eq!((authorize, rotation), ("authorize", "rotate-signing-key"));
+    // The crash filter writes the metric its alarm reads, on the group every function logs to.
+    let (_, filter) = of_type("AWS::Logs::MetricFilter").next().expect("the crash filter");
+    let transform = &filter["Properties"]["MetricTransformations"][0];
+    assert_eq!(
+        (transform["MetricNamespace"].as_str(), transform["MetricName"].as_str()),
+        (Some(ns), Some("FunctionCrashes"))
+    );
+    assert_eq!(
+        text(&filter["Properties"]["LogGroupName"]),
+        text(&template["Globals"]["Function"]["LoggingConfig"]["LogGroup"])
+    );
+    // The topic mails someone only when asked to.
+    let (_, subscription) = of_type("AWS::SNS::Subscription").next().expect("the e-mail subscription");
+    assert_eq!(subscription["Condition"].as_str(), Some("HasAlarmEmail"));
+    // The dashboard: JSON once CloudFormation has substituted its ${…}, with the panels listed.
+    let (_, dashboard) = of_type("AWS::CloudWatch::Dashboard").next().expect("a dashboard");
+    let Value::Tagged(body) = &dashboard["Properties"]["DashboardBody"] else { panic!("DashboardBody is a !Sub") };
+    let mut substituted = body.value.as_str().unwrap().to_owned();
+    while let Some(start) = substituted.find("${") {
+        let end = start + substituted[start..].find('}').expect("a closed ${…}");
+        substituted.replace_range(start..=end, "x");
+    }
+    let body: serde_json::Value = serde_json::from_str(&substituted).expect("the dashboard body is JSON");
+    let titles: Vec<&str> =
+        body["widgets"].as_array().unwrap().iter().map(|w| w["properties"]["title"].as_str().unwrap()).collect();
+    assert_eq!(
+        titles,
+        ["Requests by outcome", "p99 latency by function (ms)", "Rate limited", "Errors", "Signing-key rotation steps"]
+    );
+}
