@@ -5,6 +5,7 @@
 
 use hatched::auth::Access;
 use hatched::endpoint::{Endpoint, Resolution};
+use hatched::handler::log_request;
 use hatched::http::{Reply, preflight};
 use hatched::lambda_http::{Body, Request, RequestExt, Response};
 use hatched::{ApiError, RequestCtx};
@@ -21,10 +22,16 @@ pub const ENDPOINT: Endpoint = Endpoint {
 pub async fn handle(req: Request) -> Response<Body> {
     let ctx = RequestCtx::of(&req);
     let error = match crate::route(req.method().as_str(), req.raw_http_path()) {
-        Resolution::Preflight(_, methods) => return preflight(&ctx, &methods),
+        Resolution::Preflight(_, methods) => {
+            let response = preflight(&ctx, &methods);
+            log_request(&ctx, ENDPOINT.function, None, response.status().as_u16(), None);
+            return response;
+        }
         Resolution::MethodNotAllowed => ApiError::MethodNotAllowed,
         // A matched route never reaches this function behind API Gateway.
         Resolution::Found(..) | Resolution::NotFound => ApiError::NotFound,
     };
-    Reply::new(&ctx).error(&error)
+    let response = Reply::new(&ctx).error(&error);
+    log_request(&ctx, ENDPOINT.function, None, response.status().as_u16(), Some(error.code()));
+    response
 }
