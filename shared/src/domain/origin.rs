@@ -119,7 +119,7 @@ pub fn check_pattern(pattern: &str) -> Result<String, OriginPatternError> {
 
 /// The Public Suffix List (ICANN and private sections) as the `psl` crate ships it
 /// (`data/rules.txt` of psl 2.1.247, whose answers a test compares rule by rule), deflated by
-/// `build.rs` (a quarter of the bytes in the binary) and parsed on first use: only key issuance
+/// `build.rs` (28 % of the bytes in the binary) and parsed on first use: only key issuance
 /// and PATCH with a wildcard ever need it.
 const PUBLIC_SUFFIX_LIST_DEFLATED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/public_suffix_list.txt.deflate"));
 
