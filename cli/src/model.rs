@@ -199,8 +199,16 @@ pub struct Model {
     schemas: Mutex<HashMap<String, Schema>>,
     rng: AtomicU64,
     batch_calls: AtomicU64,
+    /// Upstream connections open at once: an emulator serving one request at a time (moto)
+    /// has a 128-connection accept queue, and a burst past it is refused or stalls in SYN
+    /// retries (the model then answers 502). Past this many, requests wait here instead, as
+    /// behind a load balancer's connection pool.
+    upstream_slots: tokio::sync::Semaphore,
     pub stats: Stats,
 }
+
+/// See [`Model::upstream_slots`].
+const UPSTREAM_CONNECTIONS: usize = 64;
 
 /// A running model; stops when dropped.
 pub struct Running {
@@ -233,6 +241,7 @@ pub async fn start(upstream: &str, listen: &str, rules: Rules) -> Result<Running
         schemas: Mutex::new(HashMap::new()),
         rng: AtomicU64::new(seed | 1),
         batch_calls: AtomicU64::new(0),
+        upstream_slots: tokio::sync::Semaphore::new(UPSTREAM_CONNECTIONS),
         stats: Stats::default(),
     });
     let serving = model.clone();
@@ -518,6 +527,7 @@ impl Model {
     }
 
     async fn forward(&self, parts: &hyper::http::request::Parts, body: Bytes) -> Result<Answer> {
+        let _slot = self.upstream_slots.acquire().await?;
         let stream = TcpStream::connect(&self.upstream).await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(conn);
@@ -860,6 +870,7 @@ mod tests {
             schemas: Mutex::new(HashMap::new()),
             rng: AtomicU64::new(1),
             batch_calls: AtomicU64::new(0),
+            upstream_slots: tokio::sync::Semaphore::new(UPSTREAM_CONNECTIONS),
             stats: Stats::default(),
         };
         let a = canonical_key("t", &json!({ "pk": { "S": "a" } }));
@@ -880,6 +891,7 @@ mod tests {
             schemas: Mutex::new(HashMap::new()),
             rng: AtomicU64::new(7),
             batch_calls: AtomicU64::new(0),
+            upstream_slots: tokio::sync::Semaphore::new(UPSTREAM_CONNECTIONS),
             stats: Stats::default(),
         };
         let (off, half) = (model(0.0), model(0.5));

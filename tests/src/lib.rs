@@ -123,10 +123,17 @@ impl TestApp {
     /// records every SDK attempt (retries included), so attempts can be counted.
     pub async fn modelled(&self, rules: hatchctl::model::Rules) -> Modelled {
         let model = hatchctl::model::start(&emulator_url(), "127.0.0.1:0", rules).await.expect("start the model");
-        // The suite's relaxed timeouts (the functions' retries): a burst of 200 requests queues
-        // at a single-process emulator for longer than the production 5 s; timeouts are the
-        // fault tests' subject, DynamoDB's answers this one's.
-        let config = sdk_config().await;
+        // Longer still than the suite's relaxed timeouts: a burst of 200 requests queues at a
+        // single-process emulator, and on moto (one request at a time) while the rest of the
+        // suite runs through the model tier, CI measured p50 31 s and p99 58 s per unlock, so
+        // 20 s attempts timed out and 4 of 200 answered 503. Timeouts are the fault tests'
+        // subject; DynamoDB's answers are this one's.
+        let patient = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_secs(30))
+            .operation_attempt_timeout(std::time::Duration::from_secs(100))
+            .operation_timeout(std::time::Duration::from_secs(300))
+            .build();
+        let config = sdk_config().await.into_builder().timeout_config(patient).build();
         let calls = CallLog::default();
         let dynamo = aws_sdk_dynamodb::config::Builder::from(&config)
             .endpoint_url(model.endpoint())
