@@ -23,7 +23,10 @@ async fn main() -> std::process::ExitCode {
     };
     let config = match hatched::app::aws_config().await {
         Ok(config) => match cli.sdk_timeout_secs {
-            Some(secs) => config.into_builder().timeout_config(relaxed_timeouts(secs)).build(),
+            Some(secs) => config
+                .into_builder()
+                .timeout_config(hatched::app::patient_timeouts(std::time::Duration::from_secs(secs)))
+                .build(),
             None => config,
         },
         Err(e) => {
@@ -50,16 +53,6 @@ async fn main() -> std::process::ExitCode {
         }
     }
     std::process::ExitCode::SUCCESS
-}
-
-/// `secs` for a whole call, a third of it per attempt (the SDK retries twice more).
-fn relaxed_timeouts(secs: u64) -> aws_config::timeout::TimeoutConfig {
-    let whole = std::time::Duration::from_secs(secs);
-    aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(whole.min(std::time::Duration::from_secs(10)))
-        .operation_attempt_timeout(whole / 3)
-        .operation_timeout(whole)
-        .build()
 }
 
 async fn serve(app: hatched::App, port: u16) -> anyhow::Result<()> {

@@ -141,6 +141,17 @@ pub async fn aws_config() -> Result<SdkConfig, ConfigError> {
         .await)
 }
 
+/// Timeouts for a caller that can wait `whole` for a call (all attempts): a third of it per
+/// attempt (the SDK tries three times), at most 10 s to connect. For local emulators — a single
+/// Python process that can take seconds — never for the functions (`aws_config`'s 5 s).
+pub fn patient_timeouts(whole: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(whole.min(Duration::from_secs(10)))
+        .operation_attempt_timeout(whole / 3)
+        .operation_timeout(whole)
+        .build()
+}
+
 /// The SDK's default HTTPS client (rustls on aws-lc, proxy settings from the environment)
 /// with our trust roots instead of the system store.
 fn https_client(roots: TlsRoots) -> SharedHttpClient {

@@ -39,11 +39,7 @@ pub async fn sdk_config() -> SdkConfig {
     // Generous timeouts: the suite runs many tests at once against a single-process Python
     // emulator on two cores, where a call can legitimately take seconds. The fault tests use
     // the production timeouts instead (`production_config`).
-    let relaxed = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .operation_attempt_timeout(std::time::Duration::from_secs(20))
-        .operation_timeout(std::time::Duration::from_secs(60))
-        .build();
+    let relaxed = hatched::app::patient_timeouts(std::time::Duration::from_secs(60));
     hatched::app::aws_config().await.expect("SDK configuration").into_builder().timeout_config(relaxed).build()
 }
 
@@ -128,11 +124,7 @@ impl TestApp {
         // suite runs through the model tier, CI measured p50 31 s and p99 58 s per unlock, so
         // 20 s attempts timed out and 4 of 200 answered 503. Timeouts are the fault tests'
         // subject; DynamoDB's answers are this one's.
-        let patient = aws_config::timeout::TimeoutConfig::builder()
-            .connect_timeout(std::time::Duration::from_secs(30))
-            .operation_attempt_timeout(std::time::Duration::from_secs(100))
-            .operation_timeout(std::time::Duration::from_secs(300))
-            .build();
+        let patient = hatched::app::patient_timeouts(std::time::Duration::from_secs(300));
         let config = sdk_config().await.into_builder().timeout_config(patient).build();
         let calls = CallLog::default();
         let dynamo = aws_sdk_dynamodb::config::Builder::from(&config)
