@@ -22,6 +22,8 @@ pub enum KeysCommand {
     Update(UpdateArgs),
     /// List a customer's keys (never hashes or plaintext).
     List(ListArgs),
+    /// One key's requests by outcome per minute, hour or day, with a bar chart.
+    Usage(crate::usage::KeyUsageArgs),
 }
 
 #[derive(Args, Debug)]
@@ -112,6 +114,7 @@ pub async fn execute(app: &App, cmd: KeysCommand) -> Result<Output> {
         KeysCommand::Rotate(args) => rotate(app, &args.prefix.0, args.grace_hours, &by).await,
         KeysCommand::Update(args) => update(app, args, &by).await,
         KeysCommand::List(args) => list(app, &args.customer).await,
+        KeysCommand::Usage(args) => crate::usage::key_usage(app, args).await,
     }
 }
 

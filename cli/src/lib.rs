@@ -4,8 +4,10 @@
 pub mod gates;
 pub mod keys;
 pub mod model;
+pub mod rollup;
 pub mod seed;
 pub mod serve;
+pub mod usage;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -54,6 +56,8 @@ pub enum Command {
     /// API keys: issue, revoke, rotate, list.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Every key's requests in a calendar month, by outcome (what billing needs).
+    Usage(usage::MonthArgs),
     /// Buddies (token mints need one).
     #[command(subcommand)]
     Buddies(BuddiesCommand),
@@ -205,6 +209,7 @@ pub async fn execute(app: &App, command: Command) -> Result<Output> {
         }
         Command::Customers(CustomersCommand::Create(args)) => create_customer(app, args).await,
         Command::Keys(cmd) => keys::execute(app, cmd).await,
+        Command::Usage(args) => usage::month(app, args).await,
         Command::Buddies(BuddiesCommand::Create(args)) => create_buddy(app, args).await,
         Command::SigningKey(cmd) => signing_key(app, cmd).await,
         Command::Gates(cmd) => gates::gates(app, cmd).await,

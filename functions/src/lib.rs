@@ -4,7 +4,8 @@
 //! and the [`ENDPOINTS`] / [`ROUTES`] lists, so no list of routes is kept by hand. The
 //! functions no route reaches are the modules [`fallback`] (API Gateway's `$default`: the
 //! browser routes' preflights, 404 and 405, read from the list), [`authorize`] (the platform's
-//! Lambda authorizer) and [`rotate_signing_key`] (Secrets Manager's rotation function).
+//! Lambda authorizer), [`rotate_signing_key`] (Secrets Manager's rotation function) and
+//! [`usage_rollup`] (the table stream's consumer).
 //!
 //! Each binary links only its own handler: [`ENDPOINTS`] holds metadata, the handlers are
 //! reachable only through [`ROUTES`] (the local API and the tests).
@@ -23,6 +24,7 @@ pub use hatched;
 pub mod authorize;
 pub mod fallback;
 pub mod rotate_signing_key;
+pub mod usage_rollup;
 
 /// A route: its endpoint and the handler the local API calls for it.
 pub struct Route {
@@ -35,7 +37,8 @@ include!(concat!(env!("OUT_DIR"), "/routes.rs"));
 
 /// The functions no route reaches (an AWS service invokes them): the template and events
 /// checks cover them as they do the endpoints.
-pub static OTHER_FUNCTIONS: &[&hatched::endpoint::Function] = &[&authorize::FUNCTION, &rotate_signing_key::FUNCTION];
+pub static OTHER_FUNCTIONS: &[&hatched::endpoint::Function] =
+    &[&authorize::FUNCTION, &rotate_signing_key::FUNCTION, &usage_rollup::FUNCTION];
 
 /// The binary name of every deployed function: the routed endpoints, the fallback and
 /// [`OTHER_FUNCTIONS`].

@@ -22,6 +22,7 @@ use crate::signing::{Signer, Verifier};
 use crate::store::Store;
 use crate::tokens::Tokens;
 use crate::unlock::Unlocks;
+use crate::usage::Usage;
 
 /// Environment variable naming the DynamoDB table.
 pub const TABLE_ENV: &str = "HATCHED_TABLE";
@@ -88,6 +89,7 @@ pub struct App {
     pub unlocks: Unlocks,
     pub tokens: Tokens,
     pub rotation: Rotation,
+    pub usage: Usage,
     pub store: Store,
     pub clock: Clock,
     /// Every Secrets Manager call goes through this.
@@ -202,6 +204,7 @@ impl App {
                 settings.issuer.clone(),
             ),
             rotation: Rotation::new(store.clone(), secrets.clone(), signer.clone(), verifier.clone(), clock.clone()),
+            usage: Usage::new(store.clone(), clock.clone()),
             store,
             verifier,
             signer,

@@ -7,6 +7,7 @@ use crate::auth::AuthError;
 use crate::aws::AwsFailure;
 use crate::domain::origin::OriginPatternError;
 use crate::domain::token::{ScopeError, TtlOutOfRange};
+use crate::domain::usage::UsageQueryError;
 use crate::domain::{InvalidId, KeyFormatError, KeyRejection, Scope, ScopeGrantError};
 use crate::keys::KeyError;
 use crate::sealing::SealingError;
@@ -215,6 +216,12 @@ impl From<StoreError> for ApiError {
             StoreError::Contended | StoreError::Exhausted(_) => ApiError::Unavailable(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
+    }
+}
+
+impl From<UsageQueryError> for ApiError {
+    fn from(e: UsageQueryError) -> ApiError {
+        ApiError::InvalidRequest(e.to_string())
     }
 }
 

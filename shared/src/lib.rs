@@ -24,6 +24,7 @@ pub mod store;
 pub mod telemetry;
 pub mod tokens;
 pub mod unlock;
+pub mod usage;
 pub mod views;
 
 pub use app::App;

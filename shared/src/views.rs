@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::domain::audit::{AuditAction, AuditEvent, Changes};
 use crate::domain::gate::{Gate, Unlock};
 use crate::domain::time::rfc3339;
+use crate::domain::usage::{UsagePoint, UsageQuery};
 use crate::domain::{GateKey, KeyPrefix, KeyRecord, TokenKey, UnixTime};
 
 #[derive(Debug, Serialize)]
@@ -102,6 +103,47 @@ impl From<AuditEvent> for AuditEventView {
             changes: e.changes,
             request_id: e.request_id,
             source_ip: e.source_ip,
+        }
+    }
+}
+
+/// One key's usage series (API.md `GET /api/v1/keys/{prefix}/usage`).
+#[derive(Debug, Serialize)]
+pub struct UsageView {
+    pub prefix: KeyPrefix,
+    pub granularity: &'static str,
+    #[serde(with = "rfc3339")]
+    pub from: UnixTime,
+    #[serde(with = "rfc3339")]
+    pub to: UnixTime,
+    pub points: Vec<UsagePointView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UsagePointView {
+    #[serde(with = "rfc3339")]
+    pub start: UnixTime,
+    pub accepted: u64,
+    pub rate_limited: u64,
+    pub quota_exceeded: u64,
+}
+
+impl UsageView {
+    pub fn new(prefix: &KeyPrefix, query: &UsageQuery, points: &[UsagePoint]) -> UsageView {
+        UsageView {
+            prefix: prefix.clone(),
+            granularity: query.granularity.as_str(),
+            from: query.from,
+            to: query.to,
+            points: points
+                .iter()
+                .map(|p| UsagePointView {
+                    start: p.start,
+                    accepted: p.counts.accepted,
+                    rate_limited: p.counts.rate_limited,
+                    quota_exceeded: p.counts.quota_exceeded,
+                })
+                .collect(),
         }
     }
 }

@@ -207,6 +207,14 @@ impl TestApp {
         hatchctl::run_args(&self.app, args).await.map(|o| o.json)
     }
 
+    /// Does what Lambda does deployed: reads this table's stream from its start and rolls the
+    /// usage up (idempotent, so reading it all again is harmless). The records read.
+    pub async fn roll_up_usage(&self) -> usize {
+        let config = aws_sdk_dynamodbstreams::Config::from(&sdk_config().await);
+        let mut consumer = hatchctl::rollup::StreamConsumer::new(&self.app, &config).await.expect("the table's stream");
+        consumer.drain(&self.app).await.expect("roll the usage up")
+    }
+
     /// With the customer `acme`.
     pub async fn with_customer(self) -> TestApp {
         Seed::customer(&self.app, "acme").await.expect("create customer");

@@ -19,6 +19,7 @@ pub const PARTITIONS: &[&str] = &[
     partition::AUDIT,
     partition::REVOCATION,
     partition::SIGNING,
+    partition::USAGE,
 ];
 
 pub fn repo_file(path: &str) -> String {

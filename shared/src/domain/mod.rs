@@ -44,6 +44,7 @@ pub mod ratelimit;
 pub mod signing_keys;
 pub mod time;
 pub mod token;
+pub mod usage;
 
 pub use ids::{BuddyId, CustomerId, GateKey, InvalidId, Label, SessionId, TokenKey, UserId};
 pub use key::{ApiKey, HmacSecret, KeyFormatError, KeyHash, KeyKind, KeyPrefix, SealedSecret};

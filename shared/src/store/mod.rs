@@ -12,6 +12,7 @@ mod sessions;
 mod signing;
 mod table;
 mod transaction;
+mod usage;
 
 use std::collections::HashMap;
 
@@ -30,6 +31,7 @@ pub use keys::{KeyPage, is_keys_sort_key};
 pub use sessions::CreateSessionError;
 pub use table::TableSpec;
 pub(crate) use transaction::TxError;
+pub use usage::window_of;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -54,6 +56,8 @@ pub mod partition {
     pub const REVOCATION: &str = "REV#";
     /// The published public signing keys (no private material).
     pub const SIGNING: &str = "SIGNING#";
+    /// Usage roll-ups per key prefix (written from the stream, never on the request path).
+    pub const USAGE: &str = "USE#";
 }
 
 /// The DynamoDB table every function shares.

@@ -2,7 +2,7 @@
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 
 use super::{Store, StoreError, classify, internal};
@@ -15,7 +15,8 @@ pub enum TableSpec {
 }
 
 impl Store {
-    /// Creates the table (pk/sk, GSI `gsi1`, TTL on `ttl`) if absent; idempotent.
+    /// Creates the table (pk/sk, GSI `gsi1`, TTL on `ttl`, a stream of new images) if absent;
+    /// idempotent.
     pub async fn create_table(&self) -> Result<TableSpec, StoreError> {
         let key = |name: &str, kt: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kt).build();
         let attr = |name: &str| {
@@ -32,10 +33,14 @@ impl Store {
                     .projection(Projection::builder().projection_type(ProjectionType::All).build())
                     .build()?,
                 TimeToLiveSpecification::builder().attribute_name("ttl").enabled(true).build()?,
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewImage)
+                    .build()?,
             ))
         })()
         .map_err(|e| internal("create_table", e.to_string()))?;
-        let (attrs, schema, gsi, ttl) = built;
+        let (attrs, schema, gsi, ttl, stream) = built;
 
         let created = self
             .client
@@ -44,6 +49,8 @@ impl Store {
             .set_attribute_definitions(Some(attrs.to_vec()))
             .set_key_schema(Some(schema.to_vec()))
             .global_secondary_indexes(gsi)
+            // The usage roll-up reads the rate windows' counts from it (`crate::usage`).
+            .stream_specification(stream)
             .billing_mode(BillingMode::PayPerRequest)
             .send()
             .await;
@@ -65,6 +72,18 @@ impl Store {
                 .map_err(|e| classify("update_time_to_live", e))?;
         }
         Ok(outcome)
+    }
+
+    /// The table's stream (local stacks: their consumer reads it; deployed, Lambda does).
+    pub async fn stream_arn(&self) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|e| classify("describe_table", e))?;
+        Ok(out.table.and_then(|t| t.latest_stream_arn))
     }
 
     /// Deletes the table (local stacks and tests only).

@@ -629,6 +629,11 @@ async fn round_trips_per_key_management_route() {
             vec!["GetItem", "GetItem", "TransactWriteItems", "UpdateItem"],
         ),
         ("audit", call("GET", "/api/v1/audit-events", &admin, None), vec!["GetItem", "Query", "UpdateItem"]),
+        (
+            "usage",
+            call("GET", &format!("{KEYS}/{prefix}/usage?granularity=minute"), &admin, None),
+            vec!["GetItem", "GetItem", "Query", "UpdateItem"],
+        ),
     ];
     for (name, request, expected) in cases {
         t.calls.clear();

@@ -20,4 +20,5 @@ mod routes;
 mod strict_input;
 mod token_attacks;
 mod tokens;
+mod usage;
 mod validate;

@@ -128,12 +128,14 @@ fn every_function_has_sample_events() {
         for file in events {
             let text = std::fs::read_to_string(file.path()).unwrap();
             // Parsed as the runtime would (not `lambda_http::request::from_str`: one fixture is
-            // broken base64 on purpose); the authorizer's are authorizer events, the rotation's
-            // are checked below.
+            // broken base64 on purpose); the authorizer's are authorizer events, the roll-up's
+            // stream batches, the rotation's are checked below.
             let parses = if function == functions::authorize::FUNCTION.function {
                 serde_json::from_str::<ApiGatewayV2CustomAuthorizerV2Request>(&text).is_ok()
             } else if function == functions::rotate_signing_key::FUNCTION.function {
                 true
+            } else if function == functions::usage_rollup::FUNCTION.function {
+                serde_json::from_str::<functions::usage_rollup::StreamEvent>(&text).is_ok()
             } else {
                 serde_json::from_str::<ApiGatewayV2httpRequest>(&text).is_ok()
             };

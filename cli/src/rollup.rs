@@ -1,0 +1,109 @@
+//! The usage roll-up's stream consumer for local stacks: deployed, Lambda reads the table's
+//! stream and invokes `usage-rollup`; here `hatchctl serve` (every second) and the tests (on
+//! demand, [`StreamConsumer::drain`]) read it through DynamoDB Streams themselves and hand
+//! the same readings to the same `Usage::roll_up`, as that function.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, Record, ShardIteratorType};
+use hatched::App;
+use hatched::domain::usage::WindowCount;
+use hatched::handler::serving;
+
+/// Reads a table's stream from its start, shard by shard.
+#[derive(Debug)]
+pub struct StreamConsumer {
+    client: aws_sdk_dynamodbstreams::Client,
+    stream_arn: String,
+    /// Where each shard's reading goes on: `None` once a closed shard is read to its end.
+    positions: BTreeMap<String, Option<String>>,
+}
+
+impl StreamConsumer {
+    /// The consumer of `app`'s table stream (the table is created with one).
+    pub async fn new(app: &App, config: &aws_sdk_dynamodbstreams::Config) -> Result<StreamConsumer> {
+        let stream_arn = app.store.stream_arn().await?.context("the table has no stream")?;
+        let client = aws_sdk_dynamodbstreams::Client::from_conf(config.clone());
+        Ok(StreamConsumer { client, stream_arn, positions: BTreeMap::new() })
+    }
+
+    /// Reads every record the stream holds past the last call and rolls them up; the number of
+    /// records read. A shard's position moves only past records rolled up, so a failure is
+    /// read again next time (as Lambda sends a failed batch again).
+    pub async fn drain(&mut self, app: &App) -> Result<usize> {
+        let stream = self.client.describe_stream().stream_arn(&self.stream_arn).send().await?;
+        let shards = stream.stream_description.map(|d| d.shards.unwrap_or_default()).unwrap_or_default();
+        let mut read = 0;
+        for shard in shards {
+            let Some(id) = shard.shard_id else { continue };
+            if !self.positions.contains_key(&id) {
+                let iterator = self
+                    .client
+                    .get_shard_iterator()
+                    .stream_arn(&self.stream_arn)
+                    .shard_id(&id)
+                    .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                    .send()
+                    .await?
+                    .shard_iterator;
+                self.positions.insert(id.clone(), iterator);
+            }
+            while let Some(Some(iterator)) = self.positions.get(&id).cloned() {
+                let out = self.client.get_records().shard_iterator(iterator).limit(1000).send().await?;
+                let records = out.records.unwrap_or_default();
+                if !records.is_empty() {
+                    serving(functions::usage_rollup::FUNCTION.function, app.usage.roll_up(readings(&records))).await?;
+                }
+                read += records.len();
+                let caught_up = records.is_empty();
+                self.positions.insert(id.clone(), out.next_shard_iterator);
+                if caught_up {
+                    break;
+                }
+            }
+        }
+        Ok(read)
+    }
+}
+
+/// What `functions::usage_rollup::readings` takes from a Lambda event, from the SDK's records.
+fn readings(records: &[Record]) -> Vec<WindowCount> {
+    records
+        .iter()
+        .filter(|r| r.event_name != Some(OperationType::Remove))
+        .filter_map(|r| {
+            let image = r.dynamodb.as_ref()?.new_image.as_ref()?;
+            let pk = match image.get("pk") {
+                Some(AttributeValue::S(pk)) => pk,
+                _ => return None,
+            };
+            let count = match image.get("count") {
+                Some(AttributeValue::N(n)) => n.parse::<i64>().ok()?,
+                _ => return None,
+            };
+            hatched::store::window_of(pk, count)
+        })
+        .collect()
+}
+
+/// `hatchctl serve`'s consumer: drains the stream every `every` until dropped; a failure is
+/// logged and read again at the next tick.
+pub async fn run(app: App, config: aws_sdk_dynamodbstreams::Config, every: Duration) {
+    let mut consumer = loop {
+        match StreamConsumer::new(&app, &config).await {
+            Ok(consumer) => break consumer,
+            Err(e) => {
+                tracing::warn!(cause = %format!("{e:#}"), "usage roll-up waits for the table's stream");
+                tokio::time::sleep(every * 5).await;
+            }
+        }
+    };
+    loop {
+        if let Err(e) = consumer.drain(&app).await {
+            tracing::warn!(cause = %format!("{e:#}"), "usage roll-up failed; reading again");
+        }
+        tokio::time::sleep(every).await;
+    }
+}

@@ -1,0 +1,345 @@
+//! Usage per key (API.md "Usage, events, metrics"): what the limiter counted, by outcome, per
+//! minute, hour or day. The request path writes nothing for it: each rate window's counter is
+//! read back from the table's stream and rolled up off the request path (`crate::usage`).
+
+use std::collections::BTreeMap;
+use std::ops::AddAssign;
+
+use crate::domain::{KeyHash, UnixTime};
+
+/// The bucket size of a usage series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Granularity {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Granularity {
+    pub fn parse(text: &str) -> Option<Granularity> {
+        match text {
+            "minute" => Some(Granularity::Minute),
+            "hour" => Some(Granularity::Hour),
+            "day" => Some(Granularity::Day),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Granularity::Minute => "minute",
+            Granularity::Hour => "hour",
+            Granularity::Day => "day",
+        }
+    }
+
+    pub fn secs(self) -> i64 {
+        match self {
+            Granularity::Minute => 60,
+            Granularity::Hour => 3_600,
+            Granularity::Day => 86_400,
+        }
+    }
+
+    /// How far back a series of this granularity may reach (API.md: "kept ≥ 2 h", "≥ 35
+    /// days", "≥ 400 days"); the store keeps each a little longer.
+    pub fn retention_secs(self) -> i64 {
+        match self {
+            Granularity::Minute => 2 * 3_600,
+            Granularity::Hour => 35 * 86_400,
+            Granularity::Day => 400 * 86_400,
+        }
+    }
+
+    /// The start of the bucket `t` falls in (UTC).
+    pub fn align(self, t: UnixTime) -> UnixTime {
+        UnixTime::from_secs(t.secs() - t.secs().rem_euclid(self.secs()))
+    }
+}
+
+/// Requests by the outcome the limiter gave them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub accepted: u64,
+    pub rate_limited: u64,
+    /// Refusals for a monthly quota (none yet: quotas are the roles-and-quotas issue's).
+    pub quota_exceeded: u64,
+}
+
+impl Counts {
+    /// One rate window's outcomes: its counter holds every request it counted (refusals for
+    /// the key itself, such as a wrong origin, are given back), the first `limit` accepted and
+    /// the rest refused.
+    pub fn of_window(count: u64, limit: u32) -> Counts {
+        let accepted = count.min(u64::from(limit));
+        Counts { accepted, rate_limited: count - accepted, quota_exceeded: 0 }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.accepted + self.rate_limited + self.quota_exceeded
+    }
+}
+
+impl AddAssign for Counts {
+    fn add_assign(&mut self, other: Counts) {
+        self.accepted += other.accepted;
+        self.rate_limited += other.rate_limited;
+        self.quota_exceeded += other.quota_exceeded;
+    }
+}
+
+/// The newest count of one rate window of a key, as the stream shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowCount {
+    pub key_hash: KeyHash,
+    /// `None` for a secret key's window; a publishable key counts per source IP, each in its
+    /// own window (the IP's digest, never the IP).
+    pub source: Option<String>,
+    pub window_start: UnixTime,
+    pub count: u64,
+}
+
+/// The most points one answer holds.
+pub const MAX_POINTS: i64 = 1_000;
+/// Points in a series when `from` is not given.
+pub const DEFAULT_POINTS: i64 = 24;
+
+/// A valid usage query: buckets `[from, to)`, aligned to the granularity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageQuery {
+    pub granularity: Granularity,
+    pub from: UnixTime,
+    pub to: UnixTime,
+}
+
+/// Why a usage query is refused (400 `invalid_request`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageQueryError {
+    #[error("granularity must be minute, hour or day")]
+    Granularity,
+    #[error("{0} must be an RFC 3339 time")]
+    Time(&'static str),
+    #[error("from must be before to")]
+    Empty,
+    #[error("at most 1000 points per request")]
+    TooMany,
+    #[error("from is older than this granularity keeps")]
+    TooOld,
+}
+
+impl UsageQuery {
+    /// Reads the query string's values (each optional) at `now`.
+    pub fn new(
+        granularity: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+        now: UnixTime,
+    ) -> Result<UsageQuery, UsageQueryError> {
+        let granularity = match granularity {
+            None => Granularity::Hour,
+            Some(g) => Granularity::parse(g).ok_or(UsageQueryError::Granularity)?,
+        };
+        let step = granularity.secs();
+        let time = |text: Option<&str>, field| {
+            text.map(|t| parse_rfc3339(t).map(|t| granularity.align(t)).ok_or(UsageQueryError::Time(field))).transpose()
+        };
+        let (from, to) = (time(from, "from")?, time(to, "to")?);
+        let current_end = granularity.align(now).plus_secs(step);
+        let (from, to) = match (from, to) {
+            (Some(from), Some(to)) => (from, to),
+            (Some(from), None) => (from, current_end.min(from.plus_secs(MAX_POINTS * step))),
+            (None, Some(to)) => (to.plus_secs(-DEFAULT_POINTS * step), to),
+            (None, None) => (current_end.plus_secs(-DEFAULT_POINTS * step), current_end),
+        };
+        if from >= to {
+            return Err(UsageQueryError::Empty);
+        }
+        if (to.secs() - from.secs()) / step > MAX_POINTS {
+            return Err(UsageQueryError::TooMany);
+        }
+        if from < granularity.align(now.plus_secs(-granularity.retention_secs())) {
+            return Err(UsageQueryError::TooOld);
+        }
+        Ok(UsageQuery { granularity, from, to })
+    }
+
+    /// Every bucket's start, oldest first.
+    pub fn starts(&self) -> impl Iterator<Item = UnixTime> + '_ {
+        let step = self.granularity.secs();
+        (0..(self.to.secs() - self.from.secs()) / step).map(move |i| self.from.plus_secs(i * step))
+    }
+
+    /// A point for every bucket, zeros where nothing was counted.
+    pub fn dense(&self, counted: &BTreeMap<i64, Counts>) -> Vec<UsagePoint> {
+        self.starts()
+            .map(|start| UsagePoint { start, counts: counted.get(&start.secs()).copied().unwrap_or_default() })
+            .collect()
+    }
+}
+
+/// One bucket of a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsagePoint {
+    pub start: UnixTime,
+    pub counts: Counts,
+}
+
+/// `2026-12-02T14:00:00Z`, `…T14:00:00.5Z` or `…T16:00:00+02:00` (RFC 3339; fractions
+/// dropped). `None` for anything else.
+pub fn parse_rfc3339(text: &str) -> Option<UnixTime> {
+    let text = text.trim();
+    if text.len() < 20 || !text.is_ascii() {
+        return None;
+    }
+    let (base, offset_secs) = match text.as_bytes()[text.len() - 1] {
+        b'Z' | b'z' => (&text[..text.len() - 1], 0),
+        _ => {
+            let (base, offset) = text.split_at(text.len() - 6);
+            let sign = match offset.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let (h, m) = offset[1..].split_once(':')?;
+            let (h, m) = (h.parse::<i64>().ok()?, m.parse::<i64>().ok()?);
+            if h > 23 || m > 59 || offset[1..].len() != 5 {
+                return None;
+            }
+            (base, sign * (h * 3_600 + m * 60))
+        }
+    };
+    let whole = base.split_once('.').map_or(base, |(whole, fraction)| {
+        if fraction.is_empty() || !fraction.bytes().all(|b| b.is_ascii_digit()) { "" } else { whole }
+    });
+    let bytes = whole.as_bytes();
+    if whole.len() != 19 || !matches!(bytes[10], b'T' | b't') {
+        return None;
+    }
+    let t = humantime::parse_rfc3339(&format!("{}T{}Z", &whole[..10], &whole[11..])).ok()?;
+    let secs = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64;
+    Some(UnixTime::from_secs(secs - offset_secs))
+}
+
+/// The first second of month `month` (1–12) of `year`, UTC (days from the civil date,
+/// H. Hinnant's algorithm).
+pub fn month_start(year: i64, month: u32) -> Option<UnixTime> {
+    if !(1..=12).contains(&month) || !(1970..=9999).contains(&year) {
+        return None;
+    }
+    let (y, m) = if month <= 2 { (year - 1, i64::from(month) + 9) } else { (year, i64::from(month) - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(UnixTime::from_secs((era * 146_097 + doe - 719_468) * 86_400))
+}
+
+/// `YYYY-MM` → the month's `[start, end)`.
+pub fn month_span(text: &str) -> Option<(UnixTime, UnixTime)> {
+    let (y, m) = text.split_once('-')?;
+    if y.len() != 4 || m.len() != 2 {
+        return None;
+    }
+    let (year, month) = (y.parse::<i64>().ok()?, m.parse::<u32>().ok()?);
+    let start = month_start(year, month)?;
+    let end = if month == 12 { month_start(year + 1, 1) } else { month_start(year, month + 1) }?;
+    Some((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> UnixTime {
+        parse_rfc3339(text).unwrap()
+    }
+
+    #[test]
+    fn a_window_splits_at_its_limit() {
+        assert_eq!(Counts::of_window(0, 60), Counts::default());
+        assert_eq!(Counts::of_window(60, 60), Counts { accepted: 60, rate_limited: 0, quota_exceeded: 0 });
+        assert_eq!(Counts::of_window(75, 60), Counts { accepted: 60, rate_limited: 15, quota_exceeded: 0 });
+    }
+
+    #[test]
+    fn times_parse_as_rfc3339_and_nothing_else() {
+        assert_eq!(at("2026-12-02T14:00:00Z").rfc3339(), "2026-12-02T14:00:00Z");
+        assert_eq!(at("2026-12-02T14:00:00.999Z"), at("2026-12-02T14:00:00Z"));
+        assert_eq!(at("2026-12-02T16:30:00+02:30"), at("2026-12-02T14:00:00Z"));
+        assert_eq!(at("2026-12-02T12:00:00-02:00"), at("2026-12-02T14:00:00Z"));
+        for bad in [
+            "",
+            "2026-12-02",
+            "2026-12-02 14:00:00Z",
+            "2026-12-02T14:00:00",
+            "2026-12-02T14:00:00+2:00",
+            "2026-12-02T14:00:00+24:00",
+            "2026-13-02T14:00:00Z",
+            "2026-12-02T14:00:00.Z",
+            "2026-12-02T14:00:00.1xZ",
+            "２０２６-12-02T14:00:00Z",
+            "1e9",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_default_series_is_the_24_buckets_ending_with_the_current_one() {
+        let now = at("2026-12-02T14:37:12Z");
+        let q = UsageQuery::new(None, None, None, now).unwrap();
+        assert_eq!(q.granularity, Granularity::Hour);
+        assert_eq!(q.to, at("2026-12-02T15:00:00Z"));
+        assert_eq!(q.from, at("2026-12-01T15:00:00Z"));
+        assert_eq!(q.starts().count(), 24);
+        let q = UsageQuery::new(Some("minute"), None, None, now).unwrap();
+        assert_eq!((q.from, q.to), (at("2026-12-02T14:14:00Z"), at("2026-12-02T14:38:00Z")));
+    }
+
+    #[test]
+    fn bounds_align_down_and_are_checked() {
+        let now = at("2026-12-02T14:37:12Z");
+        let q = |g, f, t| UsageQuery::new(g, f, t, now);
+        let day = q(Some("day"), Some("2026-11-01T13:00:00Z"), Some("2026-11-03T01:00:00Z")).unwrap();
+        assert_eq!((day.from, day.to), (at("2026-11-01T00:00:00Z"), at("2026-11-03T00:00:00Z")));
+        assert_eq!(day.starts().count(), 2);
+        assert_eq!(q(Some("week"), None, None), Err(UsageQueryError::Granularity));
+        assert_eq!(q(None, Some("yesterday"), None), Err(UsageQueryError::Time("from")));
+        assert_eq!(q(None, Some("2026-12-02T14:00:00Z"), Some("2026-12-02T14:59:59Z")), Err(UsageQueryError::Empty));
+        assert_eq!(q(Some("minute"), Some("2026-12-02T12:40:00Z"), None).map(|q| q.starts().count()), Ok(118));
+        assert_eq!(q(Some("minute"), Some("2026-12-02T12:36:00Z"), None), Err(UsageQueryError::TooOld));
+        assert_eq!(q(Some("hour"), Some("2026-10-28T13:00:00Z"), None), Err(UsageQueryError::TooOld));
+        assert!(q(Some("hour"), Some("2026-10-28T14:00:00Z"), None).is_ok());
+        assert_eq!(
+            q(Some("day"), Some("2025-01-01T00:00:00Z"), Some("2028-01-01T00:00:00Z")),
+            Err(UsageQueryError::TooMany)
+        );
+    }
+
+    #[test]
+    fn series_are_dense() {
+        let now = at("2026-12-02T14:37:12Z");
+        let q =
+            UsageQuery::new(Some("minute"), Some("2026-12-02T14:30:00Z"), Some("2026-12-02T14:33:00Z"), now).unwrap();
+        let counted = BTreeMap::from([(at("2026-12-02T14:31:00Z").secs(), Counts::of_window(3, 60))]);
+        let points = q.dense(&counted);
+        assert_eq!(points.len(), 3);
+        assert_eq!(points[0].counts, Counts::default());
+        assert_eq!(points[1].counts.accepted, 3);
+        assert_eq!(points[2].start, at("2026-12-02T14:32:00Z"));
+    }
+
+    #[test]
+    fn months_are_calendar_months() {
+        assert_eq!(month_start(1970, 1), Some(UnixTime::from_secs(0)));
+        let (start, end) = month_span("2024-02").unwrap();
+        assert_eq!(
+            (start.rfc3339().as_str(), end.rfc3339().as_str()),
+            ("2024-02-01T00:00:00Z", "2024-03-01T00:00:00Z")
+        );
+        assert_eq!(month_span("2026-12").map(|(_, e)| e.rfc3339()), Some("2027-01-01T00:00:00Z".into()));
+        for bad in ["2026-13", "2026-1", "26-01", "2026-00", "x"] {
+            assert_eq!(month_span(bad), None, "{bad}");
+        }
+    }
+}

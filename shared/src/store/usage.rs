@@ -1,0 +1,324 @@
+//! Usage roll-ups, written off the request path from the table's stream (`crate::usage`):
+//! - `USE#<prefix>` / `M#<minute>`: one member pair per rate window of that minute (`a_k`,
+//!   `r_k` for a secret key; `a_<ip digest>`, `r_<…>` per source IP for a publishable key);
+//! - `USE#<prefix>` / `H#<hour>`: the minute totals (`a00`…`a59`, `r00`…), kept a day;
+//! - `USE#<prefix>` / `D#<day>`: the hour totals, kept 36 days;
+//! - `USE#<prefix>` / `B#<64-day block>`: the day totals, kept 401 days past the block.
+//!
+//! Stream records come at least once, and windows of one key arrive on different shards, so
+//! every write is idempotent and ordered by version: a window's member is *set* to its newest
+//! count; each item counts its writes (`v`); a total is written one level up only over an
+//! older version of the item below (`s<nn>`), so a late writer never puts an older total back.
+//! A total reads one item (`ReturnValues`), whatever the traffic: the stream is the only
+//! writer, and each level holds at most 64 members per kind.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+
+use super::items::KeyItem;
+use super::{Item, Store, StoreError, classify, from_item, is_condition_failure, n, partition, s};
+use crate::domain::usage::{Counts, Granularity, WindowCount};
+use crate::domain::{KeyHash, KeyPrefix, KeyRecord, UnixTime};
+
+/// One level of the roll-up: items of `span` seconds holding totals of `slot` seconds.
+struct Level {
+    tag: &'static str,
+    span: i64,
+    slot: i64,
+    /// How long past its end an item is kept (TTL).
+    keep: i64,
+}
+
+const HOURS: Level = Level { tag: "H", span: 3_600, slot: 60, keep: 86_400 };
+const DAYS: Level = Level { tag: "D", span: 86_400, slot: 3_600, keep: 36 * 86_400 };
+const BLOCKS: Level = Level { tag: "B", span: 64 * 86_400, slot: 86_400, keep: 401 * 86_400 };
+/// A minute item gathers its windows while stream records for them may still come: past the
+/// stream's 24-hour retention. (Were it gone, a late record would start it again at version
+/// 1, below the version its hour slot holds, and change nothing.)
+const MINUTE_KEEP_SECS: i64 = 25 * 3_600;
+
+impl Level {
+    fn start_of(&self, t: i64) -> i64 {
+        t - t.rem_euclid(self.span)
+    }
+
+    fn sort_key(&self, start: i64) -> String {
+        format!("{}#{:012}", self.tag, start.max(0))
+    }
+
+    /// The level whose members are buckets of `granularity`.
+    fn holding(granularity: Granularity) -> &'static Level {
+        match granularity {
+            Granularity::Minute => &HOURS,
+            Granularity::Hour => &DAYS,
+            Granularity::Day => &BLOCKS,
+        }
+    }
+}
+
+fn usage_pk(prefix: &KeyPrefix) -> String {
+    format!("{}{}", partition::USAGE, prefix.as_str())
+}
+
+/// The rate window a stream record's item is, if it is a key's (anonymous per-IP windows and
+/// every other item are not usage). Inverse of `window_pk` in `store/mod.rs`.
+pub fn window_of(pk: &str, count: i64) -> Option<WindowCount> {
+    let rest = pk.strip_prefix(partition::RATE_WINDOW)?;
+    let (hash, source, start) = if let Some(rest) = rest.strip_prefix("KIP#") {
+        let mut parts = rest.split('#');
+        let (hash, ip, start) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || ip.len() < 16 || !ip.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        (hash, Some(ip[..16].to_owned()), start)
+    } else {
+        let (hash, start) = rest.strip_prefix("K#")?.split_once('#')?;
+        (hash, None, start)
+    };
+    let start = start.parse::<i64>().ok().filter(|s| s.rem_euclid(60) == 0)?;
+    Some(WindowCount {
+        key_hash: KeyHash::from_stored(hash)?,
+        source,
+        window_start: UnixTime::from_secs(start),
+        count: u64::try_from(count.max(0)).ok()?,
+    })
+}
+
+/// Sums the `a…` and `r…` members of a usage item.
+fn totals(item: &HashMap<String, AttributeValue>) -> Counts {
+    let mut counts = Counts::default();
+    for (name, value) in item {
+        let number = value.as_n().ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        match name.as_bytes().first() {
+            Some(b'a') => counts.accepted += number,
+            Some(b'r') => counts.rate_limited += number,
+            _ => {}
+        }
+    }
+    counts
+}
+
+fn version_of(item: &HashMap<String, AttributeValue>) -> i64 {
+    item.get("v").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+impl Store {
+    /// The keys on record among `hashes`, by hash (consistent batch reads of 100).
+    pub async fn keys_by_hash(&self, hashes: &[KeyHash]) -> Result<HashMap<String, KeyRecord>, StoreError> {
+        let mut found = HashMap::new();
+        for chunk in hashes.chunks(100) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|h| {
+                    HashMap::from([
+                        ("pk".to_owned(), s(format!("{}{}", partition::KEY, h.as_str()))),
+                        ("sk".to_owned(), s("KEY")),
+                    ])
+                })
+                .collect();
+            for item in self.batch_get_consistent("keys_by_hash", keys).await? {
+                let record: KeyRecord = from_item::<KeyItem>(item)?.fields.into();
+                found.insert(record.key_hash.as_str().to_owned(), record);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Records a window's newest `counts` for `prefix` and carries the totals up every level.
+    pub async fn record_window(
+        &self,
+        prefix: &KeyPrefix,
+        window: &WindowCount,
+        counts: Counts,
+    ) -> Result<(), StoreError> {
+        let pk = usage_pk(prefix);
+        let minute = window.window_start.secs();
+        let member = window.source.as_deref().unwrap_or("k");
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk.clone()))
+            .key("sk", s(format!("M#{:012}", minute.max(0))))
+            .update_expression("SET #a = :a, #r = :r, #ttl = :ttl ADD #v :one")
+            .expression_attribute_names("#a", format!("a_{member}"))
+            .expression_attribute_names("#r", format!("r_{member}"))
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_names("#v", "v")
+            .expression_attribute_values(":a", n(counts.accepted as i64))
+            .expression_attribute_values(":r", n(counts.rate_limited as i64))
+            .expression_attribute_values(":ttl", n(minute + 60 + MINUTE_KEEP_SECS))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| classify("record_window", e))?;
+        let item = out.attributes.unwrap_or_default();
+        let (mut below, mut below_start, mut below_version) = (totals(&item), minute, version_of(&item));
+        for level in [&HOURS, &DAYS, &BLOCKS] {
+            let start = level.start_of(below_start);
+            let slot = (below_start - start) / level.slot;
+            match self.put_slot(&pk, level, start, slot, below, below_version).await? {
+                Some((total, version)) => (below, below_start, below_version) = (total, start, version),
+                // A newer total of that slot is already there: its writer carries it up.
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets slot `slot` of a level item to `counts` unless a newer version is there; the item's
+    /// new totals and version, or `None` when it was newer.
+    async fn put_slot(
+        &self,
+        pk: &str,
+        level: &Level,
+        start: i64,
+        slot: i64,
+        counts: Counts,
+        version: i64,
+    ) -> Result<Option<(Counts, i64)>, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(level.sort_key(start)))
+            .update_expression("SET #a = :a, #r = :r, #s = :s, #ttl = :ttl ADD #v :one")
+            .condition_expression("attribute_not_exists(#s) OR #s < :s")
+            .expression_attribute_names("#a", format!("a{slot:02}"))
+            .expression_attribute_names("#r", format!("r{slot:02}"))
+            .expression_attribute_names("#s", format!("s{slot:02}"))
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_names("#v", "v")
+            .expression_attribute_values(":a", n(counts.accepted as i64))
+            .expression_attribute_values(":r", n(counts.rate_limited as i64))
+            .expression_attribute_values(":s", n(version))
+            .expression_attribute_values(":ttl", n(start + level.span + level.keep))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                let item = out.attributes.unwrap_or_default();
+                Ok(Some((totals(&item), version_of(&item))))
+            }
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(classify("record_window", e)),
+        }
+    }
+
+    /// Every bucket of `granularity` in `[from, to)` that counted something, by start.
+    pub async fn usage_buckets(
+        &self,
+        prefix: &KeyPrefix,
+        granularity: Granularity,
+        from: UnixTime,
+        to: UnixTime,
+    ) -> Result<BTreeMap<i64, Counts>, StoreError> {
+        let level = Level::holding(granularity);
+        let first = level.sort_key(level.start_of(from.secs()));
+        let last = level.sort_key(level.start_of(to.secs() - 1));
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :last")
+            .expression_attribute_values(":pk", s(usage_pk(prefix)))
+            .expression_attribute_values(":first", s(first))
+            .expression_attribute_values(":last", s(last))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut buckets = BTreeMap::new();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| classify("usage_buckets", e))?;
+            let Some(start) = item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|sk| sk.split_once('#'))
+                .and_then(|(_, start)| start.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            for (name, value) in &item {
+                let (kind, slot) = name.split_at(1.min(name.len()));
+                let Ok(slot) = slot.parse::<i64>() else { continue };
+                let number = value.as_n().ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                let bucket = start + slot * level.slot;
+                if bucket < from.secs() || bucket >= to.secs() {
+                    continue;
+                }
+                let counts: &mut Counts = buckets.entry(bucket).or_default();
+                match kind {
+                    "a" => counts.accepted += number,
+                    "r" => counts.rate_limited += number,
+                    _ => {}
+                }
+            }
+        }
+        Ok(buckets)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    #[test]
+    fn key_windows_are_read_back_from_their_partition_key() {
+        let w = window_of(&format!("RL#K#{HASH}#1764684000"), 7).unwrap();
+        assert_eq!((w.key_hash.as_str(), w.source, w.window_start.secs(), w.count), (HASH, None, 1764684000, 7));
+        let ip = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let w = window_of(&format!("RL#KIP#{HASH}#{ip}#1764684000"), 3).unwrap();
+        assert_eq!(w.source.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(window_of(&format!("RL#K#{HASH}#1764684000"), -1).map(|w| w.count), Some(0));
+        for other in [
+            format!("RL#IP#{HASH}#1764684000"),
+            format!("RL#K#{HASH}#1764684001"),
+            format!("RL#K#{HASH}"),
+            "RL#K#nothex#1764684000".to_owned(),
+            format!("RL#KIP#{HASH}#1764684000"),
+            format!("KEY#{HASH}"),
+            "USE#hk_x#M".to_owned(),
+        ] {
+            assert_eq!(window_of(&other, 1), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn each_granularity_is_read_from_the_level_holding_it() {
+        assert_eq!(Level::holding(Granularity::Minute).slot, Granularity::Minute.secs());
+        assert_eq!(Level::holding(Granularity::Hour).slot, Granularity::Hour.secs());
+        assert_eq!(Level::holding(Granularity::Day).slot, Granularity::Day.secs());
+        // Members are two digits: a level never holds more than 100 slots.
+        for level in [&HOURS, &DAYS, &BLOCKS] {
+            assert!(level.span / level.slot <= 100 && level.span % level.slot == 0);
+        }
+        // Each level is kept at least as long as API.md promises its granularity.
+        for g in [Granularity::Minute, Granularity::Hour, Granularity::Day] {
+            assert!(Level::holding(g).keep >= g.retention_secs());
+        }
+        assert_eq!(HOURS.sort_key(3_600), "H#000000003600");
+    }
+
+    #[test]
+    fn totals_sum_every_member_of_each_kind() {
+        let item = HashMap::from([
+            ("a_k".to_owned(), AttributeValue::N("5".into())),
+            ("a_0123456789abcdef".to_owned(), AttributeValue::N("2".into())),
+            ("r_k".to_owned(), AttributeValue::N("1".into())),
+            ("s00".to_owned(), AttributeValue::N("9".into())),
+            ("v".to_owned(), AttributeValue::N("4".into())),
+            ("ttl".to_owned(), AttributeValue::N("99".into())),
+            ("pk".to_owned(), AttributeValue::S("USE#x".into())),
+        ]);
+        assert_eq!(totals(&item), Counts { accepted: 7, rate_limited: 1, quota_exceeded: 0 });
+        assert_eq!(version_of(&item), 4);
+    }
+}

@@ -1,0 +1,207 @@
+//! Usage per key (API.md "Usage, events, metrics"): what the limiter counted, rolled up from the
+//! table's stream as Lambda does deployed, read back at every granularity.
+
+use hatched_tests::prelude::*;
+use serde_json::{Value, json};
+
+const GATES: &str = "/api/v1/gates";
+const ORIGIN: &str = "https://app.example.com";
+
+fn usage_path(prefix: &str, query: &str) -> String {
+    format!("/api/v1/keys/{prefix}/usage{query}")
+}
+
+async fn usage(t: &TestApp, admin: &str, prefix: &str, query: &str) -> Value {
+    let a = t.send(Call::new("GET", &usage_path(prefix, query)).key(admin)).await;
+    assert_eq!(a.status, 200, "{query}: {}", a.body);
+    a.body
+}
+
+/// `(accepted, rate_limited, quota_exceeded)` of every point.
+fn counts(body: &Value) -> Vec<(u64, u64, u64)> {
+    body["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let n = |f: &str| p[f].as_u64().unwrap();
+            (n("accepted"), n("rate_limited"), n("quota_exceeded"))
+        })
+        .collect()
+}
+
+fn sum(points: &[(u64, u64, u64)]) -> (u64, u64, u64) {
+    points.iter().fold((0, 0, 0), |s, p| (s.0 + p.0, s.1 + p.1, s.2 + p.2))
+}
+
+/// Sends `n` list-gates requests with `key` at once; the statuses.
+async fn burst(t: &TestApp, key: &str, n: usize, ip: &str, origin: Option<&str>) -> Vec<u16> {
+    let calls = (0..n).map(|_| {
+        let mut call = Call::new("GET", GATES).key(key).from_ip(ip);
+        if let Some(origin) = origin {
+            call = call.header("origin", origin);
+        }
+        t.send(call)
+    });
+    futures::future::join_all(calls).await.into_iter().map(|a| a.status).collect()
+}
+
+fn count(statuses: &[u16], status: u16) -> u64 {
+    statuses.iter().filter(|s| **s == status).count() as u64
+}
+
+/// The clock stopped `secs_before` the next hour (near real time: the emulator's TTL reaper
+/// goes by the real clock); returns that time.
+fn before_the_hour(t: &TestApp, secs_before: i64) -> i64 {
+    let now = t.app.clock.freeze().secs();
+    let next_hour = now - now.rem_euclid(3_600) + 3_600;
+    t.app.clock.advance(next_hour - secs_before - now);
+    next_hour - secs_before
+}
+
+fn rfc3339(secs: i64) -> String {
+    hatched::domain::UnixTime::from_secs(secs).rfc3339()
+}
+
+#[tokio::test]
+async fn usage_counts_equal_the_requests_sent_at_every_granularity_across_a_minute_and_an_hour() {
+    let t = TestApp::new().await.with_customer().await;
+    let (admin, _) = t.issue(Secret, Live, tier(Tier::Enterprise)).await;
+    let (key, prefix) = t.issue(Secret, Live, plain()).await; // free: 60 a minute
+    let web = KeyOptions { allowed_origins: vec![ORIGIN.into()], scopes: Some(vec!["read:buddies".into()]), ..plain() };
+    let (pk, pk_prefix) = t.issue(Publishable, Live, web).await;
+    let start = before_the_hour(&t, 30); // hh:59:30
+    let minute = start - start.rem_euclid(60);
+
+    // Minute one: 70 at once (60 accepted, 10 refused), and the publishable key from two IPs.
+    let first = burst(&t, &key, 70, "198.51.100.7", None).await;
+    assert_eq!((count(&first, 200), count(&first, 429)), (60, 10));
+    let pk_first =
+        [burst(&t, &pk, 4, "203.0.113.1", Some(ORIGIN)).await, burst(&t, &pk, 3, "203.0.113.2", Some(ORIGIN)).await]
+            .concat();
+    assert_eq!(count(&pk_first, 200), 7);
+    // A request the key itself refuses (wrong origin) is not the key's usage.
+    assert_eq!(burst(&t, &pk, 1, "203.0.113.1", Some("https://evil.example")).await, [403]);
+
+    // Minute two is in the next hour: 3 more.
+    t.app.clock.advance(60);
+    assert_eq!(burst(&t, &key, 3, "198.51.100.7", None).await, [200, 200, 200]);
+
+    assert!(t.roll_up_usage().await > 0);
+    let q = format!("?granularity=minute&from={}&to={}", rfc3339(minute), rfc3339(minute + 120));
+    assert_eq!(counts(&usage(&t, &admin, &prefix, &q).await), [(60, 10, 0), (3, 0, 0)]);
+    assert_eq!(counts(&usage(&t, &admin, &pk_prefix, &q).await), [(7, 0, 0), (0, 0, 0)]);
+
+    let hour = minute - minute.rem_euclid(3_600);
+    let q = format!("?granularity=hour&from={}&to={}", rfc3339(hour), rfc3339(hour + 7_200));
+    let hours = usage(&t, &admin, &prefix, &q).await;
+    assert_eq!(counts(&hours), [(60, 10, 0), (3, 0, 0)]);
+    assert_eq!((hours["from"].as_str(), hours["granularity"].as_str()), (Some(&*rfc3339(hour)), Some("hour")));
+    assert_eq!(hours["points"][1]["start"], json!(rfc3339(hour + 3_600)));
+
+    let day = hour - hour.rem_euclid(86_400);
+    let q = format!("?granularity=day&from={}&to={}", rfc3339(day), rfc3339(day + 2 * 86_400));
+    let days = counts(&usage(&t, &admin, &prefix, &q).await);
+    assert_eq!(days.len(), 2);
+    assert_eq!(sum(&days), (63, 10, 0));
+
+    // The default: the 24 hours ending with the current one, dense, oldest first.
+    let default = counts(&usage(&t, &admin, &prefix, "").await);
+    assert_eq!(default.len(), 24);
+    assert_eq!(&default[22..], [(60, 10, 0), (3, 0, 0)]);
+    assert_eq!(sum(&default[..22]), (0, 0, 0));
+
+    // Reading the whole stream again changes nothing (Lambda delivers a failed batch again).
+    t.roll_up_usage().await;
+    assert_eq!(sum(&counts(&usage(&t, &admin, &prefix, "").await)), (63, 10, 0));
+
+    // Billing: every key's month total, and their sum.
+    let month = &rfc3339(minute + 60)[..7];
+    let billed = t.ctl(&["usage", "--customer", "acme", "--month", month]).await.unwrap();
+    let by_prefix = |p: &str| billed["keys"].as_array().unwrap().iter().find(|k| k["prefix"] == p).cloned().unwrap();
+    let this_month = |c: (u64, u64)| if month == &rfc3339(minute)[..7] { c } else { (3, 0) };
+    assert_eq!(
+        (by_prefix(&prefix)["accepted"].as_u64(), by_prefix(&prefix)["rate_limited"].as_u64()),
+        (Some(this_month((63, 10)).0), Some(this_month((63, 10)).1))
+    );
+    let total: u64 = billed["keys"].as_array().unwrap().iter().map(|k| k["accepted"].as_u64().unwrap()).sum();
+    assert_eq!(billed["total"]["accepted"].as_u64(), Some(total));
+    let shown =
+        t.ctl(&["keys", "usage", "--prefix", &prefix, "--granularity", "minute", "--since", "3m"]).await.unwrap();
+    assert_eq!(shown["points"].as_array().map(Vec::len), Some(4));
+    assert_eq!(sum(&counts(&shown)), (63, 10, 0));
+}
+
+#[tokio::test]
+async fn concurrent_requests_are_counted_exactly() {
+    let t = TestApp::new().await.with_customer().await;
+    let (admin, _) = t.issue(Secret, Live, tier(Tier::Enterprise)).await;
+    let (key, prefix) = t.issue(Secret, Live, tier(Tier::Pro)).await;
+    let start = before_the_hour(&t, 1_800);
+    let statuses = burst(&t, &key, 150, "198.51.100.7", None).await;
+    assert_eq!(count(&statuses, 200), 150);
+    t.roll_up_usage().await;
+    let q = format!("?granularity=minute&from={}", rfc3339(start));
+    assert_eq!(sum(&counts(&usage(&t, &admin, &prefix, &q).await)), (150, 0, 0));
+}
+
+#[tokio::test]
+async fn usage_is_only_the_callers_own() {
+    let t = TestApp::new().await.with_customer().await;
+    let (admin, _) = t.issue(Secret, Live, tier(Tier::Enterprise)).await;
+    let (test_admin, _) = t.issue(Secret, Test, tier(Tier::Enterprise)).await;
+    let (reader, _) = t.issue(Secret, Live, scopes(&["read:buddies"])).await;
+    let (pk, _) = t.issue(Publishable, Live, origins(&[ORIGIN])).await;
+    let (_, prefix) = t.issue(Secret, Live, plain()).await;
+    hatchctl::seed::Seed::customer(&t.app, "globex").await.unwrap();
+    let globex = hatchctl::seed::Seed { app: t.app.clone(), customer: "globex".parse().unwrap() };
+    let other = globex.key(KeyType::Secret, Environment::Live, tier(Tier::Enterprise)).await.unwrap();
+    let other = other.key.expose().to_owned();
+
+    let get = |key: &str, path: String| t.send(Call::new("GET", &path).key(key));
+    let answer = get(&admin, usage_path(&prefix, "")).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    for (who, key) in [("another customer", &other), ("another environment", &test_admin)] {
+        let a = get(key, usage_path(&prefix, "")).await;
+        assert_eq!((a.status, a.code()), (404, "key_not_found"), "{who}");
+    }
+    // A tampered prefix: well formed, nobody's.
+    let tampered = format!("{}{}", &prefix[..prefix.len() - 1], if prefix.ends_with('A') { 'B' } else { 'A' });
+    let a = get(&admin, usage_path(&tampered, "")).await;
+    assert_eq!((a.status, a.code()), (404, "key_not_found"));
+    let a = get(&admin, usage_path("not-a-prefix", "")).await;
+    assert_eq!((a.status, a.code()), (400, "invalid_request"));
+    let a = get(&reader, usage_path(&prefix, "")).await;
+    assert_eq!((a.status, a.code()), (403, "insufficient_scope"));
+    let a = t.send(Call::new("GET", &usage_path(&prefix, "")).key(&pk).header("origin", ORIGIN)).await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    let a = t.send(Call::new("GET", &usage_path(&prefix, ""))).await;
+    assert_eq!(a.status, 401);
+}
+
+#[tokio::test]
+async fn bad_usage_queries_are_invalid_requests() {
+    let t = TestApp::new().await.with_customer().await;
+    let (admin, _) = t.issue(Secret, Live, tier(Tier::Enterprise)).await;
+    let (_, prefix) = t.issue(Secret, Live, plain()).await;
+    let now = t.app.clock.freeze().secs();
+    let hour = now - now.rem_euclid(3_600);
+    for query in [
+        "?granularity=week".to_owned(),
+        "?granularity=".to_owned(),
+        "?from=yesterday".to_owned(),
+        "?to=1764684000".to_owned(),
+        format!("?from={}&to={}", rfc3339(hour), rfc3339(hour)),
+        format!("?from={}&to={}", rfc3339(hour), rfc3339(hour - 3_600)),
+        format!("?granularity=minute&from={}", rfc3339(now - 3 * 3_600)),
+        format!("?granularity=hour&from={}", rfc3339(now - 36 * 86_400)),
+        format!("?granularity=day&from={}", rfc3339(now - 401 * 86_400)),
+        format!("?granularity=hour&from={}&to={}", rfc3339(hour - 30 * 86_400), rfc3339(hour + 20 * 86_400)),
+    ] {
+        let a = t.send(Call::new("GET", &usage_path(&prefix, &query)).key(&admin)).await;
+        assert_eq!((a.status, a.code()), (400, "invalid_request"), "{query}: {}", a.body);
+    }
+    // Minutes reach back two hours.
+    let q = format!("?granularity=minute&from={}", rfc3339(now - 7_200 + 60));
+    assert_eq!(usage(&t, &admin, &prefix, &q).await["points"].as_array().map(Vec::len), Some(120));
+}
