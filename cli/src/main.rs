@@ -37,7 +37,9 @@ async fn main() -> std::process::ExitCode {
     let app = hatched::App::from_config(&config, settings);
     let result = match cli.command {
         Command::Serve(args) => {
-            serve(app, args.port, aws_sdk_dynamodbstreams::Config::from(&config)).await.map(|()| None)
+            let streams = aws_sdk_dynamodbstreams::Config::from(&config);
+            let sink = hatchctl::rollup::LocalSink::from_env(&aws_sdk_eventbridge::Config::from(&config));
+            serve(app, args.port, streams, sink).await.map(|()| None)
         }
         command => hatchctl::execute(&app, command).await.map(Some),
     };
@@ -57,11 +59,16 @@ async fn main() -> std::process::ExitCode {
     std::process::ExitCode::SUCCESS
 }
 
-async fn serve(app: hatched::App, port: u16, streams: aws_sdk_dynamodbstreams::Config) -> anyhow::Result<()> {
+async fn serve(
+    app: hatched::App,
+    port: u16,
+    streams: aws_sdk_dynamodbstreams::Config,
+    sink: hatchctl::rollup::LocalSink,
+) -> anyhow::Result<()> {
     let listener = hatchctl::serve::bind(port).await?;
     eprintln!("local API on http://{}", listener.local_addr()?);
     // What Lambda does deployed: the table's stream feeds the usage roll-up.
-    let rollup = hatchctl::rollup::run(app.clone(), streams, std::time::Duration::from_secs(1));
+    let rollup = hatchctl::rollup::run(app.clone(), streams, sink, std::time::Duration::from_secs(1));
     tokio::select! {
         r = hatchctl::serve::serve(app, listener) => r,
         () = rollup => Ok(()),

@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, Record, ShardIteratorType};
+use functions::usage_rollup::EventBridgeSink;
 use hatched::App;
-use hatched::domain::usage::WindowCount;
+use hatched::domain::UnixTime;
+use hatched::domain::usage::{LimitEvent, WindowCount};
 use hatched::handler::serving;
+use hatched::usage::{EventSink, LogSink};
 
 /// Reads a table's stream from its start, shard by shard.
 #[derive(Debug)]
@@ -32,7 +35,7 @@ impl StreamConsumer {
     /// Reads every record the stream holds past the last call and rolls them up; the number of
     /// records read. A shard's position moves only past records rolled up, so a failure is
     /// read again next time (as Lambda sends a failed batch again).
-    pub async fn drain(&mut self, app: &App) -> Result<usize> {
+    pub async fn drain<S: EventSink>(&mut self, app: &App, sink: &S) -> Result<usize> {
         let stream = self.client.describe_stream().stream_arn(&self.stream_arn).send().await?;
         let shards = stream.stream_description.map(|d| d.shards.unwrap_or_default()).unwrap_or_default();
         let mut read = 0;
@@ -54,7 +57,8 @@ impl StreamConsumer {
                 let out = self.client.get_records().shard_iterator(iterator).limit(1000).send().await?;
                 let records = out.records.unwrap_or_default();
                 if !records.is_empty() {
-                    serving(functions::usage_rollup::FUNCTION.function, app.usage.roll_up(readings(&records))).await?;
+                    let rolled = app.usage.roll_up(readings(&records), sink);
+                    serving(functions::usage_rollup::FUNCTION.function, rolled).await?;
                 }
                 read += records.len();
                 let caught_up = records.is_empty();
@@ -83,14 +87,41 @@ fn readings(records: &[Record]) -> Vec<WindowCount> {
                 Some(AttributeValue::N(n)) => n.parse::<i64>().ok()?,
                 _ => return None,
             };
-            hatched::store::window_of(pk, count)
+            let seen = r.dynamodb.as_ref()?.approximate_creation_date_time.map(|t| UnixTime::from_secs(t.secs()));
+            hatched::store::window_of(pk, count, seen)
         })
         .collect()
 }
 
+/// Where the local API's limit events go: the bus `HATCHED_EVENT_BUS` names on the emulator,
+/// or a log line.
+#[derive(Debug, Clone)]
+pub enum LocalSink {
+    Bus(EventBridgeSink),
+    Log(LogSink),
+}
+
+impl LocalSink {
+    pub fn from_env(config: &aws_sdk_eventbridge::Config) -> LocalSink {
+        match EventBridgeSink::from_env(config) {
+            Ok(bus) => LocalSink::Bus(bus),
+            Err(_) => LocalSink::Log(LogSink),
+        }
+    }
+}
+
+impl EventSink for LocalSink {
+    async fn publish(&self, events: &[LimitEvent]) -> Vec<bool> {
+        match self {
+            LocalSink::Bus(bus) => bus.publish(events).await,
+            LocalSink::Log(log) => log.publish(events).await,
+        }
+    }
+}
+
 /// `hatchctl serve`'s consumer: drains the stream every `every` until dropped; a failure is
 /// logged and read again at the next tick.
-pub async fn run(app: App, config: aws_sdk_dynamodbstreams::Config, every: Duration) {
+pub async fn run(app: App, config: aws_sdk_dynamodbstreams::Config, sink: LocalSink, every: Duration) {
     let mut consumer = loop {
         match StreamConsumer::new(&app, &config).await {
             Ok(consumer) => break consumer,
@@ -101,7 +132,7 @@ pub async fn run(app: App, config: aws_sdk_dynamodbstreams::Config, every: Durat
         }
     };
     loop {
-        if let Err(e) = consumer.drain(&app).await {
+        if let Err(e) = consumer.drain(&app, &sink).await {
             tracing::warn!(cause = %format!("{e:#}"), "usage roll-up failed; reading again");
         }
         tokio::time::sleep(every).await;

@@ -6,14 +6,77 @@
 //! `functions::OTHER_FUNCTIONS`.
 
 pub use aws_lambda_events::dynamodb::Event as StreamEvent;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use hatched::App;
-use hatched::domain::usage::WindowCount;
+use hatched::app::ConfigError;
+use hatched::domain::UnixTime;
+use hatched::domain::usage::{EVENT_SOURCE, LimitEvent, WindowCount};
 use hatched::endpoint::Function;
 use hatched::handler::serving;
-use hatched::store::{StoreError, window_of};
-use hatched::usage::RolledUp;
+use hatched::store::window_of;
+use hatched::usage::{EventSink, RollUpError, RolledUp};
 
 pub const FUNCTION: Function = Function { function: "usage-rollup" };
+
+/// Environment variable naming the EventBridge bus limit events go to.
+pub const EVENT_BUS_ENV: &str = "HATCHED_EVENT_BUS";
+
+/// PutEvents takes at most 10 entries.
+const PUT_EVENTS_MAX: usize = 10;
+
+/// Limit events to an EventBridge bus.
+#[derive(Debug, Clone)]
+pub struct EventBridgeSink {
+    client: aws_sdk_eventbridge::Client,
+    bus: String,
+}
+
+impl EventBridgeSink {
+    pub fn new(client: aws_sdk_eventbridge::Client, bus: impl Into<String>) -> EventBridgeSink {
+        EventBridgeSink { client, bus: bus.into() }
+    }
+
+    /// The bus `HATCHED_EVENT_BUS` names.
+    pub fn from_env(config: &aws_sdk_eventbridge::config::Config) -> Result<EventBridgeSink, ConfigError> {
+        let bus = std::env::var(EVENT_BUS_ENV).map_err(|_| ConfigError::Missing(EVENT_BUS_ENV))?;
+        Ok(EventBridgeSink::new(aws_sdk_eventbridge::Client::from_conf(config.clone()), bus))
+    }
+}
+
+impl EventSink for EventBridgeSink {
+    async fn publish(&self, events: &[LimitEvent]) -> Vec<bool> {
+        let mut delivered = Vec::with_capacity(events.len());
+        for chunk in events.chunks(PUT_EVENTS_MAX) {
+            let entries = chunk
+                .iter()
+                .map(|e| {
+                    PutEventsRequestEntry::builder()
+                        .event_bus_name(&self.bus)
+                        .source(EVENT_SOURCE)
+                        .detail_type(e.kind.detail_type())
+                        .detail(e.detail().to_string())
+                        .build()
+                })
+                .collect();
+            match self.client.put_events().set_entries(Some(entries)).send().await {
+                // One result per entry, in order: an entry with an error code was not put.
+                Ok(out) => {
+                    let results = out.entries();
+                    delivered.extend(
+                        (0..chunk.len()).map(|i| {
+                            results.get(i).is_some_and(|r| r.error_code().is_none() && r.event_id().is_some())
+                        }),
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(cause = %hatched::aws::classify("put_events", e), events = chunk.len(), "limit events not published");
+                    delivered.extend(std::iter::repeat_n(false, chunk.len()));
+                }
+            }
+        }
+        delivered
+    }
+}
 
 /// The window counts of a batch, in stream order. Removals (a window's TTL) and anything but
 /// a key's rate window are not usage.
@@ -32,21 +95,25 @@ pub fn readings(event: &StreamEvent) -> Vec<WindowCount> {
                 Some(serde_dynamo::AttributeValue::N(n)) => n.parse::<i64>().ok()?,
                 _ => return None,
             };
-            window_of(pk, count)
+            // Absent in some records (it then reads as the epoch).
+            let seen = r.change.approximate_creation_date_time.timestamp();
+            window_of(pk, count, (seen > 0).then(|| UnixTime::from_secs(seen)))
         })
         .collect()
 }
 
-/// Rolls a batch up. An error fails the whole batch, which Lambda delivers again: every write
-/// is idempotent, so a batch seen twice counts once.
-pub async fn handle(app: &App, event: StreamEvent) -> Result<RolledUp, StoreError> {
+/// Rolls a batch up and publishes its limit events. An error fails the whole batch, which
+/// Lambda delivers again: every write is idempotent and an event published is not published
+/// again, so a batch seen twice counts once; an event not delivered is published then.
+pub async fn handle<S: EventSink>(app: &App, sink: &S, event: StreamEvent) -> Result<RolledUp, RollUpError> {
     serving(FUNCTION.function, async {
-        let done = app.usage.roll_up(readings(&event)).await;
+        let done = app.usage.roll_up(readings(&event), sink).await;
         match &done {
             Ok(done) => tracing::info!(
                 records = event.records.len(),
                 windows = done.windows,
                 unknown = done.unknown,
+                events = done.events,
                 "rolled up"
             ),
             Err(e) => {

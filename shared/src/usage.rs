@@ -9,12 +9,17 @@ use std::collections::HashMap;
 use futures::StreamExt;
 
 use crate::domain::time::Clock;
-use crate::domain::usage::{Counts, Granularity, UsagePoint, UsageQuery, UsageQueryError, WindowCount};
+use crate::domain::usage::{
+    Counts, Granularity, LimitEvent, LimitEventKind, UsagePoint, UsageQuery, UsageQueryError, WindowCount,
+};
 use crate::domain::{KeyHash, KeyPrefix, UnixTime};
-use crate::store::{Store, StoreError};
+use crate::store::{Claim, Store, StoreError};
 
 /// Windows rolled up at once (each is a chain of up to four small writes).
 const CONCURRENT_WINDOWS: usize = 16;
+/// How long a claim on an event's publication holds off other readers: far longer than a
+/// `PutEvents` takes (5 s SDK timeout), so a claimant that failed or died is replaced soon.
+const EVENT_LEASE_SECS: i64 = 30;
 
 #[derive(Debug, Clone)]
 pub struct Usage {
@@ -29,6 +34,38 @@ pub struct RolledUp {
     pub windows: usize,
     /// Windows of a hash no key has (an unknown key's count): nobody's usage.
     pub unknown: usize,
+    /// Limit events published.
+    pub events: usize,
+}
+
+/// Where limit events go: EventBridge deployed (`functions::usage_rollup`), a log line or a
+/// test's bus locally.
+pub trait EventSink {
+    /// Publishes `events`; for each, whether it was delivered.
+    fn publish(&self, events: &[LimitEvent]) -> impl std::future::Future<Output = Vec<bool>> + Send;
+}
+
+/// Limit events as log lines (the local API without a bus): delivered, as far as it goes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogSink;
+
+impl EventSink for LogSink {
+    async fn publish(&self, events: &[LimitEvent]) -> Vec<bool> {
+        for event in events {
+            tracing::info!(detail_type = event.kind.detail_type(), detail = %event.detail(), "limit event (no bus: logged)");
+        }
+        vec![true; events.len()]
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RollUpError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Some events did not reach the bus, or another reader still holds them: the batch must
+    /// come again (they are published then, or found published).
+    #[error("{0} limit events are not published yet")]
+    Undelivered(usize),
 }
 
 impl Usage {
@@ -63,8 +100,9 @@ impl Usage {
     }
 
     /// Records the windows a batch of stream records showed (in stream order: the last
-    /// reading of a window is its newest). Idempotent: a batch delivered again changes nothing.
-    pub async fn roll_up(&self, readings: Vec<WindowCount>) -> Result<RolledUp, StoreError> {
+    /// reading of a window is its newest), then publishes the limit events they raised, each
+    /// once. Idempotent: a batch delivered again changes nothing and publishes nothing twice.
+    pub async fn roll_up<S: EventSink>(&self, readings: Vec<WindowCount>, sink: &S) -> Result<RolledUp, RollUpError> {
         let mut newest: HashMap<(String, Option<String>, i64), WindowCount> = HashMap::new();
         for reading in readings {
             let id = (reading.key_hash.as_str().to_owned(), reading.source.clone(), reading.window_start.secs());
@@ -76,20 +114,63 @@ impl Usage {
         let keys = self.store.keys_by_hash(&hashes).await?;
         let mut done = RolledUp::default();
         let mut writes = Vec::new();
+        let mut raised = Vec::new();
         for window in newest.into_values() {
-            match keys.get(window.key_hash.as_str()) {
-                None => done.unknown += 1,
-                Some(key) => {
-                    let counts = Counts::of_window(window.count, key.tier.per_minute());
-                    writes.push(async move { self.store.record_window(&key.prefix, &window, counts).await });
-                }
+            let Some(key) = keys.get(window.key_hash.as_str()) else {
+                done.unknown += 1;
+                continue;
+            };
+            let limit = key.tier.per_minute();
+            for kind in LimitEventKind::raised(window.source.is_none(), window.count, limit) {
+                raised.push(LimitEvent {
+                    kind,
+                    key_prefix: key.prefix.clone(),
+                    customer_id: key.customer_id.clone(),
+                    environment: key.environment,
+                    tier: key.tier,
+                    limit,
+                    count: window.count,
+                    window_start: window.window_start,
+                    occurred_at: window.seen_at.unwrap_or_else(|| self.clock.now()),
+                });
             }
+            let counts = Counts::of_window(window.count, limit);
+            writes.push(async move { self.store.record_window(&key.prefix, &window, counts).await });
         }
         done.windows = writes.len();
         let mut results = futures::stream::iter(writes).buffer_unordered(CONCURRENT_WINDOWS);
         while let Some(result) = results.next().await {
             result?;
         }
+        done.events = self.publish(raised, sink).await?;
         Ok(done)
+    }
+
+    /// Claims each event (skipping those already published), publishes the claimed ones and
+    /// marks those delivered; the number delivered.
+    async fn publish<S: EventSink>(&self, raised: Vec<LimitEvent>, sink: &S) -> Result<usize, RollUpError> {
+        let now = self.clock.now();
+        let mut claimed = Vec::new();
+        let mut undelivered = 0;
+        for event in raised {
+            let lease = now.plus_secs(EVENT_LEASE_SECS);
+            match self.store.claim_event(&event.key_prefix, event.kind, event.window_start, now, lease).await? {
+                Claim::Mine => claimed.push(event),
+                Claim::Published => {}
+                Claim::Held => undelivered += 1,
+            }
+        }
+        let delivered = if claimed.is_empty() { Vec::new() } else { sink.publish(&claimed).await };
+        for (event, ok) in claimed.iter().zip(delivered.iter().copied().chain(std::iter::repeat(false))) {
+            if ok {
+                self.store.mark_published(&event.key_prefix, event.kind, event.window_start).await?;
+            } else {
+                undelivered += 1;
+            }
+        }
+        match undelivered {
+            0 => Ok(claimed.len()),
+            n => Err(RollUpError::Undelivered(n)),
+        }
     }
 }

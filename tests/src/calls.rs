@@ -100,6 +100,8 @@ impl ActionLog {
 pub fn iam_actions(target: &str, body: Option<&[u8]>) -> Vec<(String, String)> {
     let (service, op) = target.split_once('.').unwrap_or(("unknown", target));
     if !service.starts_with("DynamoDB") {
+        // IAM names EventBridge `events`; its API target is `AWSEvents`.
+        let service = if service == "AWSEvents" { "events" } else { service };
         return vec![(format!("{service}:{op}"), "-".to_owned())];
     }
     let json: serde_json::Value = body.and_then(|b| serde_json::from_slice(b).ok()).unwrap_or_default();

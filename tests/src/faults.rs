@@ -148,7 +148,11 @@ async fn apply(
     drop_answer: &mut bool,
     client: &mut TcpStream,
 ) -> bool {
-    let is = |op: &str| String::from_utf8_lossy(chunk).contains(&format!("DynamoDB_20120810.{op}"));
+    // The operation by its `X-Amz-Target` (DynamoDB's, or EventBridge's for the limit events).
+    let is = |op: &str| {
+        let text = String::from_utf8_lossy(chunk);
+        ["DynamoDB_20120810", "AWSEvents"].iter().any(|service| text.contains(&format!("{service}.{op}")))
+    };
     let current = fault.read().await.clone();
     match current {
         Fault::Delay(d) => tokio::time::sleep(d).await,

@@ -208,11 +208,17 @@ impl TestApp {
     }
 
     /// Does what Lambda does deployed: reads this table's stream from its start and rolls the
-    /// usage up (idempotent, so reading it all again is harmless). The records read.
+    /// usage up (idempotent, so reading it all again is harmless), limit events to a log line.
+    /// The records read.
     pub async fn roll_up_usage(&self) -> usize {
+        self.roll_up_usage_to(&hatched::usage::LogSink).await.expect("roll the usage up")
+    }
+
+    /// As [`TestApp::roll_up_usage`], limit events to `sink`.
+    pub async fn roll_up_usage_to<S: hatched::usage::EventSink>(&self, sink: &S) -> anyhow::Result<usize> {
         let config = aws_sdk_dynamodbstreams::Config::from(&sdk_config().await);
-        let mut consumer = hatchctl::rollup::StreamConsumer::new(&self.app, &config).await.expect("the table's stream");
-        consumer.drain(&self.app).await.expect("roll the usage up")
+        let mut consumer = hatchctl::rollup::StreamConsumer::new(&self.app, &config).await?;
+        consumer.drain(&self.app, sink).await
     }
 
     /// With the customer `acme`.

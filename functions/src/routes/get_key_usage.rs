@@ -29,11 +29,8 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 async fn usage(app: &App, caller: Caller, req: Request) -> Result<UsageView, ApiError> {
     no_body(&req)?;
     let prefix = path_param(&req, "prefix", KeyPrefix::parse_id)?;
-    let query = app.usage.query(
-        query_param(&req, "granularity"),
-        query_param(&req, "from"),
-        query_param(&req, "to"),
-    )?;
+    let query =
+        app.usage.query(query_param(&req, "granularity"), query_param(&req, "from"), query_param(&req, "to"))?;
     let record = app.keys.managed_key(&prefix, &caller.manager(&RequestCtx::of(&req))).await?;
     let points = app.usage.series(&record.prefix, &query).await?;
     Ok(UsageView::new(&record.prefix, &query, &points))

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::ops::AddAssign;
 
-use crate::domain::{KeyHash, UnixTime};
+use crate::domain::{CustomerId, Environment, KeyHash, KeyPrefix, Tier, UnixTime};
 
 /// The bucket size of a usage series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -97,6 +97,80 @@ pub struct WindowCount {
     pub source: Option<String>,
     pub window_start: UnixTime,
     pub count: u64,
+    /// When the stream saw this count (its record's creation time), if it says.
+    pub seen_at: Option<UnixTime>,
+}
+
+/// The limit events of API.md "Events (EventBridge)" that a rate window can raise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LimitEventKind {
+    /// The window's count reached 80 % of the limit (rounded up: 48 of 60).
+    NearRateLimit,
+    /// The window refused its first request.
+    RateLimited,
+}
+
+impl LimitEventKind {
+    pub fn detail_type(self) -> &'static str {
+        match self {
+            LimitEventKind::NearRateLimit => "apikey.near_rate_limit",
+            LimitEventKind::RateLimited => "apikey.rate_limited",
+        }
+    }
+
+    /// The events a secret key's window with `count` requests against `limit` has raised.
+    /// Publishable keys' windows are per source IP: they raise none.
+    pub fn raised(secret_key_window: bool, count: u64, limit: u32) -> Vec<LimitEventKind> {
+        let limit = u64::from(limit);
+        let mut raised = Vec::new();
+        if secret_key_window && count >= (limit * 80).div_ceil(100) {
+            raised.push(LimitEventKind::NearRateLimit);
+        }
+        if secret_key_window && count > limit {
+            raised.push(LimitEventKind::RateLimited);
+        }
+        raised
+    }
+}
+
+/// The source of every event this service publishes.
+pub const EVENT_SOURCE: &str = "hatched.auth-edge";
+
+/// One event for EventBridge: who, which window, never key material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitEvent {
+    pub kind: LimitEventKind,
+    pub key_prefix: KeyPrefix,
+    pub customer_id: CustomerId,
+    pub environment: Environment,
+    pub tier: Tier,
+    pub limit: u32,
+    pub count: u64,
+    pub window_start: UnixTime,
+    pub occurred_at: UnixTime,
+}
+
+impl LimitEvent {
+    /// `<key_prefix>:<detail-type>:<window_start as unix seconds>`: the same for every delivery
+    /// of one event, so a consumer can drop a redelivery.
+    pub fn event_id(&self) -> String {
+        format!("{}:{}:{}", self.key_prefix, self.kind.detail_type(), self.window_start.secs())
+    }
+
+    /// The event's `detail` (API.md).
+    pub fn detail(&self) -> serde_json::Value {
+        serde_json::json!({
+            "event_id": self.event_id(),
+            "customer_id": self.customer_id.as_str(),
+            "environment": self.environment.as_str(),
+            "key_prefix": self.key_prefix.as_str(),
+            "tier": self.tier.as_str(),
+            "limit": self.limit,
+            "count": self.count,
+            "window_start": self.window_start.rfc3339(),
+            "occurred_at": self.occurred_at.rfc3339(),
+        })
+    }
 }
 
 /// The most points one answer holds.
@@ -259,6 +333,55 @@ mod tests {
         assert_eq!(Counts::of_window(0, 60), Counts::default());
         assert_eq!(Counts::of_window(60, 60), Counts { accepted: 60, rate_limited: 0, quota_exceeded: 0 });
         assert_eq!(Counts::of_window(75, 60), Counts { accepted: 60, rate_limited: 15, quota_exceeded: 0 });
+    }
+
+    #[test]
+    fn only_secret_windows_raise_events_at_80_percent_rounded_up_and_past_the_limit() {
+        use LimitEventKind::*;
+        assert_eq!(LimitEventKind::raised(true, 47, 60), []);
+        assert_eq!(LimitEventKind::raised(true, 48, 60), [NearRateLimit]);
+        assert_eq!(LimitEventKind::raised(true, 60, 60), [NearRateLimit]);
+        assert_eq!(LimitEventKind::raised(true, 61, 60), [NearRateLimit, RateLimited]);
+        assert_eq!(LimitEventKind::raised(true, 480, 600), [NearRateLimit]);
+        assert_eq!(LimitEventKind::raised(true, 479, 600), []);
+        assert_eq!(LimitEventKind::raised(false, 6_001, 60), []);
+    }
+
+    #[test]
+    fn event_ids_are_deterministic_and_details_hold_no_key_material() {
+        let event = LimitEvent {
+            kind: LimitEventKind::RateLimited,
+            key_prefix: KeyPrefix::parse("hatch_live_Ab12Cd").unwrap(),
+            customer_id: "acme".parse().unwrap(),
+            environment: Environment::Live,
+            tier: Tier::Free,
+            limit: 60,
+            count: 61,
+            window_start: at("2026-12-02T14:00:00Z"),
+            occurred_at: at("2026-12-02T14:00:31Z"),
+        };
+        assert_eq!(
+            event.event_id(),
+            format!("hatch_live_Ab12Cd:apikey.rate_limited:{}", at("2026-12-02T14:00:00Z").secs())
+        );
+        let detail = event.detail();
+        let mut fields: Vec<&str> = detail.as_object().unwrap().keys().map(String::as_str).collect();
+        fields.sort_unstable();
+        assert_eq!(
+            fields,
+            [
+                "count",
+                "customer_id",
+                "environment",
+                "event_id",
+                "key_prefix",
+                "limit",
+                "occurred_at",
+                "tier",
+                "window_start"
+            ]
+        );
+        assert_eq!(detail["window_start"], "2026-12-02T14:00:00Z");
     }
 
     #[test]

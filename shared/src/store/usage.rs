@@ -3,7 +3,9 @@
 //!   `r_k` for a secret key; `a_<ip digest>`, `r_<…>` per source IP for a publishable key);
 //! - `USE#<prefix>` / `H#<hour>`: the minute totals (`a00`…`a59`, `r00`…), kept a day;
 //! - `USE#<prefix>` / `D#<day>`: the hour totals, kept 36 days;
-//! - `USE#<prefix>` / `B#<64-day block>`: the day totals, kept 401 days past the block.
+//! - `USE#<prefix>` / `B#<64-day block>`: the day totals, kept 401 days past the block;
+//! - `USE#<prefix>` / `E#<detail-type>#<window>`: a limit event's publication (`pending`,
+//!   `published`), so each is published once and a failed publication is tried again.
 //!
 //! Stream records come at least once, and windows of one key arrive on different shards, so
 //! every write is idempotent and ordered by version: a window's member is *set* to its newest
@@ -18,7 +20,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::items::KeyItem;
 use super::{Item, Store, StoreError, classify, from_item, is_condition_failure, n, partition, s};
-use crate::domain::usage::{Counts, Granularity, WindowCount};
+use crate::domain::usage::{Counts, Granularity, LimitEventKind, WindowCount};
 use crate::domain::{KeyHash, KeyPrefix, KeyRecord, UnixTime};
 
 /// One level of the roll-up: items of `span` seconds holding totals of `slot` seconds.
@@ -57,13 +59,32 @@ impl Level {
     }
 }
 
+/// What [`Store::claim_event`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Ours to publish (then [`Store::mark_published`]).
+    Mine,
+    /// Published already: nothing to do.
+    Published,
+    /// Another claimant's, still in its lease: not published yet, so not done either.
+    Held,
+}
+
+/// Event markers outlive the stream's 24-hour retention: no record can claim them again.
+const EVENT_MARKER_KEEP_SECS: i64 = 2 * 86_400;
+
+/// `E#<detail-type>#<window>`: one event of one window (sorts apart from the roll-up items).
+fn event_sort_key(kind: LimitEventKind, window: UnixTime) -> String {
+    format!("E#{}#{:012}", kind.detail_type(), window.secs().max(0))
+}
+
 fn usage_pk(prefix: &KeyPrefix) -> String {
     format!("{}{}", partition::USAGE, prefix.as_str())
 }
 
 /// The rate window a stream record's item is, if it is a key's (anonymous per-IP windows and
 /// every other item are not usage). Inverse of `window_pk` in `store/mod.rs`.
-pub fn window_of(pk: &str, count: i64) -> Option<WindowCount> {
+pub fn window_of(pk: &str, count: i64, seen_at: Option<UnixTime>) -> Option<WindowCount> {
     let rest = pk.strip_prefix(partition::RATE_WINDOW)?;
     let (hash, source, start) = if let Some(rest) = rest.strip_prefix("KIP#") {
         let mut parts = rest.split('#');
@@ -82,6 +103,7 @@ pub fn window_of(pk: &str, count: i64) -> Option<WindowCount> {
         source,
         window_start: UnixTime::from_secs(start),
         count: u64::try_from(count.max(0)).ok()?,
+        seen_at,
     })
 }
 
@@ -210,6 +232,77 @@ impl Store {
         }
     }
 
+    /// Claims the publication of a window's event until `lease_until`: one claimant at a time
+    /// (whatever reads the stream, however often), and a claim whose publisher failed or
+    /// vanished is claimed again once its lease ends, so an event is never lost.
+    pub async fn claim_event(
+        &self,
+        prefix: &KeyPrefix,
+        kind: LimitEventKind,
+        window: UnixTime,
+        now: UnixTime,
+        lease_until: UnixTime,
+    ) -> Result<Claim, StoreError> {
+        let (pk, sk) = (usage_pk(prefix), event_sort_key(kind, window));
+        let claimed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk.clone()))
+            .key("sk", s(sk.clone()))
+            .update_expression("SET #st = :pending, #lease = :until, #ttl = :ttl")
+            .condition_expression("attribute_not_exists(#st) OR (#st = :pending AND #lease < :now)")
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_names("#lease", "lease_until")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":until", n(lease_until.secs()))
+            .expression_attribute_values(":now", n(now.secs()))
+            .expression_attribute_values(":ttl", n(window.secs() + EVENT_MARKER_KEEP_SECS))
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => Ok(Claim::Mine),
+            Err(e) if is_condition_failure(&e) => {
+                let state = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", s(pk))
+                    .key("sk", s(sk))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| classify("claim_event", e))?
+                    .item
+                    .and_then(|i| i.get("state").and_then(|v| v.as_s().ok()).cloned());
+                Ok(if state.as_deref() == Some("published") { Claim::Published } else { Claim::Held })
+            }
+            Err(e) => Err(classify("claim_event", e)),
+        }
+    }
+
+    /// Records that a claimed event reached EventBridge.
+    pub async fn mark_published(
+        &self,
+        prefix: &KeyPrefix,
+        kind: LimitEventKind,
+        window: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(usage_pk(prefix)))
+            .key("sk", s(event_sort_key(kind, window)))
+            .update_expression("SET #st = :published")
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_values(":published", s("published"))
+            .send()
+            .await
+            .map_err(|e| classify("mark_published", e))?;
+        Ok(())
+    }
+
     /// Every bucket of `granularity` in `[from, to)` that counted something, by start.
     pub async fn usage_buckets(
         &self,
@@ -272,12 +365,12 @@ mod tests {
 
     #[test]
     fn key_windows_are_read_back_from_their_partition_key() {
-        let w = window_of(&format!("RL#K#{HASH}#1764684000"), 7).unwrap();
+        let w = window_of(&format!("RL#K#{HASH}#1764684000"), 7, None).unwrap();
         assert_eq!((w.key_hash.as_str(), w.source, w.window_start.secs(), w.count), (HASH, None, 1764684000, 7));
         let ip = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-        let w = window_of(&format!("RL#KIP#{HASH}#{ip}#1764684000"), 3).unwrap();
+        let w = window_of(&format!("RL#KIP#{HASH}#{ip}#1764684000"), 3, None).unwrap();
         assert_eq!(w.source.as_deref(), Some("0123456789abcdef"));
-        assert_eq!(window_of(&format!("RL#K#{HASH}#1764684000"), -1).map(|w| w.count), Some(0));
+        assert_eq!(window_of(&format!("RL#K#{HASH}#1764684000"), -1, None).map(|w| w.count), Some(0));
         for other in [
             format!("RL#IP#{HASH}#1764684000"),
             format!("RL#K#{HASH}#1764684001"),
@@ -287,7 +380,7 @@ mod tests {
             format!("KEY#{HASH}"),
             "USE#hk_x#M".to_owned(),
         ] {
-            assert_eq!(window_of(&other, 1), None, "{other}");
+            assert_eq!(window_of(&other, 1, None), None, "{other}");
         }
     }
 

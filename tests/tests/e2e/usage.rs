@@ -205,3 +205,153 @@ async fn bad_usage_queries_are_invalid_requests() {
     let q = format!("?granularity=minute&from={}", rfc3339(now - 7_200 + 60));
     assert_eq!(usage(&t, &admin, &prefix, &q).await["points"].as_array().map(Vec::len), Some(120));
 }
+
+/// An EventBridge bus on the emulator with a rule sending this service's events to an SQS
+/// queue, as a customer's consumer would read them.
+struct Bus {
+    name: String,
+    queue_url: String,
+    sqs: aws_sdk_sqs::Client,
+}
+
+impl Bus {
+    async fn new() -> Bus {
+        let config = hatched_tests::sdk_config().await;
+        let events = aws_sdk_eventbridge::Client::new(&config);
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let name = format!("hatched-test-{}", hatched::domain::key::random_base62(10));
+        events.create_event_bus().name(&name).send().await.expect("create bus");
+        let queue_url = sqs.create_queue().queue_name(&name).send().await.expect("create queue").queue_url.unwrap();
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue arn")
+            .attributes
+            .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .unwrap();
+        let pattern = json!({ "source": [hatched::domain::usage::EVENT_SOURCE] }).to_string();
+        events.put_rule().name(&name).event_bus_name(&name).event_pattern(pattern).send().await.expect("rule");
+        let target = aws_sdk_eventbridge::types::Target::builder().id("queue").arn(arn).build().unwrap();
+        events.put_targets().rule(&name).event_bus_name(&name).targets(target).send().await.expect("target");
+        Bus { name, queue_url, sqs }
+    }
+
+    /// The roll-up's sink for this bus, its EventBridge calls through `endpoint` if given.
+    async fn sink(&self, endpoint: Option<String>) -> functions::usage_rollup::EventBridgeSink {
+        let config = hatched_tests::sdk_config().await;
+        // Recorded like the functions' clients: the IAM check sees events:PutEvents performed.
+        let mut builder =
+            aws_sdk_eventbridge::config::Builder::from(&config).interceptor(hatched_tests::calls::CallLog::default());
+        if let Some(endpoint) = endpoint {
+            // Production timeouts and retries: a reset is a failure after the SDK's attempts.
+            builder = builder.endpoint_url(endpoint);
+        }
+        functions::usage_rollup::EventBridgeSink::new(
+            aws_sdk_eventbridge::Client::from_conf(builder.build()),
+            &self.name,
+        )
+    }
+
+    /// Every event the queue received so far: `(detail-type, detail)`.
+    async fn received(&self) -> Vec<(String, Value)> {
+        let mut received = Vec::new();
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive");
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return received;
+            }
+            for m in messages {
+                let event: Value = serde_json::from_str(m.body.as_deref().unwrap_or("")).expect("an event");
+                assert_eq!(event["source"], hatched::domain::usage::EVENT_SOURCE);
+                received.push((event["detail-type"].as_str().unwrap().to_owned(), event["detail"].clone()));
+                let handle = m.receipt_handle.unwrap_or_default();
+                self.sqs.delete_message().queue_url(&self.queue_url).receipt_handle(handle).send().await.unwrap();
+            }
+        }
+    }
+}
+
+fn kinds(received: &[(String, Value)]) -> Vec<&str> {
+    let mut kinds: Vec<&str> = received.iter().map(|(kind, _)| kind.as_str()).collect();
+    kinds.sort_unstable();
+    kinds
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_requests_raise_each_limit_event_exactly_once() {
+    let t = TestApp::new().await.with_customer().await;
+    let (key, prefix) = t.issue(Secret, Live, plain()).await; // free: 60 a minute, 80 % = 48
+    let start = before_the_hour(&t, 1_800);
+    let window = start - start.rem_euclid(60);
+    let statuses = burst(&t, &key, 200, "198.51.100.7", None).await;
+    assert_eq!((count(&statuses, 200), count(&statuses, 429)), (60, 140));
+    let bus = Bus::new().await;
+    let sink = bus.sink(None).await;
+    // Two readers of the whole stream at once (Lambda retrying a batch while another
+    // invocation runs, say): one of them publishes each event, the other finds it claimed.
+    let (a, b) = futures::join!(t.roll_up_usage_to(&sink), t.roll_up_usage_to(&sink));
+    if a.is_err() || b.is_err() {
+        // A reader that met the other's claim fails its batch; read again, as Lambda would.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        t.app.clock.advance(31);
+        t.roll_up_usage_to(&sink).await.expect("the batch again");
+    }
+    t.roll_up_usage_to(&sink).await.expect("a third reading");
+    let received = bus.received().await;
+    assert_eq!(kinds(&received), ["apikey.near_rate_limit", "apikey.rate_limited"], "{received:?}");
+    let (_, near) = received.iter().find(|(k, _)| k == "apikey.near_rate_limit").unwrap();
+    assert_eq!(near["event_id"], json!(format!("{prefix}:apikey.near_rate_limit:{window}")));
+    assert_eq!(
+        (&near["customer_id"], &near["environment"], &near["key_prefix"], &near["tier"], &near["limit"]),
+        (&json!("acme"), &json!("live"), &json!(prefix), &json!("free"), &json!(60))
+    );
+    assert_eq!(near["window_start"], json!(rfc3339(window)));
+    assert!(near["count"].as_u64().unwrap() >= 48);
+    let text = Value::from(received.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>()).to_string();
+    assert!(!text.contains(&key) && !text.contains(&key[prefix.len()..]), "no key material in events");
+}
+
+#[tokio::test]
+async fn a_failed_put_events_still_delivers_each_event_once() {
+    let t = TestApp::new().await.with_customer().await;
+    let (key, _) = t.issue(Secret, Live, plain()).await;
+    before_the_hour(&t, 1_800);
+    assert_eq!(count(&burst(&t, &key, 61, "198.51.100.7", None).await, 429), 1);
+    let bus = Bus::new().await;
+    let proxy = hatched_tests::faults::FaultProxy::start(TestApp::upstream()).await;
+    proxy.set(hatched_tests::faults::Fault::ResetOn("PutEvents")).await;
+    let failing = bus.sink(Some(proxy.endpoint())).await;
+    let failed = t.roll_up_usage_to(&failing).await;
+    assert!(failed.is_err(), "the batch fails, so it comes again: {failed:?}");
+    assert_eq!(bus.received().await, []);
+    // The batch again, once the failed reader's claim has lapsed: delivered, and only once.
+    t.app.clock.advance(31);
+    let sink = bus.sink(None).await;
+    t.roll_up_usage_to(&sink).await.expect("delivered");
+    t.roll_up_usage_to(&sink).await.expect("nothing more");
+    assert_eq!(kinds(&bus.received().await), ["apikey.near_rate_limit", "apikey.rate_limited"]);
+}
+
+#[tokio::test]
+async fn publishable_keys_per_ip_windows_raise_no_event() {
+    let t = TestApp::new().await.with_customer().await;
+    let web = KeyOptions { allowed_origins: vec![ORIGIN.into()], scopes: Some(vec!["read:buddies".into()]), ..plain() };
+    let (pk, _) = t.issue(Publishable, Live, web).await;
+    before_the_hour(&t, 1_800);
+    let statuses = burst(&t, &pk, 70, "203.0.113.9", Some(ORIGIN)).await;
+    assert_eq!(count(&statuses, 429), 10);
+    let bus = Bus::new().await;
+    t.roll_up_usage_to(&bus.sink(None).await).await.unwrap();
+    assert_eq!(bus.received().await, []);
+}
