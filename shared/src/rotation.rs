@@ -97,6 +97,9 @@ fn refused(what: impl std::fmt::Display) -> SigningError {
     SigningError::Refused(what.to_string())
 }
 
+/// How long a rotation may hold `AWSPENDING` before it counts as stuck (API.md: a day).
+pub const STUCK_PENDING_SECS: i64 = 86_400;
+
 impl Rotation {
     /// Runs one step for the rotation `token` of the secret `secret_id`, for `caller` (the
     /// rotation function passes [`Caller::SecretsManager`], hatchctl [`Caller::Operator`]).
@@ -125,7 +128,30 @@ impl Rotation {
         let function = crate::handler::current_function().unwrap_or("hatchctl");
         tracing::info!(target: crate::telemetry::METRICS, function, metric = "RotationStep", outcome,
             step = step.as_str(), "rotation step metric");
+        // A rotation that stopped holding AWSPENDING blocks every later one, with nothing but
+        // refusals to show for it: its own outcome, for its own alarm.
+        match self.stuck_pending(secret_id).await {
+            Ok(Some(version)) => {
+                tracing::warn!(
+                    version,
+                    "an AWSPENDING version older than a day blocks rotation: \
+                    hatchctl signing-key show, then repair"
+                );
+                tracing::info!(target: crate::telemetry::METRICS, function, metric = "RotationStep",
+                    outcome = "stuck_pending", step = step.as_str(), "rotation step metric");
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(cause = %e, "AWSPENDING's age not known"),
+        }
         result
+    }
+
+    /// The version holding `AWSPENDING` for longer than [`STUCK_PENDING_SECS`], if any: a
+    /// rotation that began and never finished (every step takes seconds).
+    pub async fn stuck_pending(&self, secret_id: &str) -> Result<Option<String>, SigningError> {
+        let now = self.clock.now().secs();
+        let pending = self.secrets.created_with_stage(secret_id, AWSPENDING).await?;
+        Ok(pending.into_iter().find(|(_, created)| now - created > STUCK_PENDING_SECS).map(|(version, _)| version))
     }
 
     async fn step(

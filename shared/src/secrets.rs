@@ -83,6 +83,26 @@ impl Secrets {
         })
     }
 
+    /// Each version labelled `stage` with when it was created (`ListSecretVersionIds`: the
+    /// labels alone carry no date). Few versions are kept: the first page holds them.
+    pub async fn created_with_stage(&self, id: &str, stage: &str) -> Result<Vec<(String, i64)>, AwsFailure> {
+        let out = self
+            .client
+            .list_secret_version_ids()
+            .secret_id(id)
+            .max_results(100)
+            .send()
+            .await
+            .map_err(|e| classify("secretsmanager:ListSecretVersionIds", e))?;
+        Ok(out
+            .versions
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|v| v.version_stages().iter().any(|s| s == stage))
+            .filter_map(|v| Some((v.version_id?, v.created_date?.secs())))
+            .collect())
+    }
+
     /// Puts `value` as version `token`, staged `AWSPENDING` only.
     pub async fn put_pending(&self, id: &str, token: &str, value: &str) -> Result<(), AwsFailure> {
         self.client

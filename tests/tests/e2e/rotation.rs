@@ -768,3 +768,21 @@ async fn the_publication_wait_outlasts_the_served_max_age_and_our_caches_by_a_ma
     assert!(margin > 0);
     assert!(WAIT >= max_age + hatched::signing::REFRESH_SECS + margin, "{WAIT} < {max_age} + caches + {margin}");
 }
+
+/// A rotation that began and never finished is reported as `stuck_pending` once it has held
+/// AWSPENDING for over a day (its own alarm), not before, and not once repaired.
+#[tokio::test]
+async fn an_awspending_older_than_a_day_is_reported_stuck() {
+    let (t, _) = setup().await;
+    enable_rotation(&t).await;
+    t.app.clock.advance(WAIT);
+    let abandoned = "0b3e4a53-1a9f-4c34-9d7e-00000000000a";
+    begin(&t, abandoned).await;
+    step(&t, "create-secret", abandoned).await.unwrap();
+    let id = secret(&t);
+    assert_eq!(t.app.rotation.stuck_pending(&id).await.unwrap(), None, "young: a rotation in progress");
+    t.app.clock.advance(hatched::rotation::STUCK_PENDING_SECS + 60);
+    assert_eq!(t.app.rotation.stuck_pending(&id).await.unwrap().as_deref(), Some(abandoned));
+    t.ctl(&["signing-key", "repair", "--version", abandoned]).await.unwrap();
+    assert_eq!(t.app.rotation.stuck_pending(&id).await.unwrap(), None, "repaired");
+}

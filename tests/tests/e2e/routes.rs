@@ -327,6 +327,7 @@ fn template_alarms_and_dashboard_watch_what_api_md_lists() {
         "AWS/DynamoDB SystemErrors [TableName=!Ref HatchedTable,Operation=TransactWriteItems]".to_owned(),
         format!("{ns} RotationStep [Outcome=failed]"),
         format!("{ns} RotationStep [Outcome=refused]"),
+        format!("{ns} RotationStep [Outcome=stuck_pending]"),
         "AWS/ApiGateway 5xx [ApiId=!Ref HttpApi,Stage=$default]".to_owned(),
     ] {
         assert!(watched.contains(&want), "no alarm on {want}; alarms: {watched:#?}");
@@ -344,6 +345,14 @@ fn template_alarms_and_dashboard_watch_what_api_md_lists() {
         text(&filter["Properties"]["LogGroupName"]),
         text(&template["Globals"]["Function"]["LoggingConfig"]["LogGroup"])
     );
+    // The limit events' bus reaches a webhook only when one is given: every webhook resource
+    // is conditional (the local emulator has no API destinations).
+    let (_, bus) = of_type("AWS::Events::EventBus").next().expect("the events bus");
+    assert!(matches!(bus["Properties"]["Name"], Value::Tagged(_)), "named after the stack (!Sub)");
+    for kind in ["AWS::Events::Connection", "AWS::Events::ApiDestination", "AWS::Events::Rule"] {
+        let (name, resource) = of_type(kind).next().unwrap_or_else(|| panic!("no {kind}"));
+        assert_eq!(resource["Condition"].as_str(), Some("HasEventsWebhook"), "{name:?}");
+    }
     // The topic mails someone only when asked to.
     let (_, subscription) = of_type("AWS::SNS::Subscription").next().expect("the e-mail subscription");
     assert_eq!(subscription["Condition"].as_str(), Some("HasAlarmEmail"));

@@ -355,3 +355,26 @@ async fn publishable_keys_per_ip_windows_raise_no_event() {
     t.roll_up_usage_to(&bus.sink(None).await).await.unwrap();
     assert_eq!(bus.received().await, []);
 }
+
+/// The roll-up's cost, counted: per batch one key read for its keys, then per window one write
+/// per level (minute, hour, day, 64-day block); a limit event adds its claim and its mark.
+#[tokio::test]
+async fn a_batch_costs_one_key_read_and_four_writes_per_window() {
+    let t = TestApp::new().await.with_customer().await;
+    let (key, _) = t.issue(Secret, Live, plain()).await;
+    before_the_hour(&t, 1_800);
+    burst(&t, &key, 10, "198.51.100.7", None).await;
+    t.calls.clear();
+    t.roll_up_usage().await;
+    // Not the function's: the local consumer looks its stream up (Lambda is given it).
+    let roll_up_ops = || t.calls.take().into_iter().filter(|o| o != "DescribeTable").collect::<Vec<_>>();
+    let mut ops = roll_up_ops();
+    ops.sort();
+    assert_eq!(ops, ["BatchGetItem", "UpdateItem", "UpdateItem", "UpdateItem", "UpdateItem"]);
+    // Over 80 % of the limit: the near-limit event's claim and mark, once.
+    burst(&t, &key, 40, "198.51.100.7", None).await;
+    t.calls.clear();
+    t.roll_up_usage().await;
+    let ops = roll_up_ops();
+    assert_eq!((ops.iter().filter(|o| *o == "UpdateItem").count(), ops.len()), (6, 7), "{ops:?}");
+}
