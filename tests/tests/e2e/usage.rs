@@ -378,3 +378,46 @@ async fn a_batch_costs_one_key_read_and_four_writes_per_window() {
     let ops = roll_up_ops();
     assert_eq!((ops.iter().filter(|o| *o == "UpdateItem").count(), ops.len()), (6, 7), "{ops:?}");
 }
+
+/// The longest hourly series (35 days, 840 points) reads one query of 36 day items, whatever
+/// the traffic was. Prints its latency on this emulator (BENCHMARKS.md "Usage").
+#[tokio::test]
+async fn a_35_day_hourly_series_is_one_query_of_day_items() {
+    let t = TestApp::new().await.with_customer().await;
+    let (admin, _) = t.issue(Secret, Live, tier(Tier::Enterprise)).await;
+    let (key, prefix) = t.issue(Secret, Live, plain()).await;
+    let hash = hatched::domain::ApiKey::parse(&key).unwrap().hash();
+    let now = t.app.clock.freeze().secs();
+    let first = now - now.rem_euclid(3_600) - 839 * 3_600;
+    // A window every fifth hour, over the whole 35 days: 1 + 2 + … requests.
+    let readings: Vec<_> = (0..168)
+        .map(|i| hatched::domain::usage::WindowCount {
+            key_hash: hash.clone(),
+            source: None,
+            window_start: hatched::domain::UnixTime::from_secs(first + i * 5 * 3_600),
+            count: (i % 7 + 1) as u64,
+            seen_at: None,
+        })
+        .collect();
+    let sent: u64 = readings.iter().map(|r| r.count).sum();
+    t.app.usage.roll_up(readings, &hatched::usage::LogSink).await.unwrap();
+    let q = format!("?granularity=hour&from={}", rfc3339(first));
+    usage(&t, &admin, &prefix, "").await; // first use records last_used_at
+    t.calls.clear();
+    let series = usage(&t, &admin, &prefix, &q).await;
+    let mut ops = t.calls.take();
+    ops.sort();
+    assert_eq!(ops, ["GetItem", "GetItem", "Query", "UpdateItem"], "the key, the managed key, one query; the count");
+    let points = counts(&series);
+    assert_eq!(points.len(), 840);
+    assert_eq!(sum(&points), (sent, 0, 0));
+    assert_eq!(points.iter().filter(|p| p.0 > 0).count(), 168);
+    let mut took: Vec<f64> = Vec::new();
+    for _ in 0..10 {
+        let started = std::time::Instant::now();
+        usage(&t, &admin, &prefix, &q).await;
+        took.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    took.sort_by(f64::total_cmp);
+    eprintln!("usage: a 35-day hourly series (840 points): median {:.1} ms, max {:.1} ms over 10", took[5], took[9]);
+}
