@@ -421,3 +421,26 @@ async fn a_35_day_hourly_series_is_one_query_of_day_items() {
     took.sort_by(f64::total_cmp);
     eprintln!("usage: a 35-day hourly series (840 points): median {:.1} ms, max {:.1} ms over 10", took[5], took[9]);
 }
+
+/// API.md "Counting": usage adds nothing to the accepted path. A keyed request whose key was
+/// used this minute writes exactly one item, its rate window (`ADD` to a counter of well under
+/// 1 KB); the first use in a minute adds `last_used_at` on the key's two items.
+#[tokio::test]
+async fn the_accepted_path_writes_only_its_count() {
+    let t = TestApp::new().await.with_customer().await;
+    let (key, _) = t.issue(Secret, Live, plain()).await;
+    let gates = || t.send(Call::new("GET", GATES).key(&key));
+    assert_eq!(gates().await.status, 200);
+    t.calls.take_writes();
+    assert_eq!(gates().await.status, 200);
+    let writes = t.calls.take_writes();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    let (target, body) = &writes[0];
+    assert!(target.ends_with(".UpdateItem"), "{target}");
+    assert!(body["Key"]["pk"]["S"].as_str().unwrap().starts_with("RL#K#"), "{body}");
+    assert_eq!(body["UpdateExpression"], "ADD #count :one SET #ttl = if_not_exists(#ttl, :ttl)");
+    // The item it writes, by DynamoDB's size rules: its key, and two numbers (≤ 21 bytes each).
+    let pk = body["Key"]["pk"]["S"].as_str().unwrap();
+    let size = "pk".len() + pk.len() + "sk".len() + "RL".len() + "count".len() + "ttl".len() + 2 * 21;
+    assert!(size < 1024, "the counting item stays under 1 KB: {size} bytes");
+}
