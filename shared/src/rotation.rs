@@ -361,6 +361,17 @@ impl Rotation {
         let set = self.pending_unless_overtaken(id, token, stages).await?;
         public_keys(&set)?;
         let ring = KeyRing::from_set(set)?;
+        // testSecret saw this key published as current, but a rotation overtaken in setSecret
+        // republishes its winner's keys after it looked again, and that write can land after
+        // a third rotation's setSecret and testSecret: promoting a key verifiers do not list
+        // would fail every token it signs. Looked at again here, so that never happens.
+        let published = self.store.published_keys().await?;
+        if published.as_ref().and_then(|p| p.find(ring.current.kid())).is_none_or(|k| k.state != KeyState::Current) {
+            return Err(refused(format!(
+                "rotation {token}: its current key is no longer published as current (another rotation published \
+                 since testSecret); nothing was promoted: `hatchctl signing-key repair`, then rotate again"
+            )));
+        }
         // `RemoveFromVersionId` names the version the set was built from: Secrets Manager
         // refuses the move if AWSCURRENT left it since DescribeSecret.
         let from = ring.set.built_from.as_deref();

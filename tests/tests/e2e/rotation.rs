@@ -786,3 +786,31 @@ async fn an_awspending_older_than_a_day_is_reported_stuck() {
     t.ctl(&["signing-key", "repair", "--version", abandoned]).await.unwrap();
     assert_eq!(t.app.rotation.stuck_pending(&id).await.unwrap(), None, "repaired");
 }
+
+/// A rotation overtaken in setSecret republishes its winner's keys; that write can land after a
+/// third rotation's setSecret and testSecret. That third rotation's finishSecret then finds its
+/// key no longer published as current and promotes nothing (promoting it would fail every token
+/// it signed). Modelled by putting the earlier publication back between test and finish.
+#[tokio::test]
+async fn set_secret_recheck_does_not_overwrite_a_later_rotations_publication() {
+    let (t, _) = setup().await;
+    enable_rotation(&t).await;
+    t.app.clock.advance(WAIT);
+    let current = kid_in(&t, "current").await;
+    let before = t.app.store.published_keys().await.unwrap().unwrap();
+    let token = "0b3e4a53-1a9f-4c34-9d7e-00000000000c";
+    begin(&t, token).await;
+    for s in ["create-secret", "set-secret", "test-secret"] {
+        step(&t, s, token).await.unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
+    // The overtaken rotation's late write of the keys it saw as the winner's.
+    t.app.store.publish_keys(&before).await.unwrap();
+    let refused = step(&t, "finish-secret", token).await.unwrap_err().to_string();
+    assert!(refused.contains("no longer published as current"), "{refused}");
+    assert_eq!(kid_in(&t, "current").await, current, "nothing was promoted");
+    // Once its keys are published again (its setSecret, retried), the same rotation finishes.
+    step(&t, "set-secret", token).await.unwrap();
+    step(&t, "test-secret", token).await.unwrap();
+    step(&t, "finish-secret", token).await.unwrap();
+    assert_ne!(kid_in(&t, "current").await, current);
+}
