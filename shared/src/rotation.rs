@@ -364,7 +364,8 @@ impl Rotation {
         // testSecret saw this key published as current, but a rotation overtaken in setSecret
         // republishes its winner's keys after it looked again, and that write can land after
         // a third rotation's setSecret and testSecret: promoting a key verifiers do not list
-        // would fail every token it signs. Looked at again here, so that never happens.
+        // would fail every token it signs. Looked at again here; what remains is a republish
+        // landing between this read and the stage move below (milliseconds, not a whole step).
         let published = self.store.published_keys().await?;
         if published.as_ref().and_then(|p| p.find(ring.current.kid())).is_none_or(|k| k.state != KeyState::Current) {
             return Err(refused(format!(

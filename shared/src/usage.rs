@@ -4,7 +4,7 @@
 //! the `usage-rollup` function deployed, `hatchctl serve` and the tests locally), and the
 //! roll-up keeps per-minute, per-hour and per-day totals by outcome ([`Usage::series`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use futures::StreamExt;
 
@@ -15,8 +15,8 @@ use crate::domain::usage::{
 use crate::domain::{KeyHash, KeyPrefix, UnixTime};
 use crate::store::{Claim, Store, StoreError};
 
-/// Windows rolled up at once (each is a chain of up to four small writes).
-const CONCURRENT_WINDOWS: usize = 16;
+/// Minutes rolled up at once (each a chain of four or five small writes).
+const CONCURRENT_MINUTES: usize = 16;
 /// How long a claim on an event's publication holds off other readers: far longer than a
 /// `PutEvents` takes (5 s SDK timeout), so a claimant that failed or died is replaced soon.
 const EVENT_LEASE_SECS: i64 = 30;
@@ -113,15 +113,21 @@ impl Usage {
         hashes.dedup_by(|a, b| a.as_str() == b.as_str());
         let keys = self.store.keys_by_hash(&hashes).await?;
         let mut done = RolledUp::default();
-        let mut writes = Vec::new();
         let mut raised = Vec::new();
+        // One write chain per minute of a key (and, for a publishable key's per-IP windows, per
+        // bucket of IPs), however many windows the batch holds.
+        let mut minutes: BTreeMap<(String, i64, Option<String>), (&KeyPrefix, Vec<(String, Counts)>)> = BTreeMap::new();
         for window in newest.into_values() {
             let Some(key) = keys.get(window.key_hash.as_str()) else {
                 done.unknown += 1;
                 continue;
             };
+            done.windows += 1;
             let limit = key.tier.per_minute();
-            for kind in LimitEventKind::raised(window.source.is_none(), window.count, limit) {
+            // A dead key's requests are counted, then given back: a reading in between is no
+            // event (its counts return to what the key really served).
+            let live = key.usable_at(window.window_start).is_ok();
+            for kind in LimitEventKind::raised(live && window.source.is_none(), window.count, limit) {
                 raised.push(LimitEvent {
                     kind,
                     key_prefix: key.prefix.clone(),
@@ -134,11 +140,19 @@ impl Usage {
                     occurred_at: window.seen_at.unwrap_or_else(|| self.clock.now()),
                 });
             }
-            let counts = Counts::of_window(window.count, limit);
-            writes.push(async move { self.store.record_window(&key.prefix, &window, counts).await });
+            let bucket = window.source.as_ref().map(|ip| ip.chars().take(2).collect::<String>());
+            let member = window.source.clone().unwrap_or_else(|| "k".to_owned());
+            let id = (key.prefix.as_str().to_owned(), window.window_start.secs(), bucket);
+            minutes
+                .entry(id)
+                .or_insert_with(|| (&key.prefix, Vec::new()))
+                .1
+                .push((member, Counts::of_window(window.count, limit)));
         }
-        done.windows = writes.len();
-        let mut results = futures::stream::iter(writes).buffer_unordered(CONCURRENT_WINDOWS);
+        let writes = minutes.into_iter().map(|((_, minute, bucket), (prefix, members))| async move {
+            self.store.record_minute(prefix, minute, bucket.as_deref(), &members).await
+        });
+        let mut results = futures::stream::iter(writes).buffer_unordered(CONCURRENT_MINUTES);
         while let Some(result) = results.next().await {
             result?;
         }

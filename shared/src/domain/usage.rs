@@ -199,6 +199,8 @@ pub enum UsageQueryError {
     TooMany,
     #[error("from is older than this granularity keeps")]
     TooOld,
+    #[error("to is past the current bucket")]
+    Future,
 }
 
 impl UsageQuery {
@@ -233,6 +235,9 @@ impl UsageQuery {
         }
         if from < granularity.align(now.plus_secs(-granularity.retention_secs())) {
             return Err(UsageQueryError::TooOld);
+        }
+        if to > current_end {
+            return Err(UsageQueryError::Future);
         }
         Ok(UsageQuery { granularity, from, to })
     }
@@ -275,8 +280,11 @@ pub fn parse_rfc3339(text: &str) -> Option<UnixTime> {
                 _ => return None,
             };
             let (h, m) = offset[1..].split_once(':')?;
+            if h.len() != 2 || m.len() != 2 || !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+                return None;
+            }
             let (h, m) = (h.parse::<i64>().ok()?, m.parse::<i64>().ok()?);
-            if h > 23 || m > 59 || offset[1..].len() != 5 {
+            if h > 23 || m > 59 {
                 return None;
             }
             (base, sign * (h * 3_600 + m * 60))
@@ -396,6 +404,9 @@ mod tests {
             "2026-12-02 14:00:00Z",
             "2026-12-02T14:00:00",
             "2026-12-02T14:00:00+2:00",
+            "2026-12-02T14:00:00++1:00",
+            "2026-12-02T14:00:00+-1:30",
+            "2026-12-02T14:00:00+01:+0",
             "2026-12-02T14:00:00+24:00",
             "2026-13-02T14:00:00Z",
             "2026-12-02T14:00:00.Z",
@@ -433,6 +444,8 @@ mod tests {
         assert_eq!(q(Some("minute"), Some("2026-12-02T12:36:00Z"), None), Err(UsageQueryError::TooOld));
         assert_eq!(q(Some("hour"), Some("2026-10-28T13:00:00Z"), None), Err(UsageQueryError::TooOld));
         assert!(q(Some("hour"), Some("2026-10-28T14:00:00Z"), None).is_ok());
+        assert_eq!(q(Some("minute"), None, Some("2026-12-02T14:39:00Z")), Err(UsageQueryError::Future));
+        assert!(q(Some("minute"), None, Some("2026-12-02T14:38:00Z")).is_ok());
         assert_eq!(
             q(Some("day"), Some("2025-01-01T00:00:00Z"), Some("2028-01-01T00:00:00Z")),
             Err(UsageQueryError::TooMany)

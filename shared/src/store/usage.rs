@@ -1,6 +1,8 @@
 //! Usage roll-ups, written off the request path from the table's stream (`crate::usage`):
-//! - `USE#<prefix>` / `M#<minute>`: one member pair per rate window of that minute (`a_k`,
-//!   `r_k` for a secret key; `a_<ip digest>`, `r_<…>` per source IP for a publishable key);
+//! - `USE#<prefix>` / `M#<minute>`: a secret key's window (`a_k`, `r_k`), or a publishable
+//!   key's 256 IP buckets' totals (`a3f`, `r3f`, version `s3f`);
+//! - `USE#<prefix>` / `M#<minute>#<bucket>`: a publishable key's per-IP windows whose digest
+//!   starts with `<bucket>` (`a_<ip digest>`, `r_<…>`);
 //! - `USE#<prefix>` / `H#<hour>`: the minute totals (`a00`…`a59`, `r00`…), kept a day;
 //! - `USE#<prefix>` / `D#<day>`: the hour totals, kept 36 days;
 //! - `USE#<prefix>` / `B#<64-day block>`: the day totals, kept 401 days past the block;
@@ -12,11 +14,12 @@
 //! count; each item counts its writes (`v`); a total is written one level up only over an
 //! older version of the item below (`s<nn>`), so a late writer never puts an older total back.
 //! A total reads one item (`ReturnValues`), whatever the traffic: the stream is the only
-//! writer, and each level holds at most 64 members per kind.
+//! writer; a level item holds at most 256 slots, a bucket item its share of a minute's IPs.
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::items::KeyItem;
 use super::{Item, Store, StoreError, classify, from_item, is_condition_failure, n, partition, s};
@@ -39,6 +42,9 @@ const BLOCKS: Level = Level { tag: "B", span: 64 * 86_400, slot: 86_400, keep: 4
 /// stream's 24-hour retention. (Were it gone, a late record would start it again at version
 /// 1, below the version its hour slot holds, and change nothing.)
 const MINUTE_KEEP_SECS: i64 = 25 * 3_600;
+/// Members set per `UpdateItem` (two names and two values each: far inside DynamoDB's limits
+/// on an expression).
+const MEMBERS_PER_UPDATE: usize = 40;
 
 impl Level {
     fn start_of(&self, t: i64) -> i64 {
@@ -147,41 +153,41 @@ impl Store {
         Ok(found)
     }
 
-    /// Records a window's newest `counts` for `prefix` and carries the totals up every level.
-    pub async fn record_window(
+    /// Records the newest counts of windows of one minute of `prefix` and carries the totals up
+    /// every level. `bucket` is `None` for a secret key's one window (member `k`, in the minute
+    /// item itself); for a publishable key's per-IP windows it is the first two hex digits of
+    /// their IPs' digests: the members go to that bucket's item (at most 256 per minute), whose
+    /// total becomes a versioned slot of the minute item, so no item grows with the number of
+    /// visitors a site has.
+    pub async fn record_minute(
         &self,
         prefix: &KeyPrefix,
-        window: &WindowCount,
-        counts: Counts,
+        minute: i64,
+        bucket: Option<&str>,
+        members: &[(String, Counts)],
     ) -> Result<(), StoreError> {
+        if members.is_empty() {
+            return Ok(());
+        }
         let pk = usage_pk(prefix);
-        let minute = window.window_start.secs();
-        let member = window.source.as_deref().unwrap_or("k");
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(pk.clone()))
-            .key("sk", s(format!("M#{:012}", minute.max(0))))
-            .update_expression("SET #a = :a, #r = :r, #ttl = :ttl ADD #v :one")
-            .expression_attribute_names("#a", format!("a_{member}"))
-            .expression_attribute_names("#r", format!("r_{member}"))
-            .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_names("#v", "v")
-            .expression_attribute_values(":a", n(counts.accepted as i64))
-            .expression_attribute_values(":r", n(counts.rate_limited as i64))
-            .expression_attribute_values(":ttl", n(minute + 60 + MINUTE_KEEP_SECS))
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(|e| classify("record_window", e))?;
-        let item = out.attributes.unwrap_or_default();
-        let (mut below, mut below_start, mut below_version) = (totals(&item), minute, version_of(&item));
+        let minute_sk = format!("M#{:012}", minute.max(0));
+        let keep = minute + 60 + MINUTE_KEEP_SECS;
+        let (mut below, mut below_version) = match bucket {
+            None => self.set_members(&pk, &minute_sk, members, keep).await?,
+            Some(bucket) => {
+                let (total, version) = self.set_members(&pk, &format!("{minute_sk}#{bucket}"), members, keep).await?;
+                match self.put_slot(&pk, &minute_sk, bucket, total, version, keep).await? {
+                    Some(minute_total) => minute_total,
+                    None => return Ok(()),
+                }
+            }
+        };
+        let mut below_start = minute;
         for level in [&HOURS, &DAYS, &BLOCKS] {
             let start = level.start_of(below_start);
-            let slot = (below_start - start) / level.slot;
-            match self.put_slot(&pk, level, start, slot, below, below_version).await? {
+            let slot = format!("{:02}", (below_start - start) / level.slot);
+            let keep = start + level.span + level.keep;
+            match self.put_slot(&pk, &level.sort_key(start), &slot, below, below_version, keep).await? {
                 Some((total, version)) => (below, below_start, below_version) = (total, start, version),
                 // A newer total of that slot is already there: its writer carries it up.
                 None => break,
@@ -190,34 +196,75 @@ impl Store {
         Ok(())
     }
 
-    /// Sets slot `slot` of a level item to `counts` unless a newer version is there; the item's
-    /// new totals and version, or `None` when it was newer.
+    /// Sets each member's counts (`a_<member>`, `r_<member>`) on one item, a few dozen per
+    /// `UpdateItem`; the item's totals and version after the last.
+    async fn set_members(
+        &self,
+        pk: &str,
+        sk: &str,
+        members: &[(String, Counts)],
+        ttl: i64,
+    ) -> Result<(Counts, i64), StoreError> {
+        let mut item = HashMap::new();
+        for chunk in members.chunks(MEMBERS_PER_UPDATE) {
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s(sk))
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_names("#v", "v")
+                .expression_attribute_values(":ttl", n(ttl))
+                .expression_attribute_values(":one", n(1));
+            let mut sets = vec!["#ttl = :ttl".to_owned()];
+            for (i, (member, counts)) in chunk.iter().enumerate() {
+                sets.push(format!("#a{i} = :a{i}, #r{i} = :r{i}"));
+                update = update
+                    .expression_attribute_names(format!("#a{i}"), format!("a_{member}"))
+                    .expression_attribute_names(format!("#r{i}"), format!("r_{member}"))
+                    .expression_attribute_values(format!(":a{i}"), n(counts.accepted as i64))
+                    .expression_attribute_values(format!(":r{i}"), n(counts.rate_limited as i64));
+            }
+            let out = update
+                .update_expression(format!("SET {} ADD #v :one", sets.join(", ")))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await
+                .map_err(|e| classify("record_window", e))?;
+            item = out.attributes.unwrap_or_default();
+        }
+        Ok((totals(&item), version_of(&item)))
+    }
+
+    /// Sets slot `slot` of a roll-up item to `counts` unless a newer version is there; the
+    /// item's new totals and version, or `None` when it was newer.
     async fn put_slot(
         &self,
         pk: &str,
-        level: &Level,
-        start: i64,
-        slot: i64,
+        sk: &str,
+        slot: &str,
         counts: Counts,
         version: i64,
+        ttl: i64,
     ) -> Result<Option<(Counts, i64)>, StoreError> {
         let out = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(pk))
-            .key("sk", s(level.sort_key(start)))
+            .key("sk", s(sk))
             .update_expression("SET #a = :a, #r = :r, #s = :s, #ttl = :ttl ADD #v :one")
             .condition_expression("attribute_not_exists(#s) OR #s < :s")
-            .expression_attribute_names("#a", format!("a{slot:02}"))
-            .expression_attribute_names("#r", format!("r{slot:02}"))
-            .expression_attribute_names("#s", format!("s{slot:02}"))
+            .expression_attribute_names("#a", format!("a{slot}"))
+            .expression_attribute_names("#r", format!("r{slot}"))
+            .expression_attribute_names("#s", format!("s{slot}"))
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_names("#v", "v")
             .expression_attribute_values(":a", n(counts.accepted as i64))
             .expression_attribute_values(":r", n(counts.rate_limited as i64))
             .expression_attribute_values(":s", n(version))
-            .expression_attribute_values(":ttl", n(start + level.span + level.keep))
+            .expression_attribute_values(":ttl", n(ttl))
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::AllNew)
             .send()
@@ -243,13 +290,12 @@ impl Store {
         now: UnixTime,
         lease_until: UnixTime,
     ) -> Result<Claim, StoreError> {
-        let (pk, sk) = (usage_pk(prefix), event_sort_key(kind, window));
         let claimed = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(pk.clone()))
-            .key("sk", s(sk.clone()))
+            .key("pk", s(usage_pk(prefix)))
+            .key("sk", s(event_sort_key(kind, window)))
             .update_expression("SET #st = :pending, #lease = :until, #ttl = :ttl")
             .condition_expression("attribute_not_exists(#st) OR (#st = :pending AND #lease < :now)")
             .expression_attribute_names("#st", "state")
@@ -259,23 +305,19 @@ impl Store {
             .expression_attribute_values(":until", n(lease_until.secs()))
             .expression_attribute_values(":now", n(now.secs()))
             .expression_attribute_values(":ttl", n(window.secs() + EVENT_MARKER_KEEP_SECS))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match claimed {
             Ok(_) => Ok(Claim::Mine),
             Err(e) if is_condition_failure(&e) => {
-                let state = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .key("pk", s(pk))
-                    .key("sk", s(sk))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| classify("claim_event", e))?
-                    .item
-                    .and_then(|i| i.get("state").and_then(|v| v.as_s().ok()).cloned());
+                // The item as the condition found it (`ALL_OLD`): no read, no grant beyond the write.
+                let state = match e.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                        failed.item().and_then(|i| i.get("state")).and_then(|v| v.as_s().ok()).cloned()
+                    }
+                    _ => None,
+                };
                 Ok(if state.as_deref() == Some("published") { Claim::Published } else { Claim::Held })
             }
             Err(e) => Err(classify("claim_event", e)),
