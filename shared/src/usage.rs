@@ -15,6 +15,12 @@ use crate::domain::usage::{
 use crate::domain::{KeyHash, KeyPrefix, UnixTime};
 use crate::store::{Claim, Store, StoreError};
 
+/// A minute of one key (its prefix, the minute's start) and, for a publishable key, one bucket
+/// of its source IPs: what one chain of roll-up writes records.
+type MinuteOf = (String, i64, Option<String>);
+/// Each window's member name and counts.
+type Members = Vec<(String, Counts)>;
+
 /// Minutes rolled up at once (each a chain of four or five small writes).
 const CONCURRENT_MINUTES: usize = 16;
 /// How long a claim on an event's publication holds off other readers: far longer than a
@@ -116,7 +122,7 @@ impl Usage {
         let mut raised = Vec::new();
         // One write chain per minute of a key (and, for a publishable key's per-IP windows, per
         // bucket of IPs), however many windows the batch holds.
-        let mut minutes: BTreeMap<(String, i64, Option<String>), (&KeyPrefix, Vec<(String, Counts)>)> = BTreeMap::new();
+        let mut minutes: BTreeMap<MinuteOf, (&KeyPrefix, Members)> = BTreeMap::new();
         for window in newest.into_values() {
             let Some(key) = keys.get(window.key_hash.as_str()) else {
                 done.unknown += 1;
