@@ -117,7 +117,13 @@ impl Usage {
         let mut hashes: Vec<KeyHash> = newest.values().map(|w| w.key_hash.clone()).collect();
         hashes.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
         hashes.dedup_by(|a, b| a.as_str() == b.as_str());
-        let keys = self.store.keys_by_hash(&hashes).await?;
+        let windows: Vec<&WindowCount> = newest.values().collect();
+        let (keys, held) = futures::try_join!(self.store.keys_by_hash(&hashes), self.store.window_counts(&windows))?;
+        for window in newest.values_mut() {
+            if let Some(count) = held.get(&crate::store::window_pk_of(window)) {
+                window.count = *count;
+            }
+        }
         let mut done = RolledUp::default();
         let mut raised = Vec::new();
         // One write chain per minute of a key (and, for a publishable key's per-IP windows, per
@@ -147,7 +153,8 @@ impl Usage {
                 });
             }
             let bucket = window.source.as_ref().map(|ip| ip.chars().take(2).collect::<String>());
-            let member = window.source.clone().unwrap_or_else(|| "k".to_owned());
+            // 16 hex digits of the IP's digest name it within its bucket.
+            let member = window.source.as_ref().map_or_else(|| "k".to_owned(), |ip| ip.chars().take(16).collect());
             let id = (key.prefix.as_str().to_owned(), window.window_start.secs(), bucket);
             minutes
                 .entry(id)

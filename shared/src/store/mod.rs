@@ -31,7 +31,7 @@ pub use keys::{KeyPage, is_keys_sort_key};
 pub use sessions::CreateSessionError;
 pub use table::TableSpec;
 pub(crate) use transaction::TxError;
-pub use usage::{Claim, window_of};
+pub use usage::{Claim, window_of, window_pk_of};
 
 pub type Item = HashMap<String, AttributeValue>;
 

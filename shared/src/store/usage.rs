@@ -98,7 +98,7 @@ pub fn window_of(pk: &str, count: i64, seen_at: Option<UnixTime>) -> Option<Wind
         if parts.next().is_some() || ip.len() < 16 || !ip.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
-        (hash, Some(ip[..16].to_owned()), start)
+        (hash, Some(ip.to_owned()), start)
     } else {
         let (hash, start) = rest.strip_prefix("K#")?.split_once('#')?;
         (hash, None, start)
@@ -111,6 +111,15 @@ pub fn window_of(pk: &str, count: i64, seen_at: Option<UnixTime>) -> Option<Wind
         count: u64::try_from(count.max(0)).ok()?,
         seen_at,
     })
+}
+
+/// The rate window's partition key again (`window_of`'s inverse).
+pub fn window_pk_of(window: &WindowCount) -> String {
+    let start = window.window_start.secs();
+    match &window.source {
+        None => format!("{}K#{}#{start}", partition::RATE_WINDOW, window.key_hash.as_str()),
+        Some(ip) => format!("{}KIP#{}#{ip}#{start}", partition::RATE_WINDOW, window.key_hash.as_str()),
+    }
 }
 
 /// Sums the `a…` and `r…` members of a usage item.
@@ -151,6 +160,26 @@ impl Store {
             }
         }
         Ok(found)
+    }
+
+    /// The counts the windows hold now (consistent batch reads of 100), by partition key: the
+    /// stream says which windows changed, the table what they hold. Its records of one item are
+    /// in order on DynamoDB, but an emulator may append them out of order, and a reading taken
+    /// from the table is right either way. A window already gone (its TTL) is absent.
+    pub async fn window_counts(&self, windows: &[&WindowCount]) -> Result<HashMap<String, u64>, StoreError> {
+        let mut counts = HashMap::new();
+        for chunk in windows.chunks(100) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|w| HashMap::from([("pk".to_owned(), s(window_pk_of(w))), ("sk".to_owned(), s("RL"))]))
+                .collect();
+            for item in self.batch_get_consistent("window_counts", keys).await? {
+                let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let count = item.get("count").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+                counts.insert(pk, count.unwrap_or(0).max(0) as u64);
+            }
+        }
+        Ok(counts)
     }
 
     /// Records the newest counts of windows of one minute of `prefix` and carries the totals up
@@ -411,7 +440,8 @@ mod tests {
         assert_eq!((w.key_hash.as_str(), w.source, w.window_start.secs(), w.count), (HASH, None, 1764684000, 7));
         let ip = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
         let w = window_of(&format!("RL#KIP#{HASH}#{ip}#1764684000"), 3, None).unwrap();
-        assert_eq!(w.source.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(w.source.as_deref(), Some(ip));
+        assert_eq!(window_pk_of(&w), format!("RL#KIP#{HASH}#{ip}#1764684000"));
         assert_eq!(window_of(&format!("RL#K#{HASH}#1764684000"), -1, None).map(|w| w.count), Some(0));
         for other in [
             format!("RL#IP#{HASH}#1764684000"),

@@ -360,10 +360,11 @@ async fn publishable_keys_per_ip_windows_raise_no_event() {
     assert_eq!(bus.received().await, []);
 }
 
-/// The roll-up's cost, counted: per batch one key read for its keys, then per window one write
-/// per level (minute, hour, day, 64-day block); a limit event adds its claim and its mark.
+/// The roll-up's cost, counted: per batch one read of its keys and one of its windows' counts
+/// (at once), then per window one write per level (minute, hour, day, 64-day block); a limit
+/// event adds its claim and its mark.
 #[tokio::test]
-async fn a_batch_costs_one_key_read_and_four_writes_per_window() {
+async fn a_batch_costs_two_reads_and_four_writes_per_window() {
     let t = TestApp::new().await.with_customer().await;
     let (key, _) = t.issue(Secret, Live, plain()).await;
     before_the_hour(&t, 1_800);
@@ -374,13 +375,13 @@ async fn a_batch_costs_one_key_read_and_four_writes_per_window() {
     let roll_up_ops = || t.calls.take().into_iter().filter(|o| o != "DescribeTable").collect::<Vec<_>>();
     let mut ops = roll_up_ops();
     ops.sort();
-    assert_eq!(ops, ["BatchGetItem", "UpdateItem", "UpdateItem", "UpdateItem", "UpdateItem"]);
+    assert_eq!(ops, ["BatchGetItem", "BatchGetItem", "UpdateItem", "UpdateItem", "UpdateItem", "UpdateItem"]);
     // Over 80 % of the limit: the near-limit event's claim and mark, once.
     burst(&t, &key, 40, "198.51.100.7", None).await;
     t.calls.clear();
     t.roll_up_usage().await;
     let ops = roll_up_ops();
-    assert_eq!((ops.iter().filter(|o| *o == "UpdateItem").count(), ops.len()), (6, 7), "{ops:?}");
+    assert_eq!((ops.iter().filter(|o| *o == "UpdateItem").count(), ops.len()), (6, 8), "{ops:?}");
 }
 
 /// The longest hourly series (35 days, 840 points) reads one query of 36 day items, whatever
@@ -411,7 +412,16 @@ async fn a_35_day_hourly_series_is_one_query_of_day_items() {
     let series = usage(&t, &admin, &prefix, &q).await;
     let mut ops = t.calls.take();
     ops.sort();
-    assert_eq!(ops, ["GetItem", "GetItem", "Query", "UpdateItem"], "the key, the managed key, one query; the count");
+    // One query: 36 small items are far under DynamoDB's 1 MB page; the model's 4 KB pages
+    // cut it into a few.
+    let queries = ops.iter().filter(|o| *o == "Query").count();
+    ops.retain(|o| o != "Query");
+    assert_eq!(ops, ["GetItem", "GetItem", "UpdateItem"], "the key, the managed key; the count");
+    if hatched_tests::model_rules_in_force().is_empty() {
+        assert_eq!(queries, 1);
+    } else {
+        assert!(queries >= 1);
+    }
     let points = counts(&series);
     assert_eq!(points.len(), 840);
     assert_eq!(sum(&points), (sent, 0, 0));
