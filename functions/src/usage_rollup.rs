@@ -138,6 +138,9 @@ mod tests {
         // The anonymous IP window and the removal are not usage.
         assert_eq!(readings.len(), 2);
         assert_eq!(readings[0].count, 41);
-        assert_eq!(readings[1].source.as_deref(), Some("9f86d081884c7d65"));
+        assert_eq!(
+            readings[1].source.as_deref(),
+            Some("9f86d081884c7d650f3e4b2a1d0e9c8b7a6f5e4d3c2b1a09f8e7d6c5b4a39281")
+        );
     }
 }
