@@ -7,6 +7,8 @@
 //! Every change writes both over the version it was decided on, and its audit event, in one
 //! `TransactWriteItems`: a change and its event land together or not at all.
 
+use std::collections::HashMap;
+
 use super::audit::audit_puts;
 use super::items::{KeyItem, PrefixItem};
 use super::{Item, Store, StoreError, TxError, classify, from_item, is_condition_failure, n, partition, s, to_item};
@@ -49,6 +51,21 @@ impl Store {
     pub async fn get_key(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
         let item: Option<KeyItem> = self.get_consistent("get_key", key_pk(hash), "KEY").await?;
         Ok(item.map(|k| k.fields.into()))
+    }
+
+    /// The keys on record among `hashes`, by hash (consistent batch reads): the usage roll-up's
+    /// keys of a batch.
+    pub async fn keys_by_hash(&self, hashes: &[KeyHash]) -> Result<HashMap<String, KeyRecord>, StoreError> {
+        let keys: Vec<Item> = hashes
+            .iter()
+            .map(|h| HashMap::from([("pk".to_owned(), s(key_pk(h))), ("sk".to_owned(), s("KEY"))]))
+            .collect();
+        let mut found = HashMap::new();
+        for item in self.batch_get_consistent("keys_by_hash", keys).await? {
+            let record: KeyRecord = from_item::<KeyItem>(item)?.fields.into();
+            found.insert(record.key_hash.as_str().to_owned(), record);
+        }
+        Ok(found)
     }
 
     /// The key with this display prefix (consistent), for key management.

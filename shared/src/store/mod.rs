@@ -21,8 +21,8 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::aws::AwsFailure;
-use crate::domain::UnixTime;
 use crate::domain::ratelimit::{Counted, window_expiry, window_start};
+use crate::domain::{KeyHash, UnixTime};
 use retry::Attempt;
 
 pub use audit::{AuditPage, is_audit_sort_key};
@@ -106,13 +106,23 @@ impl StoreError {
 fn window_pk(counted: &Counted<'_>, now: UnixTime) -> String {
     let start = window_start(now).secs();
     match counted {
-        Counted::Key(hash) => format!("{}K#{}#{start}", partition::RATE_WINDOW, hash.as_str()),
-        Counted::KeyFromIp(hash, ip) => {
-            format!("{}KIP#{}#{}#{start}", partition::RATE_WINDOW, hash.as_str(), ip_digest(ip))
-        }
+        Counted::Key(hash) => key_window_pk(hash, None, start),
+        Counted::KeyFromIp(hash, ip) => key_window_pk(hash, Some(&ip_digest(ip)), start),
         Counted::Ip(ip) => format!("{}IP#{}#{start}", partition::RATE_WINDOW, ip_digest(ip)),
     }
 }
+
+/// A key's window: `RL#K#<hash>#<start>`, or `RL#KIP#<hash>#<ip digest>#<start>` for a key
+/// counted per source IP (the usage roll-up reads these back: `usage::window_of`).
+pub(crate) fn key_window_pk(hash: &KeyHash, ip_digest: Option<&str>, start: i64) -> String {
+    match ip_digest {
+        None => format!("{}K#{}#{start}", partition::RATE_WINDOW, hash.as_str()),
+        Some(ip) => format!("{}KIP#{}#{ip}#{start}", partition::RATE_WINDOW, hash.as_str()),
+    }
+}
+
+/// The most keys one `BatchGetItem` takes.
+const BATCH_GET_MAX_KEYS: usize = 100;
 
 /// IPs are not validated ids: hashed, so arbitrary text never shapes a key.
 fn ip_digest(ip: &str) -> String {
@@ -206,15 +216,25 @@ impl Store {
         }
     }
 
-    /// Items by key in one consistent `BatchGetItem`. DynamoDB may answer part of a batch and
-    /// return the rest as `UnprocessedKeys` ("BatchGetItem", API reference: retry them with
-    /// exponential backoff); those are asked again after a pause, and still unprocessed after
-    /// the last attempt is a 503, never "not there".
+    /// Items by key in consistent `BatchGetItem`s of at most 100 keys each (DynamoDB's limit
+    /// per call), one after another.
     pub(crate) async fn batch_get_consistent(
         &self,
         op: &'static str,
         keys: Vec<Item>,
     ) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in keys.chunks(BATCH_GET_MAX_KEYS) {
+            found.extend(self.batch_get_one(op, chunk.to_vec()).await?);
+        }
+        Ok(found)
+    }
+
+    /// Items by key in one consistent `BatchGetItem`. DynamoDB may answer part of a batch and
+    /// return the rest as `UnprocessedKeys` ("BatchGetItem", API reference: retry them with
+    /// exponential backoff); those are asked again after a pause, and still unprocessed after
+    /// the last attempt is a 503, never "not there".
+    async fn batch_get_one(&self, op: &'static str, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
         let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
             .set_keys(Some(keys))
             .consistent_read(true)

@@ -21,10 +21,9 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-use super::items::KeyItem;
-use super::{Item, Store, StoreError, classify, from_item, is_condition_failure, n, partition, s};
+use super::{Item, Store, StoreError, classify, is_condition_failure, key_window_pk, n, partition, s};
 use crate::domain::usage::{Counts, Granularity, LimitEventKind, WindowCount};
-use crate::domain::{KeyHash, KeyPrefix, KeyRecord, UnixTime};
+use crate::domain::{KeyHash, KeyPrefix, UnixTime};
 
 /// One level of the roll-up: items of `span` seconds holding totals of `slot` seconds.
 struct Level {
@@ -115,11 +114,7 @@ pub fn window_of(pk: &str, count: i64, seen_at: Option<UnixTime>) -> Option<Wind
 
 /// The rate window's partition key again (`window_of`'s inverse).
 pub fn window_pk_of(window: &WindowCount) -> String {
-    let start = window.window_start.secs();
-    match &window.source {
-        None => format!("{}K#{}#{start}", partition::RATE_WINDOW, window.key_hash.as_str()),
-        Some(ip) => format!("{}KIP#{}#{ip}#{start}", partition::RATE_WINDOW, window.key_hash.as_str()),
-    }
+    key_window_pk(&window.key_hash, window.source.as_deref(), window.window_start.secs())
 }
 
 /// Sums the `a…` and `r…` members of a usage item.
@@ -141,43 +136,20 @@ fn version_of(item: &HashMap<String, AttributeValue>) -> i64 {
 }
 
 impl Store {
-    /// The keys on record among `hashes`, by hash (consistent batch reads of 100).
-    pub async fn keys_by_hash(&self, hashes: &[KeyHash]) -> Result<HashMap<String, KeyRecord>, StoreError> {
-        let mut found = HashMap::new();
-        for chunk in hashes.chunks(100) {
-            let keys: Vec<Item> = chunk
-                .iter()
-                .map(|h| {
-                    HashMap::from([
-                        ("pk".to_owned(), s(format!("{}{}", partition::KEY, h.as_str()))),
-                        ("sk".to_owned(), s("KEY")),
-                    ])
-                })
-                .collect();
-            for item in self.batch_get_consistent("keys_by_hash", keys).await? {
-                let record: KeyRecord = from_item::<KeyItem>(item)?.fields.into();
-                found.insert(record.key_hash.as_str().to_owned(), record);
-            }
-        }
-        Ok(found)
-    }
-
     /// The counts the windows hold now (consistent batch reads of 100), by partition key: the
     /// stream says which windows changed, the table what they hold. Its records of one item are
     /// in order on DynamoDB, but an emulator may append them out of order, and a reading taken
     /// from the table is right either way. A window already gone (its TTL) is absent.
     pub async fn window_counts(&self, windows: &[&WindowCount]) -> Result<HashMap<String, u64>, StoreError> {
+        let keys: Vec<Item> = windows
+            .iter()
+            .map(|w| HashMap::from([("pk".to_owned(), s(window_pk_of(w))), ("sk".to_owned(), s("RL"))]))
+            .collect();
         let mut counts = HashMap::new();
-        for chunk in windows.chunks(100) {
-            let keys: Vec<Item> = chunk
-                .iter()
-                .map(|w| HashMap::from([("pk".to_owned(), s(window_pk_of(w))), ("sk".to_owned(), s("RL"))]))
-                .collect();
-            for item in self.batch_get_consistent("window_counts", keys).await? {
-                let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                let count = item.get("count").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
-                counts.insert(pk, count.unwrap_or(0).max(0) as u64);
-            }
+        for item in self.batch_get_consistent("window_counts", keys).await? {
+            let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let count = item.get("count").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+            counts.insert(pk, count.unwrap_or(0).max(0) as u64);
         }
         Ok(counts)
     }
