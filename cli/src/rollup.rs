@@ -133,7 +133,10 @@ pub async fn run(app: App, config: aws_sdk_dynamodbstreams::Config, sink: LocalS
     };
     loop {
         if let Err(e) = consumer.drain(&app, &sink).await {
-            tracing::warn!(cause = %format!("{e:#}"), "usage roll-up failed; reading again");
+            // From the stream's start again: a shard iterator expires after 15 minutes, and
+            // every write is idempotent, so reading it all again is only slower.
+            tracing::warn!(cause = %format!("{e:#}"), "usage roll-up failed; reading the stream again");
+            consumer.positions.clear();
         }
         tokio::time::sleep(every).await;
     }

@@ -21,7 +21,7 @@ type MinuteOf = (String, i64, Option<String>);
 /// Each window's member name and counts.
 type Members = Vec<(String, Counts)>;
 
-/// Minutes rolled up at once (each a chain of four or five small writes).
+/// Write chains run at once (a minute's or an IP bucket's writes; a minute carried up).
 const CONCURRENT_MINUTES: usize = 16;
 /// How long a claim on an event's publication holds off other readers: far longer than a
 /// `PutEvents` takes (5 s SDK timeout), so a claimant that failed or died is replaced soon.
@@ -136,9 +136,10 @@ impl Usage {
             };
             done.windows += 1;
             let limit = key.tier.per_minute();
-            // A dead key's requests are counted, then given back: a reading in between is no
-            // event (its counts return to what the key really served).
-            let live = key.usable_at(window.window_start).is_ok();
+            // A key dead before the window began has its requests counted, then given back: a
+            // reading in between is no event. One revoked or expired later was live then.
+            let start = window.window_start;
+            let live = key.revoked_at.is_none_or(|t| t > start) && key.expires_at.is_none_or(|t| t > start);
             for kind in LimitEventKind::raised(live && window.source.is_none(), window.count, limit) {
                 raised.push(LimitEvent {
                     kind,
@@ -163,9 +164,25 @@ impl Usage {
                 .push((member, Counts::of_window(window.count, limit)));
         }
         let writes = minutes.into_iter().map(|((_, minute, bucket), (prefix, members))| async move {
-            self.store.record_minute(prefix, minute, bucket.as_deref(), &members).await
+            let written = self.store.record_minute(prefix, minute, bucket.as_deref(), &members).await?;
+            Ok::<_, StoreError>(written.map(|total| (prefix, minute, total)))
         });
+        // Each minute is carried up once, with the newest totals its bucket writes saw (a higher
+        // version of the minute item holds every write before it).
+        let mut newest_minutes: HashMap<(&str, i64), (&KeyPrefix, Counts, i64)> = HashMap::new();
         let mut results = futures::stream::iter(writes).buffer_unordered(CONCURRENT_MINUTES);
+        while let Some(result) = results.next().await {
+            if let Some((prefix, minute, (counts, version))) = result? {
+                let entry = newest_minutes.entry((prefix.as_str(), minute)).or_insert((prefix, counts, version));
+                if version > entry.2 {
+                    *entry = (prefix, counts, version);
+                }
+            }
+        }
+        let carries = newest_minutes.into_iter().map(|((_, minute), (prefix, counts, version))| async move {
+            self.store.carry_up(prefix, minute, counts, version).await
+        });
+        let mut results = futures::stream::iter(carries).buffer_unordered(CONCURRENT_MINUTES);
         while let Some(result) = results.next().await {
             result?;
         }

@@ -34,7 +34,8 @@ struct Level {
     keep: i64,
 }
 
-const HOURS: Level = Level { tag: "H", span: 3_600, slot: 60, keep: 86_400 };
+/// Kept past the stream's 24 h like the minute items, so a late record finds its hour.
+const HOURS: Level = Level { tag: "H", span: 3_600, slot: 60, keep: 25 * 3_600 };
 const DAYS: Level = Level { tag: "D", span: 86_400, slot: 3_600, keep: 36 * 86_400 };
 const BLOCKS: Level = Level { tag: "B", span: 64 * 86_400, slot: 86_400, keep: 401 * 86_400 };
 /// A minute item gathers its windows while stream records for them may still come: past the
@@ -154,36 +155,46 @@ impl Store {
         Ok(counts)
     }
 
-    /// Records the newest counts of windows of one minute of `prefix` and carries the totals up
-    /// every level. `bucket` is `None` for a secret key's one window (member `k`, in the minute
-    /// item itself); for a publishable key's per-IP windows it is the first two hex digits of
-    /// their IPs' digests: the members go to that bucket's item (at most 256 per minute), whose
-    /// total becomes a versioned slot of the minute item, so no item grows with the number of
-    /// visitors a site has.
+    /// Records the newest counts of windows of one minute of `prefix`; the minute item's totals
+    /// and version after it, or `None` when a newer total of this bucket was already there (its
+    /// writer carries the minute up). `bucket` is `None` for a secret key's one window (member
+    /// `k`, in the minute item itself); for a publishable key's per-IP windows it is the first
+    /// two hex digits of their IPs' digests: the members go to that bucket's item (at most 256
+    /// per minute), whose total becomes a versioned slot of the minute item, so no item grows
+    /// with the number of visitors a site has.
     pub async fn record_minute(
         &self,
         prefix: &KeyPrefix,
         minute: i64,
         bucket: Option<&str>,
         members: &[(String, Counts)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<(Counts, i64)>, StoreError> {
         if members.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let pk = usage_pk(prefix);
         let minute_sk = format!("M#{:012}", minute.max(0));
         let keep = minute + 60 + MINUTE_KEEP_SECS;
-        let (mut below, mut below_version) = match bucket {
-            None => self.set_members(&pk, &minute_sk, members, keep).await?,
+        match bucket {
+            None => Ok(Some(self.set_members(&pk, &minute_sk, members, keep).await?)),
             Some(bucket) => {
                 let (total, version) = self.set_members(&pk, &format!("{minute_sk}#{bucket}"), members, keep).await?;
-                match self.put_slot(&pk, &minute_sk, bucket, total, version, keep).await? {
-                    Some(minute_total) => minute_total,
-                    None => return Ok(()),
-                }
+                self.put_slot(&pk, &minute_sk, bucket, total, version, keep).await
             }
-        };
-        let mut below_start = minute;
+        }
+    }
+
+    /// Carries a minute's totals (as of the minute item's `version`) up the hour, day and block
+    /// items: once per minute and batch, with the newest version the batch wrote.
+    pub async fn carry_up(
+        &self,
+        prefix: &KeyPrefix,
+        minute: i64,
+        counts: Counts,
+        version: i64,
+    ) -> Result<(), StoreError> {
+        let pk = usage_pk(prefix);
+        let (mut below, mut below_start, mut below_version) = (counts, minute, version);
         for level in [&HOURS, &DAYS, &BLOCKS] {
             let start = level.start_of(below_start);
             let slot = format!("{:02}", (below_start - start) / level.slot);

@@ -478,7 +478,9 @@ async fn many_source_ips_are_counted_exactly_in_small_items() {
     });
     let statuses: Vec<u16> = futures::stream::iter(calls).buffer_unordered(50).collect().await;
     assert_eq!(count(&statuses, 200), 300);
+    t.calls.clear();
     t.roll_up_usage().await;
+    let updates = t.calls.take().iter().filter(|o| *o == "UpdateItem").count();
     let q = format!("?granularity=minute&from={}", rfc3339(start));
     assert_eq!(sum(&counts(&usage(t, &admin, &prefix, &q).await)), (300, 0, 0));
     // Every roll-up item of the key, sized as DynamoDB does (names plus values; a number's
@@ -502,6 +504,8 @@ async fn many_source_ips_are_counted_exactly_in_small_items() {
     let sizes: Vec<usize> = items.iter().map(|i| size(i.as_ref().expect("query"))).collect();
     let buckets = items.len() - 4; // the minute, hour, day and block items; the rest are buckets
     assert!((100..=256).contains(&buckets), "300 IPs over 256 buckets: {buckets} bucket items");
+    // Each bucket item and its slot in the minute; the minute carried up once (hour, day, block).
+    assert_eq!(updates, 2 * buckets + 3, "{buckets} buckets");
     let largest = sizes.iter().max().copied().unwrap_or(0);
     assert!(largest < 8 * 1024, "the largest usage item is {largest} bytes");
 }
@@ -532,4 +536,19 @@ async fn a_revoked_key_flood_raises_no_limit_event() {
     assert_eq!(bus.received().await, []);
     let q = format!("?granularity=minute&from={}", rfc3339(start));
     assert_eq!(sum(&counts(&usage(&t, &admin, &prefix, &q).await)), (0, 0, 0));
+}
+
+/// A key revoked after its window (the usual answer to abuse, perhaps while the roll-up is
+/// behind) was live during it: that window's limit events are still published.
+#[tokio::test]
+async fn a_key_revoked_after_its_window_still_gets_its_limit_events() {
+    let t = TestApp::new().await.with_customer().await;
+    let (key, prefix) = t.issue(Secret, Live, plain()).await;
+    before_the_hour(&t, 1_800);
+    assert_eq!(count(&burst(&t, &key, 61, "198.51.100.7", None).await, 429), 1);
+    t.app.clock.advance(60);
+    t.ctl(&["keys", "revoke", "--prefix", &prefix]).await.unwrap();
+    let bus = Bus::new().await;
+    t.roll_up_usage_to(&bus.sink(None).await).await.unwrap();
+    assert_eq!(kinds(&bus.received().await), ["apikey.near_rate_limit", "apikey.rate_limited"]);
 }
