@@ -37,6 +37,33 @@ impl From<Unlock> for UnlockView {
     }
 }
 
+/// `GET /api/v1/permissions`: every scope the code knows, from the one list (`Scope::ALL`).
+#[derive(Debug, Serialize)]
+pub struct PermissionsView {
+    pub permissions: Vec<PermissionView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PermissionView {
+    pub scope: &'static str,
+    pub description: &'static str,
+    pub key_types: Vec<&'static str>,
+}
+
+impl PermissionsView {
+    pub fn all() -> PermissionsView {
+        let permissions = crate::domain::Scope::ALL
+            .iter()
+            .map(|s| PermissionView {
+                scope: s.as_str(),
+                description: s.description(),
+                key_types: s.key_types().iter().map(|t| t.as_str()).collect(),
+            })
+            .collect();
+        PermissionsView { permissions }
+    }
+}
+
 /// A key as key management shows it (API.md `KeyView`): never a hash, a plaintext or a secret.
 #[derive(Debug, Serialize)]
 pub struct KeyView {

@@ -6,8 +6,12 @@
 //! connections), (c) warm invocations, (d) peak RSS — and the same for a bare lambda_http
 //! hello binary, the floor each init is divided by.
 //!
-//! usage: coldstart <release-bin-dir> [warm-invocations ≤ 59] [cold-starts]
+//! usage: coldstart <release-bin-dir>[,<another-bin-dir>…] [warm-invocations ≤ 59] [cold-starts]
 //! (AWS_ENDPOINT_URL → the emulator; 59 keeps keyless endpoints under their per-IP limit)
+//!
+//! Several bin dirs (before,after) are measured interleaved, each cold start of one followed by
+//! the same function's cold start of the next, so the emulator's growth and the machine's slow
+//! moments land on both alike; a last table compares their init ÷ hello round by round.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -35,7 +39,12 @@ struct Runtime {
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let bin_dir = args.next().context("usage: coldstart <release-bin-dir> [warm] [cold-starts]")?;
+    let bin_dirs: Vec<String> = args
+        .next()
+        .context("usage: coldstart <release-bin-dir>[,<dir>…] [warm] [cold-starts]")?
+        .split(',')
+        .map(str::to_owned)
+        .collect();
     let warm: usize = args.next().map(|w| w.parse()).transpose()?.unwrap_or(20);
     let runs: usize = args.next().map(|r| r.parse()).transpose()?.unwrap_or(5).max(1);
     let seeded = seed().await?;
@@ -61,25 +70,62 @@ async fn main() -> Result<()> {
 
     // Rounds go through every function in turn, so a slow moment of the machine spreads
     // over all of them instead of landing on one; each figure is the median of the rounds.
-    let mut results: Vec<Vec<Measured>> = cases.iter().map(|_| Vec::with_capacity(runs)).collect();
+    // results[dir][case][run]
+    let mut results: Vec<Vec<Vec<Measured>>> =
+        bin_dirs.iter().map(|_| cases.iter().map(|_| Vec::with_capacity(runs)).collect()).collect();
     for run in 0..runs {
-        for ((function, event), out) in cases.iter().zip(&mut results) {
-            let path = format!("{bin_dir}/{function}");
-            std::fs::metadata(&path).with_context(|| format!("{path}: build with --release first"))?;
-            // Keyless endpoints are limited per source IP: one address per cold start keeps
-            // every invocation under the limit, so no 429 stands in for real work.
-            let event = event.replace("198.51.100.7", &format!("198.51.100.{}", run + 10));
-            out.push(measure(&path, function, &seeded, &event, warm).await?);
+        for (case, (function, event)) in cases.iter().enumerate() {
+            for (dir, bin_dir) in bin_dirs.iter().enumerate() {
+                let path = format!("{bin_dir}/{function}");
+                std::fs::metadata(&path).with_context(|| format!("{path}: build with --release first"))?;
+                // Keyless endpoints are limited per source IP: one address per cold start keeps
+                // every invocation under the limit, so no 429 stands in for real work.
+                let ip = format!("198.51.{}.{}", 100 + dir, run + 10);
+                let event = event.replace("198.51.100.7", &ip);
+                results[dir][case].push(measure(&path, function, &seeded, &event, warm).await?);
+            }
         }
     }
 
-    println!("{runs} cold starts per function (median; init range in brackets), {warm} warm invocations after each");
+    for (bin_dir, results) in bin_dirs.iter().zip(&results) {
+        print_table(bin_dir, &cases, results, runs, warm)?;
+    }
+    if bin_dirs.len() > 1 {
+        println!("\ninit ÷ hello, paired by round (each round's ratio over its own hello-floor start)");
+        let header: Vec<String> = bin_dirs.iter().map(|d| format!("{d} ÷ hello")).collect();
+        println!("| function | {} | change (median of rounds) |", header.join(" | "));
+        println!("|---|{}---|", "---|".repeat(bin_dirs.len()));
+        let ratio = |dir: usize, case: usize, run: usize| {
+            results[dir][case][run].init.as_secs_f64() / results[dir][0][run].init.as_secs_f64()
+        };
+        for (case, (function, _)) in cases.iter().enumerate().skip(1) {
+            let medians: Vec<String> = (0..bin_dirs.len())
+                .map(|dir| format!("{:.2}", median_f64((0..runs).map(|run| ratio(dir, case, run)).collect())))
+                .collect();
+            let last = bin_dirs.len() - 1;
+            let change = median_f64((0..runs).map(|run| ratio(last, case, run) / ratio(0, case, run) - 1.0).collect());
+            println!("| {function} | {} | {:+.0} % |", medians.join(" | "), change * 100.0);
+        }
+    }
+    Ok(())
+}
+
+fn print_table(
+    bin_dir: &str,
+    cases: &[(&str, String)],
+    results: &[Vec<Measured>],
+    runs: usize,
+    warm: usize,
+) -> Result<()> {
+    println!(
+        "\n{bin_dir}: {runs} cold starts per function (median; init range in brackets), {warm} warm invocations after each"
+    );
     println!(
         "| function | binary (bytes) | init ms | first invoke ms | cold total ms | warm p50 ms | peak RSS MB | init ÷ hello | first ÷ warm | status |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut floor = None;
-    for ((function, _), runs) in cases.iter().zip(&results) {
+    for ((function, _), runs) in cases.iter().zip(results) {
         let size = std::fs::metadata(format!("{bin_dir}/{function}"))?.len();
         let init = median(runs.iter().map(|m| m.init));
         let (lo, hi) = (runs.iter().map(|m| m.init).min().unwrap(), runs.iter().map(|m| m.init).max().unwrap());
@@ -103,6 +149,11 @@ async fn main() -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn median_f64(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn median(values: impl Iterator<Item = Duration>) -> Duration {

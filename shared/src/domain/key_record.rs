@@ -29,6 +29,24 @@ impl Scope {
     pub fn secret_only(self) -> bool {
         matches!(self, Scope::WidgetSessionsWrite | Scope::KeysRead | Scope::KeysWrite)
     }
+
+    /// What holding the scope allows, as `GET /api/v1/permissions` tells integrators.
+    pub fn description(self) -> &'static str {
+        match self {
+            Scope::WidgetSessionsWrite => "Mint and revoke widget-session tokens",
+            Scope::EmbedTokensCreate => "Mint read-only embed tokens",
+            Scope::WriteUnlocks => "Unlock gates, spending a buddy's token balance",
+            Scope::ReadBuddies => "List gates and a buddy's unlocks",
+            Scope::ReadOperations => "Read operational data: gates, unlocks and their history",
+            Scope::KeysRead => "Read the customer's keys, roles, usage and audit trail",
+            Scope::KeysWrite => "Create, change, roll and revoke keys and roles",
+        }
+    }
+
+    /// The key types that may hold the scope.
+    pub fn key_types(self) -> &'static [KeyType] {
+        if self.secret_only() { &[KeyType::Secret] } else { &[KeyType::Secret, KeyType::Publishable] }
+    }
 }
 
 impl Tier {
@@ -152,6 +170,16 @@ mod tests {
         assert!(!pk.contains(&Scope::WriteUnlocks));
         assert!(!pk.contains(&Scope::WidgetSessionsWrite));
         assert!(pk.contains(&Scope::EmbedTokensCreate));
+    }
+
+    #[test]
+    fn every_scope_says_what_it_allows_and_who_may_hold_it() {
+        for scope in Scope::ALL {
+            assert!(!scope.description().is_empty(), "{scope}");
+            assert!(scope.key_types().contains(&KeyType::Secret), "{scope}");
+            let publishable = scope.key_types().contains(&KeyType::Publishable);
+            assert_eq!(publishable, grant_scopes(KeyType::Publishable, Some(&[scope.to_string()])).is_ok(), "{scope}");
+        }
     }
 
     #[test]
