@@ -21,6 +21,8 @@ fn record(key: &ApiKey) -> KeyRecord {
         primary_token: TokenKey::parse("coins").unwrap(),
         tier: Tier::Pro,
         scopes: grant_scopes(KeyType::Publishable, None).unwrap(),
+        roles: Default::default(),
+        role_scopes: Default::default(),
         allowed_origins: vec!["https://app.example.com".into(), "https://*.example.com".into()],
         hmac_secret: None,
         require_signed_user_id: false,

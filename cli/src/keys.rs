@@ -40,9 +40,12 @@ pub struct IssueArgs {
     pub label: Option<String>,
     #[arg(long)]
     pub owner: Option<String>,
-    /// Comma-separated scopes (default: the key type's defaults).
+    /// Comma-separated scopes (default: the key type's defaults, or none when --roles is given).
     #[arg(long, value_delimiter = ',')]
     pub scopes: Option<Vec<String>>,
+    /// Comma-separated roles (built-in or the customer's own in this environment).
+    #[arg(long, value_delimiter = ',')]
+    pub roles: Option<Vec<String>>,
     /// Comma-separated origins for a publishable key (`https://*.example.com` allowed).
     #[arg(long, value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
@@ -78,6 +81,9 @@ pub struct UpdateArgs {
     /// Comma-separated scopes, replacing the key's.
     #[arg(long, value_delimiter = ',')]
     pub scopes: Option<Vec<String>>,
+    /// Comma-separated roles, replacing the key's (an empty value removes them all).
+    #[arg(long, value_delimiter = ',', num_args = 0..)]
+    pub roles: Option<Vec<String>>,
     /// Comma-separated origins, replacing the key's (publishable keys).
     #[arg(long, value_delimiter = ',')]
     pub allowed_origins: Option<Vec<String>>,
@@ -124,6 +130,7 @@ async fn issue(app: &App, args: IssueArgs, by: &Manager<'_>) -> Result<Output> {
         label: args.label,
         owner: args.owner,
         scopes: args.scopes,
+        roles: args.roles.map(|r| r.into_iter().filter(|n| !n.is_empty()).collect()),
         allowed_origins: args.allowed_origins,
         require_signed_user_id: args.require_signed_user_id,
     };
@@ -183,13 +190,15 @@ async fn update(app: &App, args: UpdateArgs, by: &Manager<'_>) -> Result<Output>
     let patch = KeyPatch {
         label: args.label.map(Some),
         scopes: args.scopes,
+        roles: args.roles.map(|r| r.into_iter().filter(|n| !n.is_empty()).collect()),
         allowed_origins: args.allowed_origins,
         require_signed_user_id: args.require_signed_user_id,
     };
     let prefix = &args.prefix.0;
     let (record, secret) = app.keys.update_key(prefix, &patch, by).await.map_err(not_found(prefix))?;
     let mut out = Output::new(
-        json!({ "prefix": record.prefix, "label": record.label, "scopes": record.scopes,
+        json!({ "prefix": record.prefix, "label": record.label, "scopes": record.scopes, "roles": record.roles,
+                "effective_scopes": record.effective_scopes(),
                 "allowed_origins": record.allowed_origins, "require_signed_user_id": record.require_signed_user_id }),
         format!("{} updated", record.prefix),
     );

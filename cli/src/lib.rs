@@ -4,6 +4,7 @@
 pub mod gates;
 pub mod keys;
 pub mod model;
+pub mod roles;
 pub mod rollup;
 pub mod seed;
 pub mod serve;
@@ -56,6 +57,9 @@ pub enum Command {
     /// API keys: issue, revoke, rotate, list.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Roles: named sets of scopes a key may hold (resolved at each request).
+    #[command(subcommand)]
+    Roles(roles::RolesCommand),
     /// Every key's requests in a calendar month, by outcome (what billing needs).
     Usage(usage::MonthArgs),
     /// Buddies (token mints need one).
@@ -209,6 +213,7 @@ pub async fn execute(app: &App, command: Command) -> Result<Output> {
         }
         Command::Customers(CustomersCommand::Create(args)) => create_customer(app, args).await,
         Command::Keys(cmd) => keys::execute(app, cmd).await,
+        Command::Roles(cmd) => roles::execute(app, cmd).await,
         Command::Usage(args) => usage::month(app, args).await,
         Command::Buddies(BuddiesCommand::Create(args)) => create_buddy(app, args).await,
         Command::SigningKey(cmd) => signing_key(app, cmd).await,

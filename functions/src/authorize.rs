@@ -67,7 +67,7 @@ impl Context {
             environment: Some(record.environment.as_str()),
             key_type: Some(record.key_type.as_str()),
             tier: Some(record.tier.as_str()),
-            scopes: Some(record.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")),
+            scopes: Some(record.effective_scopes().iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")),
             prefix: Some(record.prefix.to_string()),
             rate_limit_remaining: caller.rate.remaining,
             rate_limit_reset: caller.rate.reset_in_secs,

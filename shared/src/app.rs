@@ -15,6 +15,7 @@ use crate::auth::Auth;
 use crate::domain::ratelimit::IpBlock;
 use crate::domain::time::Clock;
 use crate::keys::Keys;
+use crate::roles::Roles;
 use crate::rotation::Rotation;
 use crate::sealing::Sealer;
 use crate::secrets::Secrets;
@@ -86,6 +87,7 @@ impl TlsRoots {
 pub struct App {
     pub auth: Auth,
     pub keys: Keys,
+    pub roles: Roles,
     pub unlocks: Unlocks,
     pub tokens: Tokens,
     pub rotation: Rotation,
@@ -193,8 +195,15 @@ impl App {
         let sealer = Arc::new(Sealer::new(secrets.clone(), settings.data_key_secret));
         let ip_block: Arc<IpBlock> = Arc::default();
         App {
-            auth: Auth::new(store.clone(), clock.clone(), ip_block.clone(), sealer.clone()),
-            keys: Keys::new(store.clone(), clock.clone(), sealer.clone()),
+            auth: Auth::new(
+                store.clone(),
+                clock.clone(),
+                ip_block.clone(),
+                sealer.clone(),
+                Roles::new(store.clone(), clock.clone()),
+            ),
+            keys: Keys::new(store.clone(), clock.clone(), sealer.clone(), Roles::new(store.clone(), clock.clone())),
+            roles: Roles::new(store.clone(), clock.clone()),
             unlocks: Unlocks::new(store.clone(), clock.clone()),
             tokens: Tokens::new(
                 store.clone(),

@@ -12,6 +12,7 @@ use crate::domain::token::{SignedUser, user_signature_valid};
 use crate::domain::{ANONYMOUS_PER_MINUTE, ApiKey, BuddyId, KeyRecord, KeyType, LAST_USED_RESOLUTION_SECS, Scope};
 use crate::domain::{KeyFormatError, KeyRejection};
 use crate::keys::Manager;
+use crate::roles::Roles;
 use crate::sealing::{Sealer, SealingError};
 use crate::store::{Store, StoreError};
 
@@ -36,11 +37,13 @@ pub struct Auth {
     ip_block: Arc<IpBlock>,
     /// The data key that opens HMAC secrets (signed user ids), loaded on first use.
     sealer: Arc<Sealer>,
+    /// Resolves a key's custom roles at each request.
+    roles: Roles,
 }
 
 impl Auth {
-    pub fn new(store: Store, clock: Clock, ip_block: Arc<IpBlock>, sealer: Arc<Sealer>) -> Auth {
-        Auth { store, clock, ip_block, sealer }
+    pub fn new(store: Store, clock: Clock, ip_block: Arc<IpBlock>, sealer: Arc<Sealer>, roles: Roles) -> Auth {
+        Auth { store, clock, ip_block, sealer, roles }
     }
 
     /// An over-limit IP gets its 429 before any work is done (the instance remembers it).
@@ -230,7 +233,7 @@ impl Auth {
             return Err(self.refuse_anonymous(ctx, AuthError::UnknownKey).await);
         };
         let rate = RateLimitStatus::decide(record.tier.per_minute(), count.map_err(AuthError::from)?, now);
-        let caller = Caller { record, rate, counted_at: now };
+        let mut caller = Caller { record, rate, counted_at: now };
         if let Err(r) = caller.record.usable_at(now) {
             // A dead key spends no budget; its caller's IP pays, as for an unknown key.
             return Err(self.refuse_for_key(&caller.key_count(), ctx, r.into()).await);
@@ -240,6 +243,11 @@ impl Auth {
         }
         if !caller.rate.allowed {
             return Err(Rejected { error: AuthError::limited(&caller.rate), rate: Some(caller.rate) });
+        }
+        // Its custom roles as they stand now: a role change reaches the key on this request.
+        // One consistent read, only for a key that holds custom roles.
+        if let Err(e) = self.roles.resolve(&mut caller.record).await {
+            return Err(Rejected { error: e.into(), rate: Some(caller.rate) });
         }
         if caller.record.last_used_is_stale(now) {
             // Bookkeeping only: a failure here must not fail an otherwise good request.

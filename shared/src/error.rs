@@ -6,10 +6,12 @@ use serde_json::{Value, json};
 use crate::auth::AuthError;
 use crate::aws::AwsFailure;
 use crate::domain::origin::OriginPatternError;
+use crate::domain::role::RoleRuleError;
 use crate::domain::token::{ScopeError, TtlOutOfRange};
 use crate::domain::usage::UsageQueryError;
 use crate::domain::{InvalidId, KeyFormatError, KeyRejection, Scope, ScopeGrantError};
 use crate::keys::KeyError;
+use crate::roles::RoleError;
 use crate::sealing::SealingError;
 use crate::signing::SigningError;
 use crate::store::StoreError;
@@ -47,6 +49,15 @@ pub enum ApiError {
     /// Key management would grant what the acting key does not hold (a scope, `tier:<t>`).
     #[error("escalation")]
     Escalation(String),
+    /// Changing roles needs every secret-key scope; these are the ones missing.
+    #[error("role change needs every secret-key scope")]
+    RoleEscalation(Vec<Scope>),
+    #[error("role exists")]
+    RoleExists,
+    #[error("role in use")]
+    RoleInUse,
+    #[error("role built in")]
+    RoleBuiltIn,
     #[error("origin not allowed")]
     OriginNotAllowed,
     #[error("invalid user signature")]
@@ -61,6 +72,8 @@ pub enum ApiError {
     KeyNotFound,
     #[error("not found")]
     NotFound,
+    #[error("role not found")]
+    RoleNotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("payload too large")]
@@ -84,8 +97,10 @@ impl ApiError {
             InvalidRequest(_) | ScopesRequired | InvalidScope(_) | ScopesNotAllowed | InvalidTtl { .. } => 400,
             MissingKey | InvalidKeyFormat(_) | InvalidKey | KeyRevoked | KeyExpired => 401,
             InsufficientBalance { .. } => 402,
-            PublishableKeyScope | InsufficientScope(_) | Escalation(_) | OriginNotAllowed | InvalidUserSignature => 403,
-            BuddyNotFound | GateNotFound | SessionNotFound | KeyNotFound | NotFound => 404,
+            PublishableKeyScope | InsufficientScope(_) | Escalation(_) | RoleEscalation(_) | OriginNotAllowed
+            | InvalidUserSignature => 403,
+            RoleExists | RoleInUse | RoleBuiltIn => 409,
+            BuddyNotFound | GateNotFound | SessionNotFound | KeyNotFound | NotFound | RoleNotFound => 404,
             MethodNotAllowed => 405,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
@@ -110,14 +125,17 @@ impl ApiError {
             KeyExpired => "key_expired",
             InsufficientBalance { .. } => "insufficient_balance",
             PublishableKeyScope => "publishable_key_scope",
-            InsufficientScope(_) | Escalation(_) => "insufficient_scope",
+            InsufficientScope(_) | Escalation(_) | RoleEscalation(_) => "insufficient_scope",
+            RoleExists => "role_exists",
+            RoleInUse => "role_in_use",
+            RoleBuiltIn => "role_built_in",
             OriginNotAllowed => "origin_not_allowed",
             InvalidUserSignature => "invalid_user_signature",
             BuddyNotFound => "buddy_not_found",
             GateNotFound => "gate_not_found",
             SessionNotFound => "session_not_found",
             KeyNotFound => "key_not_found",
-            NotFound => "not_found",
+            NotFound | RoleNotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             PayloadTooLarge => "payload_too_large",
             UnsupportedMediaType => "unsupported_media_type",
@@ -149,6 +167,12 @@ impl ApiError {
             }
             InsufficientScope(scope) => format!("The API key lacks the {scope} scope."),
             Escalation(what) => format!("A key cannot grant {what}, which it does not hold itself."),
+            RoleEscalation(_) => {
+                "Creating, changing or deleting a role needs a key holding every secret-key scope (see details.required).".into()
+            }
+            RoleExists => "A role of that name exists (built-in names included).".into(),
+            RoleInUse => "An unrevoked key holds this role; take it from every key first.".into(),
+            RoleBuiltIn => "Built-in roles never change.".into(),
             OriginNotAllowed => "The request origin is not allowed for this key.".into(),
             InvalidUserSignature => "The signed user id is missing, wrong or too old.".into(),
             BuddyNotFound => "No such buddy.".into(),
@@ -156,6 +180,7 @@ impl ApiError {
             SessionNotFound => "No such widget session.".into(),
             KeyNotFound => "No key with that prefix in this customer and environment.".into(),
             NotFound => "No such route.".into(),
+            RoleNotFound => "No role of that name in this customer and environment.".into(),
             MethodNotAllowed => "This route does not accept that method.".into(),
             PayloadTooLarge => "The request body is larger than 16 KiB.".into(),
             UnsupportedMediaType => "The request body must be application/json.".into(),
@@ -175,6 +200,9 @@ impl ApiError {
             }
             InsufficientScope(scope) => Some(json!({ "required": scope.as_str() })),
             Escalation(what) => Some(json!({ "required": what })),
+            RoleEscalation(missing) => {
+                Some(json!({ "required": missing.iter().map(|s| s.as_str()).collect::<Vec<_>>() }))
+            }
             _ => None,
         }
     }
@@ -293,7 +321,9 @@ impl From<KeyError> for ApiError {
             KeyError::PublishableOnly
             | KeyError::InvalidOrigin(_)
             | KeyError::RefusedOrigin(..)
-            | KeyError::Unusable(_) => ApiError::InvalidRequest(e.to_string()),
+            | KeyError::Unusable(_)
+            | KeyError::UnknownRole(_)
+            | KeyError::RoleNotForPublishable(_) => ApiError::InvalidRequest(e.to_string()),
             KeyError::Scopes(ScopeGrantError::Unknown(scope)) => ApiError::InvalidScope(scope),
             KeyError::Scopes(ScopeGrantError::NotForPublishable(scope)) => ApiError::InvalidScope(scope.to_string()),
             KeyError::Escalation(what) => ApiError::Escalation(what),
@@ -302,6 +332,22 @@ impl From<KeyError> for ApiError {
             KeyError::NoCustomer(_) => ApiError::Internal(e.to_string()),
             KeyError::Store(e) => e.into(),
             KeyError::Sealing(e) => e.into(),
+        }
+    }
+}
+
+impl From<RoleError> for ApiError {
+    fn from(e: RoleError) -> ApiError {
+        match e {
+            RoleError::NotFound => ApiError::RoleNotFound,
+            RoleError::Exists => ApiError::RoleExists,
+            RoleError::BuiltIn => ApiError::RoleBuiltIn,
+            RoleError::InUse => ApiError::RoleInUse,
+            RoleError::Escalation(missing) => ApiError::RoleEscalation(missing),
+            RoleError::Rule(RoleRuleError::UnknownScope(scope)) => ApiError::InvalidScope(scope),
+            RoleError::Rule(rule) => ApiError::InvalidRequest(rule.to_string()),
+            RoleError::Contended(_) => ApiError::Unavailable(e.to_string()),
+            RoleError::Store(e) => e.into(),
         }
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::domain::audit::{Actor, AuditAction, AuditEvent, Changes};
 use crate::domain::origin::{self, OriginPatternError};
+use crate::domain::role::{Role, RoleName, holder_changes};
 use crate::domain::time::Clock;
 use crate::domain::token::SessionSubject;
 use crate::domain::token::revocation_needed;
@@ -17,6 +18,7 @@ use crate::domain::{
     ApiKey, CustomerId, Environment, HmacSecret, KeyKind, KeyPrefix, KeyRecord, KeyType, Scope, ScopeGrantError, Tier,
     TokenKey, UnixTime, grant_scopes,
 };
+use crate::roles::{RoleScope, Roles};
 use crate::sealing::Sealer;
 use crate::sealing::SealingError;
 use crate::store::Store;
@@ -30,11 +32,13 @@ pub struct Keys {
     clock: Clock,
     /// The data key sealing HMAC secrets, loaded on first use.
     sealer: Arc<Sealer>,
+    /// A key's roles are checked and resolved through the roles service.
+    roles: Roles,
 }
 
 impl Keys {
-    pub fn new(store: Store, clock: Clock, sealer: Arc<Sealer>) -> Keys {
-        Keys { store, clock, sealer }
+    pub fn new(store: Store, clock: Clock, sealer: Arc<Sealer>, roles: Roles) -> Keys {
+        Keys { store, clock, sealer, roles }
     }
 
     /// One page of the caller's customer's keys in its environment, newest first.
@@ -45,7 +49,15 @@ impl Keys {
         limit: u32,
         after: Option<&str>,
     ) -> Result<KeyPage, KeyError> {
-        Ok(self.store.list_keys_page(customer, env, limit, after).await?)
+        let mut page = self.store.list_keys_page(customer, env, limit, after).await?;
+        // Custom roles resolved from one read of the customer's roles, only if a key holds any.
+        if page.keys.iter().any(|k| !k.custom_roles().is_empty()) {
+            let roles = self.store.list_role_items(customer, env).await?;
+            for key in &mut page.keys {
+                key.resolve_roles(&roles);
+            }
+        }
+        Ok(page)
     }
 
     /// One page of a customer environment's audit events (or one target's), newest first.
@@ -68,8 +80,11 @@ pub struct KeyOptions {
     pub tier: Option<Tier>,
     pub label: Option<String>,
     pub owner: Option<String>,
-    /// `None`: the type's default scopes (over HTTP, those the caller holds).
+    /// `None`: the type's default scopes (over HTTP, those the caller holds), or none at all
+    /// when `roles` are given (the key then holds only its roles' scopes).
     pub scopes: Option<Vec<String>>,
+    /// Built-in or custom role names.
+    pub roles: Option<Vec<String>>,
     pub allowed_origins: Vec<String>,
     pub require_signed_user_id: bool,
 }
@@ -79,6 +94,7 @@ pub struct KeyOptions {
 pub struct KeyPatch {
     pub label: Option<Option<String>>,
     pub scopes: Option<Vec<String>>,
+    pub roles: Option<Vec<String>>,
     pub allowed_origins: Option<Vec<String>>,
     pub require_signed_user_id: Option<bool>,
 }
@@ -102,6 +118,11 @@ pub enum KeyError {
     RefusedOrigin(usize, OriginPatternError),
     #[error(transparent)]
     Scopes(#[from] ScopeGrantError),
+    /// By position: the text may be anything pasted.
+    #[error("roles[{0}] is no role of this customer and environment")]
+    UnknownRole(usize),
+    #[error("role {0} holds a scope a publishable key may never hold")]
+    RoleNotForPublishable(RoleName),
     /// The caller would grant what it does not hold itself (a scope, or a higher tier).
     #[error("a key cannot grant {0}, which it does not hold")]
     Escalation(String),
@@ -147,7 +168,7 @@ impl Manager<'_> {
     /// manager at least as powerful as the key: a weaker key could otherwise open up a stronger
     /// one (drop a public key's signature requirement) or disable it.
     fn may_manage(&self, target: &KeyRecord) -> Result<(), KeyError> {
-        self.may_grant(&target.scopes, target.tier)
+        self.may_grant(&target.effective_scopes(), target.tier)
     }
 
     fn may_grant(&self, scopes: &BTreeSet<Scope>, tier: Tier) -> Result<(), KeyError> {
@@ -193,6 +214,11 @@ fn key_changes(old: Option<&KeyRecord>, new: &KeyRecord) -> Changes {
         .field("tier", old.map(|o| o.tier.as_str()), Some(new.tier.as_str()))
         .field("label", old.and_then(|o| o.label.clone()), new.label.clone())
         .field("scopes", old.map(scopes), Some(scopes(new)))
+        .field(
+            "roles",
+            old.map(|o| o.roles.iter().map(RoleName::as_str).collect::<Vec<_>>()),
+            Some(new.roles.iter().map(RoleName::as_str).collect::<Vec<_>>()),
+        )
         .field("allowed_origins", old.map(|o| o.allowed_origins.clone()), Some(new.allowed_origins.clone()))
         .field("require_signed_user_id", old.map(|o| o.require_signed_user_id), Some(new.require_signed_user_id))
         .field("expires_at", old.and_then(|o| time(o.expires_at)), time(new.expires_at))
@@ -211,13 +237,19 @@ impl Keys {
     ) -> Result<Issued, KeyError> {
         check_origins(key_type, &options.allowed_origins, options.require_signed_user_id)?;
         let allowed_origins = stored_origins(&options.allowed_origins)?;
-        let mut scopes = grant_scopes(key_type, options.scopes.as_deref())?;
+        let (roles, read_roles) = self.assignable(customer, environment, key_type, options.roles.as_deref()).await?;
+        let mut scopes = match (&options.scopes, roles.is_empty()) {
+            (None, false) => BTreeSet::new(), // its roles' scopes only
+            (requested, _) => grant_scopes(key_type, requested.as_deref())?,
+        };
         if let (Some(caller), None) = (by.caller, &options.scopes) {
             // Defaults never exceed what the caller holds.
             scopes.retain(|s| caller.has_scope(*s));
         }
         let tier = options.tier.or(by.caller.map(|c| c.tier)).unwrap_or(Tier::Free);
-        by.may_grant(&scopes, tier)?;
+        let granted: BTreeSet<Scope> =
+            scopes.iter().copied().chain(read_roles.iter().flat_map(|r| r.scopes.iter().copied())).collect();
+        by.may_grant(&granted, tier)?;
         let primary_token = match by.caller {
             Some(caller) => caller.primary_token.clone(),
             None => {
@@ -232,6 +264,8 @@ impl Keys {
             primary_token,
             tier,
             scopes,
+            roles,
+            read_roles,
             allowed_origins,
             hmac_secret: options.require_signed_user_id.then(HmacSecret::generate),
             require_signed_user_id: options.require_signed_user_id,
@@ -242,9 +276,36 @@ impl Keys {
     }
 
     /// The key with this prefix, if the manager may see it.
+    /// Its custom roles are resolved as they stand now (one more read, only if it holds any).
     pub async fn managed_key(&self, prefix: &KeyPrefix, by: &Manager<'_>) -> Result<KeyRecord, KeyError> {
         let record = self.store.key_by_prefix(prefix).await?;
-        record.filter(|r| by.sees(r)).ok_or(KeyError::NotFound)
+        let mut record = record.filter(|r| by.sees(r)).ok_or(KeyError::NotFound)?;
+        self.roles.resolve(&mut record).await?;
+        Ok(record)
+    }
+
+    /// The roles named for a key of this type, as they stand now: each must exist and fit the
+    /// type. The names, and the roles read (their versions bind the commit).
+    async fn assignable(
+        &self,
+        customer: &CustomerId,
+        env: Environment,
+        key_type: KeyType,
+        requested: Option<&[String]>,
+    ) -> Result<(BTreeSet<RoleName>, Vec<Role>), KeyError> {
+        let Some(requested) = requested else { return Ok((BTreeSet::new(), Vec::new())) };
+        let names = requested
+            .iter()
+            .enumerate()
+            .map(|(i, text)| RoleName::parse(text).map_err(|_| KeyError::UnknownRole(i)))
+            .collect::<Result<BTreeSet<_>, _>>()?;
+        let roles = self.roles.named(RoleScope { customer, env }, &names).await?.map_err(|missing| {
+            KeyError::UnknownRole(requested.iter().position(|t| t == missing.as_str()).unwrap_or(0))
+        })?;
+        if let Some(unfit) = roles.iter().find(|r| !r.fits(key_type)) {
+            return Err(KeyError::RoleNotForPublishable(unfit.name.clone()));
+        }
+        Ok((names, roles))
     }
 
     /// A replacement with the same attributes (the HMAC secret too: it lives with the
@@ -278,6 +339,8 @@ impl Keys {
                 primary_token: old.primary_token.clone(),
                 tier: old.tier,
                 scopes: old.scopes.clone(),
+                roles: old.roles.clone(),
+                read_roles: Vec::new(),
                 allowed_origins: old.allowed_origins.clone(),
                 hmac_secret,
                 require_signed_user_id: old.require_signed_user_id,
@@ -310,9 +373,20 @@ impl Keys {
             if let Some(label) = &patch.label {
                 new.label = label.clone();
             }
+            let mut read_roles = Vec::new();
+            if let Some(roles) = &patch.roles {
+                let (names, read) =
+                    self.assignable(&old.customer_id, old.environment, old.key_type, Some(roles)).await?;
+                new.roles = names;
+                let custom: Vec<Role> = read.iter().filter(|r| !r.built_in).cloned().collect();
+                new.resolve_roles(&custom);
+                read_roles = read;
+            }
             if let Some(scopes) = &patch.scopes {
                 new.scopes = grant_scopes(old.key_type, Some(scopes))?;
-                by.may_grant(&new.scopes, new.tier)?;
+            }
+            if patch.scopes.is_some() || patch.roles.is_some() {
+                by.may_grant(&new.effective_scopes(), new.tier)?;
             }
             if let Some(origins) = &patch.allowed_origins {
                 new.allowed_origins = stored_origins(origins)?;
@@ -328,7 +402,7 @@ impl Keys {
             };
             if let Some(secret) = &fresh_secret {
                 // A new secret for a (public) key lets its holder act with the key's scopes.
-                by.may_grant(&new.scopes, new.tier)?;
+                by.may_grant(&new.effective_scopes(), new.tier)?;
                 new.hmac_secret = Some(self.sealer.key().await?.seal(secret, &new.key_hash)?);
             }
             let mut changes = key_changes(Some(&old), &new);
@@ -340,7 +414,8 @@ impl Keys {
                 return Ok(Attempt::Done((old, None))); // nothing changes, nothing is written or audited
             }
             let event = self.key_event(by, &new, AuditAction::KeyUpdated, changes);
-            match self.store.commit_keys("update_key", &[], &[(&old, &new)], Some(&event)).await {
+            let counts = holder_changes(Some(&old), Some(&new), &read_roles);
+            match self.store.commit_keys("update_key", &[], &[(&old, &new)], &counts, Some(&event)).await {
                 Ok(()) => Ok(Attempt::Done((new, fresh_secret))),
                 Err(e) => e.retry().map_err(KeyError::from),
             }
@@ -358,7 +433,8 @@ impl Keys {
             by.may_manage(&old)?;
             let new = KeyRecord { revoked_at: Some(self.clock.now()), version: old.version + 1, ..old.clone() };
             let event = self.key_event(by, &new, AuditAction::KeyRevoked, key_changes(Some(&old), &new));
-            match self.store.commit_keys("revoke_key", &[], &[(&old, &new)], Some(&event)).await {
+            let counts = holder_changes(Some(&old), Some(&new), &[]);
+            match self.store.commit_keys("revoke_key", &[], &[(&old, &new)], &counts, Some(&event)).await {
                 Ok(()) => Ok(Attempt::Done(new)),
                 Err(e) => e.retry().map_err(KeyError::from),
             }
@@ -437,6 +513,8 @@ impl Keys {
                 primary_token: t.primary_token.clone(),
                 tier: t.tier,
                 scopes: t.scopes.clone(),
+                roles: t.roles.clone(),
+                role_scopes: BTreeSet::new(),
                 allowed_origins: t.allowed_origins.clone(),
                 require_signed_user_id: t.require_signed_user_id,
                 hmac_secret: sealed,
@@ -448,6 +526,9 @@ impl Keys {
                 expires_at: None,
                 version: 0,
             };
+            let mut record = record;
+            let custom: Vec<Role> = t.read_roles.iter().filter(|r| !r.built_in).cloned().collect();
+            record.resolve_roles(&custom);
             let (event, changed) = match replacing {
                 None => (self.key_event(by, &record, AuditAction::KeyCreated, key_changes(None, &record)), vec![]),
                 Some((old, retired)) => {
@@ -459,7 +540,8 @@ impl Keys {
                     (self.key_event(by, old, AuditAction::KeyRolled, changes), vec![(old, retired)])
                 }
             };
-            match self.store.commit_keys("create_key", &[&record], &changed, Some(&event)).await {
+            let counts = holder_changes(None, Some(&record), &t.read_roles);
+            match self.store.commit_keys("create_key", &[&record], &changed, &counts, Some(&event)).await {
                 Ok(()) => Ok(Attempt::Done(Issued { key, record, hmac_secret: t.hmac_secret.clone() })),
                 Err(StoreError::AlreadyExists) => Ok(Attempt::Reread),
                 Err(e) => Err(e.into()),
@@ -478,6 +560,9 @@ struct KeyTemplate {
     primary_token: TokenKey,
     tier: Tier,
     scopes: BTreeSet<Scope>,
+    roles: BTreeSet<RoleName>,
+    /// The roles as read when deciding (a newly assigned custom role must stay at that version).
+    read_roles: Vec<Role>,
     allowed_origins: Vec<String>,
     hmac_secret: Option<HmacSecret>,
     require_signed_user_id: bool,

@@ -16,6 +16,7 @@ pub mod handler;
 pub mod http;
 pub mod keys;
 pub mod lambda;
+pub mod roles;
 pub mod rotation;
 pub mod sealing;
 pub mod secrets;

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::domain::audit::{AuditAction, AuditEvent, Changes};
 use crate::domain::gate::{Gate, Unlock};
+use crate::domain::role::Role;
 use crate::domain::time::rfc3339;
 use crate::domain::usage::{UsagePoint, UsageQuery};
 use crate::domain::{GateKey, KeyPrefix, KeyRecord, TokenKey, UnixTime};
@@ -64,6 +65,34 @@ impl PermissionsView {
     }
 }
 
+/// A role as `GET /api/v1/roles` shows it.
+#[derive(Debug, Serialize)]
+pub struct RoleView {
+    pub name: String,
+    pub description: Option<String>,
+    pub scopes: Vec<&'static str>,
+    pub built_in: bool,
+    /// Unrevoked keys holding it.
+    pub key_count: u64,
+}
+
+impl From<&Role> for RoleView {
+    fn from(r: &Role) -> RoleView {
+        RoleView {
+            name: r.name.as_str().to_owned(),
+            description: r.description.clone(),
+            scopes: r.scopes.iter().map(|s| s.as_str()).collect(),
+            built_in: r.built_in,
+            key_count: r.key_count,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RolesView {
+    pub roles: Vec<RoleView>,
+}
+
 /// A key as key management shows it (API.md `KeyView`): never a hash, a plaintext or a secret.
 #[derive(Debug, Serialize)]
 pub struct KeyView {
@@ -73,6 +102,9 @@ pub struct KeyView {
     pub environment: &'static str,
     pub tier: &'static str,
     pub scopes: Vec<&'static str>,
+    pub roles: Vec<String>,
+    /// Own scopes ∪ its roles' scopes, as they stand now.
+    pub effective_scopes: Vec<&'static str>,
     pub label: Option<String>,
     pub allowed_origins: Vec<String>,
     pub require_signed_user_id: bool,
@@ -94,6 +126,8 @@ impl From<&KeyRecord> for KeyView {
             environment: r.environment.as_str(),
             tier: r.tier.as_str(),
             scopes: r.scopes.iter().map(|s| s.as_str()).collect(),
+            roles: r.roles.iter().map(|n| n.as_str().to_owned()).collect(),
+            effective_scopes: r.effective_scopes().iter().map(|s| s.as_str()).collect(),
             label: r.label.clone(),
             allowed_origins: r.allowed_origins.clone(),
             require_signed_user_id: r.require_signed_user_id,

@@ -16,6 +16,7 @@ pub const PARTITIONS: &[&str] = &[
     partition::BUDDY,
     partition::SESSION,
     partition::RATE_WINDOW,
+    partition::ROLE,
     partition::AUDIT,
     partition::REVOCATION,
     partition::SIGNING,

@@ -33,6 +33,8 @@ struct CreateRequest {
     #[serde(default)]
     scopes: Option<Vec<String>>,
     #[serde(default)]
+    roles: Option<Vec<String>>,
+    #[serde(default)]
     allowed_origins: Vec<String>,
     #[serde(default)]
     require_signed_user_id: bool,
@@ -59,6 +61,7 @@ async fn create(app: &App, caller: Caller, req: Request) -> Result<Created, ApiE
         label: body.label.map(Label::into_inner),
         owner: None,
         scopes: body.scopes,
+        roles: body.roles,
         allowed_origins: body.allowed_origins,
         require_signed_user_id: body.require_signed_user_id,
     };

@@ -2,6 +2,7 @@
 //! customer and environment, newest first (`?target=` one key's or subject's, `?limit=`,
 //! `?cursor=`). Budget: the key read and one query.
 
+use hatched::domain::role::RoleName;
 use hatched::domain::token::SessionSubject;
 use hatched::domain::{BuddyId, KeyPrefix, Scope, UserId};
 use hatched::endpoint::Endpoint;
@@ -33,7 +34,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
     keyed(app, req, &ENDPOINT, |caller, req| list(app, caller, req)).await
 }
 
-/// A target is a key prefix or `user_id:` / `buddy_id:` / `key_prefix:` and an id, as events
+/// A target is a key prefix or `user_id:` / `buddy_id:` / `key_prefix:` / `role:` and an id, as events
 /// name them; nothing else may shape a database key.
 fn parse_target(text: &str) -> Result<String, ApiError> {
     let valid = KeyPrefix::parse(text).is_some()
@@ -41,6 +42,7 @@ fn parse_target(text: &str) -> Result<String, ApiError> {
             Some(("user_id", id)) => UserId::parse(id).is_ok(),
             Some(("buddy_id", id)) => BuddyId::parse(id).is_ok(),
             Some(("key_prefix", id)) => KeyPrefix::parse(id).is_some(),
+            Some(("role", name)) => RoleName::parse(name).is_ok(),
             _ => false,
         };
     let example = SessionSubject::User(UserId::parse("user_1").map_err(ApiError::from)?);

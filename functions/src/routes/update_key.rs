@@ -33,6 +33,8 @@ struct PatchRequest {
     #[serde(default)]
     scopes: Option<Vec<String>>,
     #[serde(default)]
+    roles: Option<Vec<String>>,
+    #[serde(default)]
     allowed_origins: Option<Vec<String>>,
     #[serde(default)]
     require_signed_user_id: Option<bool>,
@@ -56,6 +58,7 @@ async fn update(app: &App, caller: Caller, req: Request) -> Result<Updated, ApiE
     let patch = KeyPatch {
         label: body.label.map(|l| l.map(Label::into_inner)),
         scopes: body.scopes,
+        roles: body.roles,
         allowed_origins: body.allowed_origins,
         require_signed_user_id: body.require_signed_user_id,
     };

@@ -145,7 +145,7 @@ impl<'a> Valid<'a> {
                 environment: record.environment.as_str(),
                 customer_id: record.customer_id.as_str(),
                 tier: record.tier.as_str(),
-                scopes: record.scopes.iter().map(|s| s.as_str()).collect(),
+                scopes: record.effective_scopes().iter().map(|s| s.as_str()).collect(),
                 label: record.label.as_deref(),
                 created_at: record.created_at,
                 expires_at: record.expires_at,

@@ -16,6 +16,9 @@ word_enum!(AuditAction {
     KeyRolled = "key.rolled",
     KeyRevoked = "key.revoked",
     SessionsRevoked = "sessions.revoked",
+    RoleCreated = "role.created",
+    RoleUpdated = "role.updated",
+    RoleDeleted = "role.deleted",
     // An unfinished signing-key rotation discarded by an operator: a platform event, recorded
     // in the signing partition (`SIGNING#AUDIT`), never in a customer's trail.
     SigningKeyRepaired = "signing_key.repaired",

@@ -103,7 +103,13 @@ pub struct KeyRecord {
     /// and having it here saves the unlock path a customer read.
     pub primary_token: TokenKey,
     pub tier: Tier,
+    /// The key's own scopes (its effective scopes add its roles').
     pub scopes: BTreeSet<Scope>,
+    /// Built-in and custom roles the key holds.
+    pub roles: BTreeSet<role::RoleName>,
+    /// Its roles' scopes as resolved for this request (built-in ones when read, custom ones by
+    /// `Roles::resolve`): never stored, so a role change reaches the key on its next request.
+    pub role_scopes: BTreeSet<Scope>,
     pub allowed_origins: Vec<String>,
     /// HMAC secret for signed user ids (publishable keys that require them), sealed: the
     /// table never holds it in the clear.
@@ -142,7 +148,30 @@ impl KeyRecord {
     }
 
     pub fn has_scope(&self, scope: Scope) -> bool {
-        self.scopes.contains(&scope)
+        self.scopes.contains(&scope) || self.role_scopes.contains(&scope)
+    }
+
+    /// Own scopes ∪ its roles' scopes (as resolved).
+    pub fn effective_scopes(&self) -> BTreeSet<Scope> {
+        self.scopes.union(&self.role_scopes).copied().collect()
+    }
+
+    /// The custom roles it holds (those that cost a read to resolve).
+    pub fn custom_roles(&self) -> Vec<role::RoleName> {
+        self.roles.iter().filter(|r| r.built_in().is_none()).cloned().collect()
+    }
+
+    /// Resolves its roles' scopes: built-in ones from the code, custom ones from `custom`
+    /// (the roles as read now; a custom role not among them gives nothing).
+    pub fn resolve_roles(&mut self, custom: &[role::Role]) {
+        let mut scopes = BTreeSet::new();
+        for name in &self.roles {
+            match name.built_in() {
+                Some(built_in) => scopes.extend(built_in.scopes()),
+                None => scopes.extend(custom.iter().filter(|r| &r.name == name).flat_map(|r| r.scopes.iter().copied())),
+            }
+        }
+        self.role_scopes = scopes;
     }
 
     /// Publishable keys with an allowlist need a matching `Origin`; secret keys ignore it.
@@ -205,6 +234,8 @@ mod tests {
             primary_token: TokenKey::parse("coins").unwrap(),
             tier: Tier::Free,
             scopes: grant_scopes(KeyType::Publishable, None).unwrap(),
+            roles: BTreeSet::new(),
+            role_scopes: BTreeSet::new(),
             allowed_origins: vec![],
             hmac_secret: None,
             require_signed_user_id: false,
@@ -239,6 +270,33 @@ mod tests {
         assert!(!r.origin_allowed(None));
         r.key_type = KeyType::Secret;
         assert!(r.origin_allowed(None));
+    }
+
+    #[test]
+    fn effective_scopes_are_own_and_roles_resolved_now() {
+        let mut r = record();
+        r.key_type = KeyType::Secret;
+        r.scopes = BTreeSet::new();
+        r.roles = [role::RoleName::parse("read_only").unwrap(), role::RoleName::parse("support").unwrap()].into();
+        assert_eq!(r.custom_roles(), vec![role::RoleName::parse("support").unwrap()]);
+        r.resolve_roles(&[]);
+        assert!(r.has_scope(Scope::KeysRead));
+        assert!(!r.has_scope(Scope::WriteUnlocks), "an unresolved custom role gives nothing");
+        let support = role::Role {
+            name: role::RoleName::parse("support").unwrap(),
+            description: None,
+            scopes: [Scope::WriteUnlocks].into(),
+            built_in: false,
+            key_count: 1,
+            publishable_count: 0,
+            version: 0,
+        };
+        r.resolve_roles(&[support]);
+        assert!(r.has_scope(Scope::WriteUnlocks));
+        assert_eq!(
+            r.effective_scopes(),
+            [Scope::ReadBuddies, Scope::ReadOperations, Scope::KeysRead, Scope::WriteUnlocks].into()
+        );
     }
 
     #[test]

@@ -41,6 +41,7 @@ mod key_record;
 pub mod origin;
 pub mod page;
 pub mod ratelimit;
+pub mod role;
 pub mod signing_keys;
 pub mod time;
 pub mod token;

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::domain::audit::{AuditAction, AuditEvent, Changes};
 use crate::domain::gate::{Customer, Gate, LedgerEntry, Unlock};
+use crate::domain::role::{Role, RoleName};
 use crate::domain::signing_keys::{KeyState, PublishedKey, PublishedKeys};
 use crate::domain::token::{WidgetScope, WidgetSession};
 use crate::domain::{
@@ -29,6 +30,8 @@ pub(crate) struct KeyFields {
     primary_token: TokenKey,
     tier: Tier,
     scopes: BTreeSet<Scope>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    roles: BTreeSet<RoleName>,
     #[serde(default)]
     allowed_origins: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,6 +65,7 @@ impl From<&KeyRecord> for KeyFields {
             primary_token: r.primary_token.clone(),
             tier: r.tier,
             scopes: r.scopes.clone(),
+            roles: r.roles.clone(),
             allowed_origins: r.allowed_origins.clone(),
             hmac_secret_sealed: r.hmac_secret.clone(),
             require_signed_user_id: r.require_signed_user_id,
@@ -78,7 +82,7 @@ impl From<&KeyRecord> for KeyFields {
 
 impl From<KeyFields> for KeyRecord {
     fn from(f: KeyFields) -> KeyRecord {
-        KeyRecord {
+        let mut record = KeyRecord {
             key_hash: f.key_hash,
             prefix: f.prefix,
             key_type: f.key_type,
@@ -87,6 +91,8 @@ impl From<KeyFields> for KeyRecord {
             primary_token: f.primary_token,
             tier: f.tier,
             scopes: f.scopes,
+            roles: f.roles,
+            role_scopes: BTreeSet::new(),
             allowed_origins: f.allowed_origins,
             hmac_secret: f.hmac_secret_sealed,
             require_signed_user_id: f.require_signed_user_id,
@@ -97,6 +103,58 @@ impl From<KeyFields> for KeyRecord {
             revoked_at: f.revoked_at,
             expires_at: f.expires_at,
             version: f.version,
+        };
+        // Built-in roles are resolved here (they cost no read); custom ones by `Roles::resolve`.
+        record.resolve_roles(&[]);
+        record
+    }
+}
+
+/// `ROLE#<customer>#<env>` / `R#<name>`: a custom role, or a built-in role's holder counts
+/// alone (created by the first `ADD`, so it has no scopes or version).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct RoleItem {
+    pub pk: String,
+    pub sk: String,
+    pub name: RoleName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(default)]
+    scopes: BTreeSet<Scope>,
+    #[serde(default)]
+    key_count: u64,
+    #[serde(default)]
+    publishable_count: u64,
+    #[serde(default)]
+    version: u64,
+}
+
+impl RoleItem {
+    pub fn new(pk: String, sk: String, role: &Role) -> RoleItem {
+        RoleItem {
+            pk,
+            sk,
+            name: role.name.clone(),
+            description: role.description.clone(),
+            scopes: role.scopes.clone(),
+            key_count: role.key_count,
+            publishable_count: role.publishable_count,
+            version: role.version,
+        }
+    }
+
+    pub fn role(self) -> Role {
+        match self.name.built_in() {
+            Some(built_in) => Role::built_in(built_in, Some((self.key_count, self.publishable_count))),
+            None => Role {
+                name: self.name,
+                description: self.description,
+                scopes: self.scopes,
+                built_in: false,
+                key_count: self.key_count,
+                publishable_count: self.publishable_count,
+                version: self.version,
+            },
         }
     }
 }
@@ -521,6 +579,8 @@ mod tests {
             primary_token: TokenKey::parse("coins").unwrap(),
             tier: Tier::Pro,
             scopes: [Scope::ReadBuddies, Scope::WriteUnlocks].into(),
+            roles: [RoleName::parse("browser").unwrap(), RoleName::parse("support").unwrap()].into(),
+            role_scopes: crate::domain::role::BuiltInRole::Browser.scopes(),
             allowed_origins: vec!["https://*.example.com".into()],
             hmac_secret: Some(SealedSecret::from_stored("c2VhbGVk".into())),
             require_signed_user_id: true,
@@ -544,6 +604,7 @@ mod tests {
             "primary_token": s("coins"),
             "tier": s("pro"),
             "scopes": { "L": [s("write:unlocks"), s("read:buddies")] },
+            "roles": { "L": [s("browser"), s("support")] },
             "allowed_origins": { "L": [s("https://*.example.com")] },
             "hmac_secret_sealed": s("c2VhbGVk"),
             "require_signed_user_id": { "BOOL": true },
@@ -585,6 +646,8 @@ mod tests {
     fn a_minimal_key_item_omits_what_it_lacks() {
         let bare = KeyRecord {
             allowed_origins: vec![],
+            roles: BTreeSet::new(),
+            role_scopes: BTreeSet::new(),
             hmac_secret: None,
             require_signed_user_id: false,
             label: None,
@@ -619,6 +682,39 @@ mod tests {
         );
         let read: KeyItem = from_item(item).unwrap();
         assert_eq!(KeyRecord::from(read.fields), bare);
+    }
+
+    #[test]
+    fn role_items() {
+        let role = Role {
+            name: RoleName::parse("support").unwrap(),
+            description: Some("help desk".into()),
+            scopes: [Scope::KeysRead, Scope::ReadBuddies].into(),
+            built_in: false,
+            key_count: 4,
+            publishable_count: 1,
+            version: 2,
+        };
+        let item = RoleItem::new("ROLE#acme#live".into(), "R#support".into(), &role);
+        let expected = json!({
+            "pk": s("ROLE#acme#live"),
+            "sk": s("R#support"),
+            "name": s("support"),
+            "description": s("help desk"),
+            "scopes": { "L": [s("read:buddies"), s("keys:read")] },
+            "key_count": n(4),
+            "publishable_count": n(1),
+            "version": n(2),
+        });
+        assert_eq!(golden(&item, expected).role(), role);
+        // A built-in role's item holds only its counts (written by `ADD`): read, it is the role
+        // the code defines with those counts.
+        let counts: RoleItem = from_item(
+            serde_dynamo::to_item(json!({"pk": "ROLE#acme#live", "sk": "R#admin", "name": "admin", "key_count": 3}))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(counts.role(), Role::built_in(crate::domain::role::BuiltInRole::Admin, Some((3, 0))));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use super::items::{KeyItem, PrefixItem};
 use super::{Item, Store, StoreError, TxError, classify, from_item, is_condition_failure, n, partition, s, to_item};
 use crate::domain::audit::AuditEvent;
 use crate::domain::page::{encode_cursor, timed_sort_key};
+use crate::domain::role::RoleCount;
 use crate::domain::{CustomerId, Environment, KeyHash, KeyPrefix, KeyRecord, UnixTime};
 
 fn key_pk(hash: &KeyHash) -> String {
@@ -77,20 +78,25 @@ impl Store {
     /// Writes a new key (both items, its prefix claimed) and its audit event, if any, in one
     /// transaction. `AlreadyExists` means the prefix (or, impossibly, the hash) is taken.
     pub async fn create_key(&self, record: &KeyRecord, event: Option<&AuditEvent>) -> Result<(), StoreError> {
-        self.commit_keys("create_key", &[record], &[], event).await
+        self.commit_keys("create_key", &[record], &[], &[], event).await
     }
 
     /// Replaces keys with their new versions (each only over the version it was read at),
-    /// creates new ones, and writes the event — all or nothing. `Conflict`: someone changed a
-    /// key in between (read again and decide again); `AlreadyExists`: a new prefix is taken.
+    /// creates new ones, moves the holder counts of their roles, and writes the event — all or
+    /// nothing. `Conflict`: someone changed a key or a role in between (read again and decide
+    /// again); `AlreadyExists`: a new prefix is taken.
     pub async fn commit_keys(
         &self,
         op: &'static str,
         created: &[&KeyRecord],
         changed: &[(&KeyRecord, &KeyRecord)],
+        roles: &[RoleCount],
         event: Option<&AuditEvent>,
     ) -> Result<(), StoreError> {
         let mut tx = self.transaction();
+        if let Some(any) = created.first().copied().or(changed.first().map(|c| c.1)) {
+            self.role_counts_in(op, &mut tx, &any.customer_id, any.environment, roles)?;
+        }
         let mut claims = Vec::new();
         for record in created {
             for item in self.key_items(record)? {

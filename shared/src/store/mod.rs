@@ -8,6 +8,7 @@ mod gates;
 pub(crate) mod items;
 mod keys;
 pub mod retry;
+mod roles;
 mod sessions;
 mod signing;
 mod table;
@@ -56,6 +57,8 @@ pub mod partition {
     pub const REVOCATION: &str = "REV#";
     /// The published public signing keys (no private material).
     pub const SIGNING: &str = "SIGNING#";
+    /// Roles of a customer's environment (custom roles, and every role's holder counts).
+    pub const ROLE: &str = "ROLE#";
     /// Usage roll-ups per key prefix (written from the stream, never on the request path).
     pub const USAGE: &str = "USE#";
 }
