@@ -237,19 +237,6 @@ impl Keys {
     ) -> Result<Issued, KeyError> {
         check_origins(key_type, &options.allowed_origins, options.require_signed_user_id)?;
         let allowed_origins = stored_origins(&options.allowed_origins)?;
-        let (roles, read_roles) = self.assignable(customer, environment, key_type, options.roles.as_deref()).await?;
-        let mut scopes = match (&options.scopes, roles.is_empty()) {
-            (None, false) => BTreeSet::new(), // its roles' scopes only
-            (requested, _) => grant_scopes(key_type, requested.as_deref())?,
-        };
-        if let (Some(caller), None) = (by.caller, &options.scopes) {
-            // Defaults never exceed what the caller holds.
-            scopes.retain(|s| caller.has_scope(*s));
-        }
-        let tier = options.tier.or(by.caller.map(|c| c.tier)).unwrap_or(Tier::Free);
-        let granted: BTreeSet<Scope> =
-            scopes.iter().copied().chain(read_roles.iter().flat_map(|r| r.scopes.iter().copied())).collect();
-        by.may_grant(&granted, tier)?;
         let primary_token = match by.caller {
             Some(caller) => caller.primary_token.clone(),
             None => {
@@ -257,22 +244,44 @@ impl Keys {
                 found.ok_or_else(|| KeyError::NoCustomer(customer.clone()))?.primary_token
             }
         };
-        let template = KeyTemplate {
-            key_type,
-            environment,
-            customer_id: customer.clone(),
-            primary_token,
-            tier,
-            scopes,
-            roles,
-            read_roles,
-            allowed_origins,
-            hmac_secret: options.require_signed_user_id.then(HmacSecret::generate),
-            require_signed_user_id: options.require_signed_user_id,
-            label: options.label,
-            owner: options.owner,
-        };
-        self.create_from(&template, None, by).await
+        let tier = options.tier.or(by.caller.map(|c| c.tier)).unwrap_or(Tier::Free);
+        // Decided on the roles as read; a role changed before the commit decides again.
+        retry::attempts("issue_key", |_| async {
+            let (roles, read_roles) =
+                self.assignable(customer, environment, key_type, options.roles.as_deref()).await?;
+            let mut scopes = match (&options.scopes, roles.is_empty()) {
+                (None, false) => BTreeSet::new(), // its roles' scopes only
+                (requested, _) => grant_scopes(key_type, requested.as_deref())?,
+            };
+            if let (Some(caller), None) = (by.caller, &options.scopes) {
+                // Defaults never exceed what the caller holds.
+                scopes.retain(|s| caller.has_scope(*s));
+            }
+            let granted: BTreeSet<Scope> =
+                scopes.iter().copied().chain(read_roles.iter().flat_map(|r| r.scopes.iter().copied())).collect();
+            by.may_grant(&granted, tier)?;
+            let template = KeyTemplate {
+                key_type,
+                environment,
+                customer_id: customer.clone(),
+                primary_token: primary_token.clone(),
+                tier,
+                scopes,
+                roles,
+                read_roles,
+                allowed_origins: allowed_origins.clone(),
+                hmac_secret: options.require_signed_user_id.then(HmacSecret::generate),
+                require_signed_user_id: options.require_signed_user_id,
+                label: options.label.clone(),
+                owner: options.owner.clone(),
+            };
+            match self.create_from(&template, None, by).await {
+                Ok(issued) => Ok(Attempt::Done(issued)),
+                Err(KeyError::Store(e)) => e.retry().map_err(KeyError::from),
+                Err(e) => Err(e),
+            }
+        })
+        .await
     }
 
     /// The key with this prefix, if the manager may see it.
