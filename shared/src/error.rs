@@ -323,6 +323,7 @@ impl From<KeyError> for ApiError {
             | KeyError::RefusedOrigin(..)
             | KeyError::Unusable(_)
             | KeyError::UnknownRole(_)
+            | KeyError::TooManyRoles
             | KeyError::RoleNotForPublishable(_) => ApiError::InvalidRequest(e.to_string()),
             KeyError::Scopes(ScopeGrantError::Unknown(scope)) => ApiError::InvalidScope(scope),
             KeyError::Scopes(ScopeGrantError::NotForPublishable(scope)) => ApiError::InvalidScope(scope.to_string()),

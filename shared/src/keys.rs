@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::domain::audit::{Actor, AuditAction, AuditEvent, Changes};
 use crate::domain::origin::{self, OriginPatternError};
-use crate::domain::role::{Role, RoleName, holder_changes};
+use crate::domain::role::{self, Role, RoleName, holder_changes};
 use crate::domain::time::Clock;
 use crate::domain::token::SessionSubject;
 use crate::domain::token::revocation_needed;
@@ -121,6 +121,8 @@ pub enum KeyError {
     /// By position: the text may be anything pasted.
     #[error("roles[{0}] is no role of this customer and environment")]
     UnknownRole(usize),
+    #[error("a key holds at most {} roles", role::MAX_ROLES_PER_KEY)]
+    TooManyRoles,
     #[error("role {0} holds a scope a publishable key may never hold")]
     RoleNotForPublishable(RoleName),
     /// The caller would grant what it does not hold itself (a scope, or a higher tier).
@@ -303,6 +305,9 @@ impl Keys {
         requested: Option<&[String]>,
     ) -> Result<(BTreeSet<RoleName>, Vec<Role>), KeyError> {
         let Some(requested) = requested else { return Ok((BTreeSet::new(), Vec::new())) };
+        if requested.len() > role::MAX_ROLES_PER_KEY {
+            return Err(KeyError::TooManyRoles);
+        }
         let names = requested
             .iter()
             .enumerate()
@@ -360,7 +365,11 @@ impl Keys {
             let expires = old.expires_at.map_or(grace_end, |e| e.min(grace_end));
             let retired = KeyRecord { expires_at: Some(expires), version: old.version + 1, ..old.clone() };
             match self.create_from(&template, Some((&old, &retired)), by).await {
-                Ok(issued) => Ok(Attempt::Done((issued, retired))),
+                Ok(mut issued) => {
+                    // The same roles as the old key, resolved for it in this attempt.
+                    issued.record.role_scopes = old.role_scopes.clone();
+                    Ok(Attempt::Done((issued, retired)))
+                }
                 Err(KeyError::Store(e)) => e.retry().map_err(KeyError::from),
                 Err(e) => Err(e),
             }
@@ -383,6 +392,9 @@ impl Keys {
                 new.label = label.clone();
             }
             let mut read_roles = Vec::new();
+            if let (Some(_), Some(_)) = (&patch.roles, old.revoked_at) {
+                return Err(KeyError::Unusable("revoked"));
+            }
             if let Some(roles) = &patch.roles {
                 let (names, read) =
                     self.assignable(&old.customer_id, old.environment, old.key_type, Some(roles)).await?;

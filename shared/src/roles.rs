@@ -128,21 +128,27 @@ impl Roles {
             return Err(RoleError::Exists);
         }
         role::check_description(description.as_deref())?;
-        let role = Role {
-            name,
-            description,
-            scopes: role::role_scopes(scopes)?,
-            built_in: false,
-            key_count: 0,
-            publishable_count: 0,
-            version: 0,
-        };
-        let event = self.event(by, at, &role.name, AuditAction::RoleCreated, role_changes(None, Some(&role)));
-        match self.store.create_role(at.customer, at.env, &role, &event).await {
-            Ok(()) => Ok(role),
-            Err(StoreError::AlreadyExists) => Err(RoleError::Exists),
-            Err(e) => Err(e.into()),
-        }
+        let scopes = role::role_scopes(scopes)?;
+        retry::attempts("create_role", |_| async {
+            let role = Role {
+                name: name.clone(),
+                description: description.clone(),
+                scopes: scopes.clone(),
+                built_in: false,
+                key_count: 0,
+                publishable_count: 0,
+                // A version a deleted role of the same name never had: a key change decided on
+                // the old role (bound to its version) cannot commit against the new one.
+                version: role::first_version(self.clock.now_millis()),
+            };
+            let event = self.event(by, at, &role.name, AuditAction::RoleCreated, role_changes(None, Some(&role)));
+            match self.store.create_role(at.customer, at.env, &role, &event).await {
+                Ok(()) => Ok(Attempt::Done(role)),
+                Err(StoreError::AlreadyExists) => Err(RoleError::Exists),
+                Err(e) => e.retry().map_err(RoleError::from),
+            }
+        })
+        .await
     }
 
     pub async fn update(

@@ -1,6 +1,6 @@
 //! GET /api/v1/permissions — every scope with what it allows and the key types that may hold
 //! it, from the one scope list in the code. No key needed (the source IP is counted); it reads
-//! nothing, so its answer is cacheable.
+//! nothing. `no-store`, as every answer but the JWKS (API.md conventions).
 
 use hatched::App;
 use hatched::auth::Access;
@@ -20,7 +20,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
 };
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    anonymous(app, req, &ENDPOINT, "public, max-age=300", |req| async move {
+    anonymous(app, req, &ENDPOINT, "no-store", |req| async move {
         no_body(&req)?;
         Ok(PermissionsView::all())
     })

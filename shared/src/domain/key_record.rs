@@ -171,6 +171,11 @@ impl KeyRecord {
                 None => scopes.extend(custom.iter().filter(|r| &r.name == name).flat_map(|r| r.scopes.iter().copied())),
             }
         }
+        if self.key_type == KeyType::Publishable {
+            // Never through a role, whatever a role came to hold (the role rules refuse it; this
+            // holds even if they were bypassed).
+            scopes.retain(|s| !s.secret_only());
+        }
         self.role_scopes = scopes;
     }
 
@@ -291,12 +296,17 @@ mod tests {
             publishable_count: 0,
             version: 0,
         };
-        r.resolve_roles(&[support]);
+        r.resolve_roles(std::slice::from_ref(&support));
         assert!(r.has_scope(Scope::WriteUnlocks));
         assert_eq!(
             r.effective_scopes(),
             [Scope::ReadBuddies, Scope::ReadOperations, Scope::KeysRead, Scope::WriteUnlocks].into()
         );
+        // A publishable key never holds a secret-only scope through a role.
+        r.key_type = KeyType::Publishable;
+        r.resolve_roles(&[support]);
+        assert!(!r.has_scope(Scope::KeysRead));
+        assert!(r.has_scope(Scope::WriteUnlocks));
     }
 
     #[test]

@@ -89,6 +89,17 @@ impl BuiltInRole {
     }
 }
 
+/// The version a custom role is created at: from the creation time (milliseconds × 1000, so a
+/// thousand changes of one role never reach the first version of a role recreated a
+/// millisecond later). Versions never repeat across a delete and a re-create of one name.
+pub fn first_version(now_millis: i64) -> u64 {
+    (now_millis.max(0) as u64).saturating_mul(1000)
+}
+
+/// The most roles one key may hold (each custom one is one more item in its reads and in the
+/// transactions that change it).
+pub const MAX_ROLES_PER_KEY: usize = 20;
+
 /// The scopes a publishable key holds when issued without any.
 pub fn publishable_defaults() -> BTreeSet<Scope> {
     [Scope::ReadBuddies, Scope::ReadOperations, Scope::EmbedTokensCreate].into()
