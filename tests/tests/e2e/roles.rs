@@ -499,3 +499,43 @@ async fn a_rolled_key_hands_its_roles_on_and_both_halves_count_until_revoked() {
     let deleted = t.send(call("DELETE", &format!("{ROLES}/teller"), &admin, None)).await;
     assert_eq!(deleted.status, 200, "{}", deleted.body);
 }
+
+#[tokio::test]
+async fn hatchctl_manages_roles_as_the_operator() {
+    let (t, admin) = setup().await;
+    let at = ["--customer", "acme", "--env", "live"];
+    let created = t
+        .ctl(&[&["roles", "create"][..], &at, &["--name", "auditor", "--scopes", "keys:read,read:operations"]].concat())
+        .await
+        .unwrap();
+    assert_eq!(created["scopes"], json!(["read:operations", "keys:read"]));
+    let issued = t
+        .ctl(&[&["keys", "issue", "--type", "secret"][..], &at[..2], &["--env", "live", "--roles", "auditor"]].concat())
+        .await
+        .unwrap();
+    let key = issued["key"].as_str().unwrap().to_owned();
+    assert_eq!(t.send(call("GET", "/api/v1/audit-events", &key, None)).await.status, 200, "keys:read through the role");
+    let updated = t
+        .ctl(&[&["roles", "update"][..], &at, &["--name", "auditor", "--scopes", "read:operations"]].concat())
+        .await
+        .unwrap();
+    assert_eq!(updated["scopes"], json!(["read:operations"]));
+    assert_eq!(
+        t.send(call("GET", "/api/v1/audit-events", &key, None)).await.status,
+        403,
+        "the next request refuses it"
+    );
+    let listed = t.ctl(&[&["roles", "list"][..], &at].concat()).await.unwrap();
+    let auditor = listed["roles"].as_array().unwrap().iter().find(|r| r["name"] == "auditor").unwrap().clone();
+    assert_eq!((auditor["key_count"].as_u64(), auditor["built_in"].as_bool()), (Some(1), Some(false)));
+    assert!(t.ctl(&[&["roles", "delete"][..], &at, &["--name", "auditor"]].concat()).await.is_err(), "held: refused");
+    assert!(t.ctl(&[&["roles", "delete"][..], &at, &["--name", "admin"]].concat()).await.is_err(), "built in: refused");
+    let events = t.send(call("GET", "/api/v1/audit-events?target=role:auditor", &admin, None)).await.body;
+    let trail: Vec<(&str, &str)> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(trail, [("role.updated", "operator"), ("role.created", "operator")]);
+}
