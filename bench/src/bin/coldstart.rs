@@ -10,8 +10,9 @@
 //! (AWS_ENDPOINT_URL → the emulator; 59 keeps keyless endpoints under their per-IP limit)
 //!
 //! Several bin dirs (before,after) are measured interleaved, each cold start of one followed by
-//! the same function's cold start of the next, so the emulator's growth and the machine's slow
-//! moments land on both alike; a last table compares their init ÷ hello round by round.
+//! the same function's cold start of the next (their order turning every round), so the
+//! emulator's growth, the machine's slow moments and the warmth of going second land on all
+//! alike; a last table compares their init ÷ hello round by round.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -75,7 +76,11 @@ async fn main() -> Result<()> {
         bin_dirs.iter().map(|_| cases.iter().map(|_| Vec::with_capacity(runs)).collect()).collect();
     for run in 0..runs {
         for (case, (function, event)) in cases.iter().enumerate() {
-            for (dir, bin_dir) in bin_dirs.iter().enumerate() {
+            // The order turns every round: a start right after another runs warmer (page cache,
+            // CPU caches), about 10 % on the floor, so no tree may always go first.
+            for turn in 0..bin_dirs.len() {
+                let dir = (turn + run) % bin_dirs.len();
+                let bin_dir = &bin_dirs[dir];
                 let path = format!("{bin_dir}/{function}");
                 std::fs::metadata(&path).with_context(|| format!("{path}: build with --release first"))?;
                 // Keyless endpoints are limited per source IP: one address per cold start keeps
