@@ -539,3 +539,19 @@ async fn hatchctl_manages_roles_as_the_operator() {
         .collect();
     assert_eq!(trail, [("role.updated", "operator"), ("role.created", "operator")]);
 }
+
+#[tokio::test]
+async fn a_role_route_records_a_fresh_key_use() {
+    // `last_used_at` is written on a key's first use in a minute, by whatever route it calls.
+    let (t, admin) = setup().await;
+    create_role(&t, &admin, "spare", &["read:buddies"]).await;
+    for (method, path) in
+        [("GET", format!("{ROLES}/read_only")), ("DELETE", format!("{ROLES}/spare")), ("GET", ROLES.to_owned())]
+    {
+        let (key, prefix) = t.issue(Secret, Live, tier(Tier::Enterprise)).await;
+        let a = t.send(call(method, &path, &key, None)).await;
+        assert_eq!(a.status, 200, "{method} {path}: {}", a.body);
+        let view = t.send(call("GET", &format!("{KEYS}/{prefix}"), &admin, None)).await.body;
+        assert!(view["last_used_at"].is_string(), "{method} {path}: {view}");
+    }
+}
