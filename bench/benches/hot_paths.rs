@@ -32,6 +32,7 @@ fn record(key: &ApiKey) -> KeyRecord {
         last_used_at: None,
         revoked_at: None,
         expires_at: Some(UnixTime::from_secs(4_000_000_000)),
+        monthly_quota: None,
         version: 0,
     }
 }

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use hatched::App;
+use hatched::domain::quota::{InvalidQuota, MonthlyQuota};
 use hatched::domain::token::SessionSubject;
 use hatched::domain::{ApiKey, CustomerId, Environment, KeyPrefix, KeyRecord, KeyType, Tier};
 use hatched::keys::{Issued, KeyError, KeyOptions, KeyPatch, Manager};
@@ -52,6 +53,9 @@ pub struct IssueArgs {
     /// Publishable keys: embed-token mints and unlocks must carry an HMAC-signed user id.
     #[arg(long)]
     pub require_signed_user_id: bool,
+    /// Requests per calendar month (UTC); absent: none.
+    #[arg(long, value_parser = parse_quota)]
+    pub monthly_quota: Option<MonthlyQuota>,
 }
 
 #[derive(Args, Debug)]
@@ -91,6 +95,25 @@ pub struct UpdateArgs {
     /// HMAC secret if the key has none, printed once.
     #[arg(long)]
     pub require_signed_user_id: Option<bool>,
+    /// Requests per calendar month (UTC); `none` removes the quota.
+    #[arg(long, value_parser = parse_quota_or_none)]
+    pub monthly_quota: Option<QuotaArg>,
+}
+
+/// `--monthly-quota` of `keys update`: a quota, or `none`.
+#[derive(Debug, Clone, Copy)]
+pub struct QuotaArg(pub Option<MonthlyQuota>);
+
+fn parse_quota(text: &str) -> Result<MonthlyQuota, String> {
+    let n: u64 = text.parse().map_err(|_| InvalidQuota.to_string())?;
+    MonthlyQuota::new(n).map_err(|e| e.to_string())
+}
+
+fn parse_quota_or_none(text: &str) -> Result<QuotaArg, String> {
+    match text {
+        "none" => Ok(QuotaArg(None)),
+        _ => parse_quota(text).map(|q| QuotaArg(Some(q))),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -133,6 +156,7 @@ async fn issue(app: &App, args: IssueArgs, by: &Manager<'_>) -> Result<Output> {
         roles: args.roles.map(|r| r.into_iter().filter(|n| !n.is_empty()).collect()),
         allowed_origins: args.allowed_origins,
         require_signed_user_id: args.require_signed_user_id,
+        monthly_quota: Some(args.monthly_quota),
     };
     let issued = match app.keys.issue_key(&args.customer, args.key_type, args.env, options, by).await {
         Err(KeyError::NoCustomer(c)) => bail!("no customer {c}: create it with `hatchctl customers create`"),
@@ -193,13 +217,15 @@ async fn update(app: &App, args: UpdateArgs, by: &Manager<'_>) -> Result<Output>
         roles: args.roles.map(|r| r.into_iter().filter(|n| !n.is_empty()).collect()),
         allowed_origins: args.allowed_origins,
         require_signed_user_id: args.require_signed_user_id,
+        monthly_quota: args.monthly_quota.map(|q| q.0),
     };
     let prefix = &args.prefix.0;
     let (record, secret) = app.keys.update_key(prefix, &patch, by).await.map_err(not_found(prefix))?;
     let mut out = Output::new(
         json!({ "prefix": record.prefix, "label": record.label, "scopes": record.scopes, "roles": record.roles,
                 "effective_scopes": record.effective_scopes(),
-                "allowed_origins": record.allowed_origins, "require_signed_user_id": record.require_signed_user_id }),
+                "allowed_origins": record.allowed_origins, "require_signed_user_id": record.require_signed_user_id,
+                "monthly_quota": record.monthly_quota }),
         format!("{} updated", record.prefix),
     );
     if let Some(secret) = secret {
@@ -229,6 +255,7 @@ async fn list(app: &App, customer: &CustomerId) -> Result<Output> {
                 "prefix": k.prefix, "type": k.key_type, "environment": k.environment, "tier": k.tier,
                 "label": k.label, "scopes": k.scopes, "created_at": k.created_at.rfc3339(),
                 "last_used_at": time(k.last_used_at), "revoked_at": time(k.revoked_at), "expires_at": time(k.expires_at),
+                "roles": k.roles, "monthly_quota": k.monthly_quota,
             })
         })
         .collect();

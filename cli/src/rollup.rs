@@ -87,8 +87,12 @@ fn readings(records: &[Record]) -> Vec<WindowCount> {
                 Some(AttributeValue::N(n)) => n.parse::<i64>().ok()?,
                 _ => return None,
             };
+            let refused = match image.get("q") {
+                Some(AttributeValue::N(n)) => n.parse::<i64>().ok()?,
+                _ => 0,
+            };
             let seen = r.dynamodb.as_ref()?.approximate_creation_date_time.map(|t| UnixTime::from_secs(t.secs()));
-            hatched::store::window_of(pk, count, seen)
+            hatched::store::window_of(pk, count, refused, seen)
         })
         .collect()
 }

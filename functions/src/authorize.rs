@@ -42,6 +42,12 @@ pub struct Context {
     rate_limit_remaining: u32,
     /// Seconds until the window resets (as the `RateLimit-Reset` header).
     rate_limit_reset: u64,
+    /// Requests left this month, for a key with a monthly quota.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota_remaining: Option<u64>,
+    /// Seconds until the month ends, for a key with a monthly quota.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota_reset: Option<u64>,
 }
 
 impl Context {
@@ -56,6 +62,8 @@ impl Context {
             prefix: None,
             rate_limit_remaining: ip.remaining,
             rate_limit_reset: ip.reset_in_secs,
+            quota_remaining: None,
+            quota_reset: None,
         }
     }
 
@@ -71,6 +79,8 @@ impl Context {
             prefix: Some(record.prefix.to_string()),
             rate_limit_remaining: caller.rate.remaining,
             rate_limit_reset: caller.rate.reset_in_secs,
+            quota_remaining: caller.quota.map(|q| q.remaining),
+            quota_reset: caller.quota.map(|q| q.reset_in_secs),
         }
     }
 }

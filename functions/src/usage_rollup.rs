@@ -95,9 +95,13 @@ pub fn readings(event: &StreamEvent) -> Vec<WindowCount> {
                 Some(serde_dynamo::AttributeValue::N(n)) => n.parse::<i64>().ok()?,
                 _ => return None,
             };
+            let refused = match image.get("q") {
+                Some(serde_dynamo::AttributeValue::N(n)) => n.parse::<i64>().ok()?,
+                _ => 0,
+            };
             // Absent in some records (it then reads as the epoch).
             let seen = r.change.approximate_creation_date_time.timestamp();
-            window_of(pk, count, (seen > 0).then(|| UnixTime::from_secs(seen)))
+            window_of(pk, count, refused, (seen > 0).then(|| UnixTime::from_secs(seen)))
         })
         .collect()
 }

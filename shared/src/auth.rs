@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use crate::domain::UnixTime;
 use crate::domain::audit::Actor;
+use crate::domain::quota::{Month, QuotaStatus};
 use crate::domain::ratelimit::IpBlock;
 use crate::domain::ratelimit::{Counted, RateLimitStatus};
 use crate::domain::time::Clock;
 use crate::domain::token::{SignedUser, user_signature_valid};
-use crate::domain::{ANONYMOUS_PER_MINUTE, ApiKey, BuddyId, KeyRecord, KeyType, LAST_USED_RESOLUTION_SECS, Scope};
+use crate::domain::{
+    ANONYMOUS_PER_MINUTE, ApiKey, BuddyId, KeyHash, KeyRecord, KeyType, LAST_USED_RESOLUTION_SECS, Scope,
+};
 use crate::domain::{KeyFormatError, KeyRejection};
 use crate::keys::Manager;
 use crate::roles::Roles;
@@ -39,11 +42,37 @@ pub struct Auth {
     sealer: Arc<Sealer>,
     /// Resolves a key's custom roles at each request.
     roles: Roles,
+    /// Keys this instance has seen holding a monthly quota: their month is counted beside the
+    /// key read, not after it.
+    quota_keys: Arc<QuotaKeys>,
+}
+
+/// Hashes of keys with a monthly quota, as this instance has seen them. Only a cost hint: a
+/// key that gained a quota is counted after its read, one that lost it gets the count back.
+/// Bounded, so a flood of keys cannot grow it.
+#[derive(Debug, Default)]
+struct QuotaKeys(std::sync::Mutex<std::collections::HashSet<String>>);
+
+const QUOTA_KEYS_CAPACITY: usize = 10_000;
+
+impl QuotaKeys {
+    fn holds(&self, hash: &KeyHash) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).contains(hash.as_str())
+    }
+
+    fn note(&self, hash: &KeyHash, capped: bool) {
+        let mut keys = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !capped {
+            keys.remove(hash.as_str());
+        } else if keys.len() < QUOTA_KEYS_CAPACITY {
+            keys.insert(hash.as_str().to_owned());
+        }
+    }
 }
 
 impl Auth {
     pub fn new(store: Store, clock: Clock, ip_block: Arc<IpBlock>, sealer: Arc<Sealer>, roles: Roles) -> Auth {
-        Auth { store, clock, ip_block, sealer, roles }
+        Auth { store, clock, ip_block, sealer, roles, quota_keys: Arc::default() }
     }
 
     /// An over-limit IP gets its 429 before any work is done (the instance remembers it).
@@ -57,6 +86,8 @@ impl Auth {
 pub struct Caller {
     pub record: KeyRecord,
     pub rate: RateLimitStatus,
+    /// Where the key stands in its month, if it has a monthly quota.
+    pub quota: Option<QuotaStatus>,
     /// When the request was counted (a refusal gives the count back to that window).
     pub counted_at: UnixTime,
 }
@@ -103,6 +134,8 @@ pub enum AuthError {
     OriginNotAllowed,
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
+    #[error("monthly quota exceeded")]
+    QuotaExceeded { retry_after_secs: u64 },
     #[error("a publishable key on a secret-only endpoint")]
     PublishableKey,
     #[error("missing scope {0}")]
@@ -213,36 +246,74 @@ impl Auth {
     }
 
     /// Verdict on a well-formed key: on record, not revoked or expired, called from an
-    /// allowed origin (publishable keys), within its rate limit. Records the use.
+    /// allowed origin (publishable keys), within its rate limit, then within its monthly quota.
+    /// Records the use.
     pub async fn check_key(&self, key: &ApiKey, ctx: &RequestCtx, origin: Option<&str>) -> Result<Caller, Rejected> {
         let now = self.clock.now();
         let hash = key.hash();
         let counted = Counted::key(&hash, key.kind().key_type(), &ctx.source_ip);
-        let (record, count) = if self.ip_block.refusal(&ctx.source_ip, now).is_some() {
+        let month = Month::of(now);
+        let (record, count, early_month) = if self.ip_block.refusal(&ctx.source_ip, now).is_some() {
             // An IP over its anonymous limit: read first, so an unknown key costs no write.
             match self.store.get_key(&hash).await.map_err(AuthError::from)? {
                 None => return Err(self.refuse_anonymous(ctx, AuthError::UnknownKey).await),
-                Some(record) => (Some(record), self.store.count_request(&counted, now).await),
+                Some(record) => (Some(record), self.store.count_request(&counted, now).await, None),
             }
         } else {
-            let (record, count) = futures::join!(self.store.get_key(&hash), self.store.count_request(&counted, now));
-            (record.map_err(AuthError::from)?, count)
+            // A key known to hold a quota has its month counted in the same round trip.
+            let early_month = async {
+                match self.quota_keys.holds(&hash) {
+                    true => Some(self.store.count_month(&hash, month).await),
+                    false => None,
+                }
+            };
+            let (record, count, early_month) =
+                futures::join!(self.store.get_key(&hash), self.store.count_request(&counted, now), early_month);
+            (record.map_err(AuthError::from)?, count, early_month)
         };
+        // A month counted early for a request that is refused before its quota is checked (or
+        // for a key that no longer has one) is given back.
+        let early_month = early_month.and_then(Result::ok);
         let Some(record) = record else {
             // Unknown keys cost a read: hold them to the anonymous per-IP limit.
+            self.give_back_month(&hash, month, early_month).await;
             return Err(self.refuse_anonymous(ctx, AuthError::UnknownKey).await);
         };
         let rate = RateLimitStatus::decide(record.tier.per_minute(), count.map_err(AuthError::from)?, now);
-        let mut caller = Caller { record, rate, counted_at: now };
-        if let Err(r) = caller.record.usable_at(now) {
+        let mut caller = Caller { record, rate, quota: None, counted_at: now };
+        self.quota_keys.note(&hash, caller.record.monthly_quota.is_some());
+        let refusal = match caller.record.usable_at(now) {
             // A dead key spends no budget; its caller's IP pays, as for an unknown key.
-            return Err(self.refuse_for_key(&caller.key_count(), ctx, r.into()).await);
-        }
-        if !caller.record.origin_allowed(origin) {
-            return Err(self.refuse_for_key(&caller.key_count(), ctx, AuthError::OriginNotAllowed).await);
+            Err(r) => Some(AuthError::from(r)),
+            Ok(()) if !caller.record.origin_allowed(origin) => Some(AuthError::OriginNotAllowed),
+            Ok(()) => None,
+        };
+        if let Some(error) = refusal {
+            self.give_back_month(&hash, month, early_month).await;
+            return Err(self.refuse_for_key(&caller.key_count(), ctx, error).await);
         }
         if !caller.rate.allowed {
+            self.give_back_month(&hash, month, early_month).await;
             return Err(Rejected { error: AuthError::limited(&caller.rate), rate: Some(caller.rate) });
+        }
+        match caller.record.monthly_quota {
+            None => self.give_back_month(&hash, month, early_month).await,
+            Some(limit) => {
+                let position = match early_month {
+                    Some(position) => position,
+                    None => self.store.count_month(&hash, month).await.map_err(AuthError::from)?,
+                };
+                let quota = QuotaStatus::decide(limit, position, now);
+                caller.quota = Some(quota);
+                if !quota.allowed {
+                    // Stays counted in its minute; its month count is given back.
+                    if let Err(e) = self.store.refuse_for_quota(&counted, &hash, now, month).await {
+                        tracing::warn!(cause = %e, "quota refusal not recorded");
+                    }
+                    let error = AuthError::QuotaExceeded { retry_after_secs: quota.reset_in_secs };
+                    return Err(Rejected { error, rate: Some(caller.rate) });
+                }
+            }
         }
         // Its custom roles as they stand now: a role change reaches the key on this request.
         // One consistent read, only for a key that holds custom roles.
@@ -257,6 +328,16 @@ impl Auth {
             }
         }
         Ok(caller)
+    }
+
+    /// Gives back a month's count taken before the request was refused or the key was found
+    /// to have no quota.
+    async fn give_back_month(&self, hash: &KeyHash, month: Month, counted: Option<u64>) {
+        if counted.is_some()
+            && let Err(e) = self.store.uncount_month(hash, month).await
+        {
+            tracing::warn!(cause = %e, "month count not given back");
+        }
     }
 
     /// The whole gate of a keyed endpoint: `Authorization` → key checks → access rule.

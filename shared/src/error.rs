@@ -82,6 +82,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
+    /// Over the key's monthly quota until the month ends.
+    #[error("monthly quota exceeded")]
+    QuotaExceeded { retry_after_secs: u64 },
     /// A dependency (DynamoDB, Secrets Manager) is unreachable or throttling after retries.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -104,7 +107,7 @@ impl ApiError {
             MethodNotAllowed => 405,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
-            RateLimited { .. } => 429,
+            RateLimited { .. } | QuotaExceeded { .. } => 429,
             Internal(_) => 500,
             Unavailable(_) => 503,
         }
@@ -140,6 +143,7 @@ impl ApiError {
             PayloadTooLarge => "payload_too_large",
             UnsupportedMediaType => "unsupported_media_type",
             RateLimited { .. } => "rate_limited",
+            QuotaExceeded { .. } => "quota_exceeded",
             Unavailable(_) => "service_unavailable",
             Internal(_) => "internal_error",
         }
@@ -185,6 +189,9 @@ impl ApiError {
             PayloadTooLarge => "The request body is larger than 16 KiB.".into(),
             UnsupportedMediaType => "The request body must be application/json.".into(),
             RateLimited { .. } => "Too many requests; retry after the time in Retry-After.".into(),
+            QuotaExceeded { .. } => {
+                "The key's monthly quota is used up; it starts again when the month ends (Retry-After).".into()
+            }
             Unavailable(_) => "The service is temporarily unavailable; retry shortly.".into(),
             Internal(_) => "An internal error occurred.".into(),
         }
@@ -210,7 +217,9 @@ impl ApiError {
     /// Seconds for `Retry-After`, where the status has one.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::RateLimited { retry_after_secs } | ApiError::QuotaExceeded { retry_after_secs } => {
+                Some(*retry_after_secs)
+            }
             ApiError::Unavailable(_) => Some(1),
             _ => None,
         }
@@ -263,6 +272,7 @@ impl From<AuthError> for ApiError {
             AuthError::Expired => ApiError::KeyExpired,
             AuthError::OriginNotAllowed => ApiError::OriginNotAllowed,
             AuthError::RateLimited { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
+            AuthError::QuotaExceeded { retry_after_secs } => ApiError::QuotaExceeded { retry_after_secs },
             AuthError::PublishableKey => ApiError::PublishableKeyScope,
             AuthError::InsufficientScope(scope) => ApiError::InsufficientScope(scope),
             AuthError::InvalidUserSignature => ApiError::InvalidUserSignature,

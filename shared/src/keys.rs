@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::domain::audit::{Actor, AuditAction, AuditEvent, Changes};
 use crate::domain::origin::{self, OriginPatternError};
+use crate::domain::quota::{self, MonthlyQuota};
 use crate::domain::role::{self, Role, RoleName, holder_changes};
 use crate::domain::time::Clock;
 use crate::domain::token::SessionSubject;
@@ -87,6 +88,8 @@ pub struct KeyOptions {
     pub roles: Option<Vec<String>>,
     pub allowed_origins: Vec<String>,
     pub require_signed_user_id: bool,
+    /// `None`: the caller's own quota (none for the operator); `Some(None)`: no quota.
+    pub monthly_quota: Option<Option<MonthlyQuota>>,
 }
 
 /// The fields of a key that may change (`PATCH`); `None` leaves one as it is.
@@ -97,6 +100,8 @@ pub struct KeyPatch {
     pub roles: Option<Vec<String>>,
     pub allowed_origins: Option<Vec<String>>,
     pub require_signed_user_id: Option<bool>,
+    /// `Some(None)` removes the quota.
+    pub monthly_quota: Option<Option<MonthlyQuota>>,
 }
 
 /// A key just issued: the plaintext and HMAC secret (shown once) and the record.
@@ -170,16 +175,20 @@ impl Manager<'_> {
     /// manager at least as powerful as the key: a weaker key could otherwise open up a stronger
     /// one (drop a public key's signature requirement) or disable it.
     fn may_manage(&self, target: &KeyRecord) -> Result<(), KeyError> {
-        self.may_grant(&target.effective_scopes(), target.tier)
+        self.may_grant(&target.effective_scopes(), target.tier, target.monthly_quota)
     }
 
-    fn may_grant(&self, scopes: &BTreeSet<Scope>, tier: Tier) -> Result<(), KeyError> {
+    fn may_grant(&self, scopes: &BTreeSet<Scope>, tier: Tier, monthly: Option<MonthlyQuota>) -> Result<(), KeyError> {
         let Some(caller) = self.caller else { return Ok(()) };
         if let Some(scope) = scopes.iter().find(|s| !caller.has_scope(**s)) {
             return Err(KeyError::Escalation(scope.as_str().to_owned()));
         }
         if tier > caller.tier {
             return Err(KeyError::Escalation(format!("tier:{tier}")));
+        }
+        if !quota::within(caller.monthly_quota, monthly) {
+            // A capped key could otherwise mint an uncapped (or less capped) one.
+            return Err(KeyError::Escalation("monthly_quota".to_owned()));
         }
         Ok(())
     }
@@ -225,6 +234,11 @@ fn key_changes(old: Option<&KeyRecord>, new: &KeyRecord) -> Changes {
         .field("require_signed_user_id", old.map(|o| o.require_signed_user_id), Some(new.require_signed_user_id))
         .field("expires_at", old.and_then(|o| time(o.expires_at)), time(new.expires_at))
         .field("revoked_at", old.and_then(|o| time(o.revoked_at)), time(new.revoked_at))
+        .field(
+            "monthly_quota",
+            old.and_then(|o| o.monthly_quota.map(MonthlyQuota::get)),
+            new.monthly_quota.map(MonthlyQuota::get),
+        )
 }
 
 impl Keys {
@@ -247,6 +261,7 @@ impl Keys {
             }
         };
         let tier = options.tier.or(by.caller.map(|c| c.tier)).unwrap_or(Tier::Free);
+        let monthly_quota = options.monthly_quota.unwrap_or(by.caller.and_then(|c| c.monthly_quota));
         // Decided on the roles as read; a role changed before the commit decides again.
         retry::attempts("issue_key", |_| async {
             let (roles, read_roles) =
@@ -261,7 +276,7 @@ impl Keys {
             }
             let granted: BTreeSet<Scope> =
                 scopes.iter().copied().chain(read_roles.iter().flat_map(|r| r.scopes.iter().copied())).collect();
-            by.may_grant(&granted, tier)?;
+            by.may_grant(&granted, tier, monthly_quota)?;
             let template = KeyTemplate {
                 key_type,
                 environment,
@@ -276,6 +291,7 @@ impl Keys {
                 require_signed_user_id: options.require_signed_user_id,
                 label: options.label.clone(),
                 owner: options.owner.clone(),
+                monthly_quota,
             };
             match self.create_from(&template, None, by).await {
                 Ok(issued) => Ok(Attempt::Done(issued)),
@@ -360,6 +376,7 @@ impl Keys {
                 require_signed_user_id: old.require_signed_user_id,
                 label: old.label.clone(),
                 owner: old.owner.clone(),
+                monthly_quota: old.monthly_quota,
             };
             let grace_end = now.plus_secs(grace_secs);
             let expires = old.expires_at.map_or(grace_end, |e| e.min(grace_end));
@@ -406,8 +423,11 @@ impl Keys {
             if let Some(scopes) = &patch.scopes {
                 new.scopes = grant_scopes(old.key_type, Some(scopes))?;
             }
-            if patch.scopes.is_some() || patch.roles.is_some() {
-                by.may_grant(&new.effective_scopes(), new.tier)?;
+            if let Some(quota) = patch.monthly_quota {
+                new.monthly_quota = quota;
+            }
+            if patch.scopes.is_some() || patch.roles.is_some() || patch.monthly_quota.is_some() {
+                by.may_grant(&new.effective_scopes(), new.tier, new.monthly_quota)?;
             }
             if let Some(origins) = &patch.allowed_origins {
                 new.allowed_origins = stored_origins(origins)?;
@@ -423,7 +443,7 @@ impl Keys {
             };
             if let Some(secret) = &fresh_secret {
                 // A new secret for a (public) key lets its holder act with the key's scopes.
-                by.may_grant(&new.effective_scopes(), new.tier)?;
+                by.may_grant(&new.effective_scopes(), new.tier, new.monthly_quota)?;
                 new.hmac_secret = Some(self.sealer.key().await?.seal(secret, &new.key_hash)?);
             }
             let mut changes = key_changes(Some(&old), &new);
@@ -545,6 +565,7 @@ impl Keys {
                 last_used_at: None,
                 revoked_at: None,
                 expires_at: None,
+                monthly_quota: t.monthly_quota,
                 version: 0,
             };
             let mut record = record;
@@ -589,4 +610,5 @@ struct KeyTemplate {
     require_signed_user_id: bool,
     label: Option<String>,
     owner: Option<String>,
+    monthly_quota: Option<MonthlyQuota>,
 }

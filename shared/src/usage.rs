@@ -10,7 +10,7 @@ use futures::StreamExt;
 
 use crate::domain::time::Clock;
 use crate::domain::usage::{
-    Counts, Granularity, LimitEvent, LimitEventKind, UsagePoint, UsageQuery, UsageQueryError, WindowCount,
+    Counts, Granularity, LimitEvent, LimitEventKind, Span, UsagePoint, UsageQuery, UsageQueryError, WindowCount,
 };
 use crate::domain::{KeyHash, KeyPrefix, UnixTime};
 use crate::store::{Claim, Store, StoreError};
@@ -120,8 +120,8 @@ impl Usage {
         let windows: Vec<&WindowCount> = newest.values().collect();
         let (keys, held) = futures::try_join!(self.store.keys_by_hash(&hashes), self.store.window_counts(&windows))?;
         for window in newest.values_mut() {
-            if let Some(count) = held.get(&crate::store::window_pk_of(window)) {
-                window.count = *count;
+            if let Some((count, refused)) = held.get(&crate::store::window_pk_of(window)) {
+                (window.count, window.quota_refused) = (*count, *refused);
             }
         }
         let mut done = RolledUp::default();
@@ -135,6 +135,25 @@ impl Usage {
                 continue;
             };
             done.windows += 1;
+            if window.span == Span::Month {
+                // A month counts no usage (its minutes do); it raises the quota's events, against
+                // the quota the key holds now.
+                let Some(quota) = key.monthly_quota else { continue };
+                for kind in LimitEventKind::raised_by_month(window.count, window.quota_refused, quota) {
+                    raised.push(LimitEvent {
+                        kind,
+                        key_prefix: key.prefix.clone(),
+                        customer_id: key.customer_id.clone(),
+                        environment: key.environment,
+                        tier: key.tier,
+                        limit: quota.get(),
+                        count: window.count,
+                        window_start: window.window_start,
+                        occurred_at: window.seen_at.unwrap_or_else(|| self.clock.now()),
+                    });
+                }
+                continue;
+            }
             let limit = key.tier.per_minute();
             // A key dead before the window began has its requests counted, then given back: a
             // reading in between is no event. One revoked or expired later was live then.
@@ -147,7 +166,7 @@ impl Usage {
                     customer_id: key.customer_id.clone(),
                     environment: key.environment,
                     tier: key.tier,
-                    limit,
+                    limit: u64::from(limit),
                     count: window.count,
                     window_start: window.window_start,
                     occurred_at: window.seen_at.unwrap_or_else(|| self.clock.now()),
@@ -161,7 +180,7 @@ impl Usage {
                 .entry(id)
                 .or_insert_with(|| (&key.prefix, Vec::new()))
                 .1
-                .push((member, Counts::of_window(window.count, limit)));
+                .push((member, Counts::of_window(window.count, limit, window.quota_refused)));
         }
         let writes = minutes.into_iter().map(|((_, minute, bucket), (prefix, members))| async move {
             let written = self.store.record_minute(prefix, minute, bucket.as_deref(), &members).await?;

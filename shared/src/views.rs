@@ -116,6 +116,8 @@ pub struct KeyView {
     pub expires_at: Option<UnixTime>,
     #[serde(with = "rfc3339::option")]
     pub revoked_at: Option<UnixTime>,
+    /// Requests per calendar month (UTC); `null`: none.
+    pub monthly_quota: Option<u64>,
 }
 
 impl From<&KeyRecord> for KeyView {
@@ -135,6 +137,7 @@ impl From<&KeyRecord> for KeyView {
             last_used_at: r.last_used_at,
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
+            monthly_quota: r.monthly_quota.map(|q| q.get()),
         }
     }
 }

@@ -2,10 +2,11 @@
 //! scope or tier the caller lacks. The plaintext (and HMAC secret) appear in this response only.
 //! Budget: the caller's key read, then one transaction (both key items, the audit event).
 
+use hatched::domain::quota::MonthlyQuota;
 use hatched::domain::{KeyType, Label, Scope, Tier};
 use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
-use hatched::http::json_body;
+use hatched::http::{double_option, json_body};
 use hatched::keys::KeyOptions;
 use hatched::lambda_http::{Body, Request, Response};
 use hatched::views::KeyView;
@@ -38,6 +39,9 @@ struct CreateRequest {
     allowed_origins: Vec<String>,
     #[serde(default)]
     require_signed_user_id: bool,
+    /// Absent: the caller's own quota; `null`: none.
+    #[serde(default, deserialize_with = "double_option")]
+    monthly_quota: Option<Option<MonthlyQuota>>,
 }
 
 /// The plaintext key, its HMAC secret if any, and the record — shown once.
@@ -64,6 +68,7 @@ async fn create(app: &App, caller: Caller, req: Request) -> Result<Created, ApiE
         roles: body.roles,
         allowed_origins: body.allowed_origins,
         require_signed_user_id: body.require_signed_user_id,
+        monthly_quota: body.monthly_quota,
     };
     let record = &caller.record;
     let issued = app.keys.issue_key(&record.customer_id, body.key_type, record.environment, options, &by).await?;

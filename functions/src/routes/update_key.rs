@@ -4,6 +4,7 @@
 //! Budget: the caller's key read, one read of the key, one transaction (both items + event).
 
 use hatched::domain::Label;
+use hatched::domain::quota::MonthlyQuota;
 use hatched::domain::{KeyPrefix, Scope};
 use hatched::endpoint::Endpoint;
 use hatched::handler::keyed;
@@ -38,6 +39,9 @@ struct PatchRequest {
     allowed_origins: Option<Vec<String>>,
     #[serde(default)]
     require_signed_user_id: Option<bool>,
+    /// Absent: unchanged; `null`: removed.
+    #[serde(default, deserialize_with = "double_option")]
+    monthly_quota: Option<Option<MonthlyQuota>>,
 }
 
 #[derive(Serialize)]
@@ -61,6 +65,7 @@ async fn update(app: &App, caller: Caller, req: Request) -> Result<Updated, ApiE
         roles: body.roles,
         allowed_origins: body.allowed_origins,
         require_signed_user_id: body.require_signed_user_id,
+        monthly_quota: body.monthly_quota,
     };
     let by = caller.manager(&RequestCtx::of(&req));
     let (record, secret) = app.keys.update_key(&prefix, &patch, &by).await?;

@@ -3,6 +3,7 @@
 
 use hatched::auth::{Access, Rejected, require_scopes};
 use hatched::domain::key::display_prefix_of;
+use hatched::domain::quota::QuotaStatus;
 use hatched::domain::ratelimit::RateLimitStatus;
 use hatched::domain::time::rfc3339;
 use hatched::domain::{ApiKey, KeyPrefix, KeyRecord, Scope, UnixTime};
@@ -44,7 +45,8 @@ async fn answer(app: &App, req: Request) -> Response<Body> {
     let logged_prefix = prefix.as_ref().map(|p| p.as_str().to_owned());
     let response = match verdict {
         Ok(caller) => {
-            Reply::new(&ctx).with_rate(Some(&caller.rate)).json(200, &Valid::new(&caller.record, &caller.rate))
+            let valid = Valid::new(&caller.record, &caller.rate, caller.quota.as_ref());
+            Reply::new(&ctx).with_rate(Some(&caller.rate)).json(200, &valid)
         }
         Err((error, rate)) if is_verdict(&error) => Reply::new(&ctx)
             .with_rate(rate.as_ref())
@@ -94,6 +96,7 @@ fn is_verdict(error: &ApiError) -> bool {
             | ApiError::OriginNotAllowed
             | ApiError::InsufficientScope(_)
             | ApiError::RateLimited { .. }
+            | ApiError::QuotaExceeded { .. }
     )
 }
 
@@ -110,6 +113,8 @@ struct Valid<'a> {
     valid: bool,
     key: KeyView<'a>,
     rate_limit: RateView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota: Option<QuotaView>,
 }
 
 #[derive(Serialize)]
@@ -129,6 +134,13 @@ struct KeyView<'a> {
 }
 
 #[derive(Serialize)]
+struct QuotaView {
+    limit: u64,
+    remaining: u64,
+    reset_at: String,
+}
+
+#[derive(Serialize)]
 struct RateView {
     limit: u32,
     remaining: u32,
@@ -136,7 +148,7 @@ struct RateView {
 }
 
 impl<'a> Valid<'a> {
-    fn new(record: &'a KeyRecord, rate: &RateLimitStatus) -> Valid<'a> {
+    fn new(record: &'a KeyRecord, rate: &RateLimitStatus, quota: Option<&QuotaStatus>) -> Valid<'a> {
         Valid {
             valid: true,
             key: KeyView {
@@ -151,6 +163,7 @@ impl<'a> Valid<'a> {
                 expires_at: record.expires_at,
             },
             rate_limit: RateView { limit: rate.limit, remaining: rate.remaining, reset_at: rate.reset_at.rfc3339() },
+            quota: quota.map(|q| QuotaView { limit: q.limit, remaining: q.remaining, reset_at: q.reset_at.rfc3339() }),
         }
     }
 }

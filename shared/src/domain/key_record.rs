@@ -121,6 +121,8 @@ pub struct KeyRecord {
     pub last_used_at: Option<UnixTime>,
     pub revoked_at: Option<UnixTime>,
     pub expires_at: Option<UnixTime>,
+    /// Requests per calendar month (UTC), if capped.
+    pub monthly_quota: Option<quota::MonthlyQuota>,
     /// Bumped by every change: a change is written only over the version it was decided on.
     pub version: u64,
 }
@@ -250,6 +252,7 @@ mod tests {
             last_used_at: None,
             revoked_at: None,
             expires_at: None,
+            monthly_quota: None,
             version: 0,
         }
     }

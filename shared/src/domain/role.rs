@@ -279,6 +279,7 @@ mod tests {
             last_used_at: None,
             revoked_at: None,
             expires_at: None,
+            monthly_quota: None,
             version: 0,
         };
         let viewer = Role {

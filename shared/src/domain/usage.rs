@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::ops::AddAssign;
 
+use crate::domain::quota::MonthlyQuota;
 use crate::domain::{CustomerId, Environment, KeyHash, KeyPrefix, Tier, UnixTime};
 
 /// The bucket size of a usage series.
@@ -62,17 +63,19 @@ impl Granularity {
 pub struct Counts {
     pub accepted: u64,
     pub rate_limited: u64,
-    /// Refusals for a monthly quota (none yet: quotas are the roles-and-quotas issue's).
+    /// Refusals for a monthly quota.
     pub quota_exceeded: u64,
 }
 
 impl Counts {
     /// One rate window's outcomes: its counter holds every request it counted (refusals for
-    /// the key itself, such as a wrong origin, are given back), the first `limit` accepted and
-    /// the rest refused.
-    pub fn of_window(count: u64, limit: u32) -> Counts {
-        let accepted = count.min(u64::from(limit));
-        Counts { accepted, rate_limited: count - accepted, quota_exceeded: 0 }
+    /// the key itself, such as a wrong origin, are given back), the first `limit` passed the
+    /// minute limit and the rest were refused; of those that passed, `quota_refused` were
+    /// refused by the monthly quota (checked after the minute limit).
+    pub fn of_window(count: u64, limit: u32, quota_refused: u64) -> Counts {
+        let within = count.min(u64::from(limit));
+        let quota_exceeded = quota_refused.min(within);
+        Counts { accepted: within - quota_exceeded, rate_limited: count - within, quota_exceeded }
     }
 
     pub fn total(&self) -> u64 {
@@ -96,9 +99,20 @@ pub struct WindowCount {
     /// own window (the IP's digest, never the IP).
     pub source: Option<String>,
     pub window_start: UnixTime,
+    /// A minute's window, or a key's month (its quota's counter: `count` is the month's count).
+    pub span: Span,
     pub count: u64,
+    /// Requests the monthly quota refused (`q`): in a minute, for usage; in a month, for events.
+    pub quota_refused: u64,
     /// When the stream saw this count (its record's creation time), if it says.
     pub seen_at: Option<UnixTime>,
+}
+
+/// What a counter counts: one minute's requests, or a key's month (keys with a quota).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Span {
+    Minute,
+    Month,
 }
 
 /// The limit events of API.md "Events (EventBridge)" that a rate window can raise.
@@ -108,6 +122,10 @@ pub enum LimitEventKind {
     NearRateLimit,
     /// The window refused its first request.
     RateLimited,
+    /// The month's count reached 90 % of the quota (rounded up).
+    QuotaNear,
+    /// The month refused its first request for the quota.
+    QuotaExhausted,
 }
 
 impl LimitEventKind {
@@ -115,7 +133,21 @@ impl LimitEventKind {
         match self {
             LimitEventKind::NearRateLimit => "apikey.near_rate_limit",
             LimitEventKind::RateLimited => "apikey.rate_limited",
+            LimitEventKind::QuotaNear => "apikey.quota_near",
+            LimitEventKind::QuotaExhausted => "apikey.quota_exhausted",
         }
+    }
+
+    /// The events a key's month with `count` requests and `refused` quota refusals has raised.
+    pub fn raised_by_month(count: u64, refused: u64, quota: MonthlyQuota) -> Vec<LimitEventKind> {
+        let mut raised = Vec::new();
+        if count >= quota.near() || refused > 0 {
+            raised.push(LimitEventKind::QuotaNear);
+        }
+        if refused > 0 {
+            raised.push(LimitEventKind::QuotaExhausted);
+        }
+        raised
     }
 
     /// The events a secret key's window with `count` requests against `limit` has raised.
@@ -144,7 +176,7 @@ pub struct LimitEvent {
     pub customer_id: CustomerId,
     pub environment: Environment,
     pub tier: Tier,
-    pub limit: u32,
+    pub limit: u64,
     pub count: u64,
     pub window_start: UnixTime,
     pub occurred_at: UnixTime,
@@ -338,9 +370,24 @@ mod tests {
 
     #[test]
     fn a_window_splits_at_its_limit() {
-        assert_eq!(Counts::of_window(0, 60), Counts::default());
-        assert_eq!(Counts::of_window(60, 60), Counts { accepted: 60, rate_limited: 0, quota_exceeded: 0 });
-        assert_eq!(Counts::of_window(75, 60), Counts { accepted: 60, rate_limited: 15, quota_exceeded: 0 });
+        assert_eq!(Counts::of_window(0, 60, 0), Counts::default());
+        assert_eq!(Counts::of_window(60, 60, 0), Counts { accepted: 60, rate_limited: 0, quota_exceeded: 0 });
+        assert_eq!(Counts::of_window(75, 60, 0), Counts { accepted: 60, rate_limited: 15, quota_exceeded: 0 });
+        // Quota refusals come from the requests within the minute limit.
+        assert_eq!(Counts::of_window(75, 60, 20), Counts { accepted: 40, rate_limited: 15, quota_exceeded: 20 });
+        assert_eq!(Counts::of_window(5, 60, 9), Counts { accepted: 0, rate_limited: 0, quota_exceeded: 5 });
+    }
+
+    #[test]
+    fn a_month_raises_quota_near_at_90_percent_rounded_up_and_exhausted_at_its_first_refusal() {
+        use LimitEventKind::*;
+        let q = MonthlyQuota::new(150).unwrap();
+        assert_eq!(LimitEventKind::raised_by_month(134, 0, q), []);
+        assert_eq!(LimitEventKind::raised_by_month(135, 0, q), [QuotaNear]);
+        assert_eq!(LimitEventKind::raised_by_month(150, 0, q), [QuotaNear]);
+        assert_eq!(LimitEventKind::raised_by_month(150, 1, q), [QuotaNear, QuotaExhausted]);
+        assert_eq!(QuotaNear.detail_type(), "apikey.quota_near");
+        assert_eq!(QuotaExhausted.detail_type(), "apikey.quota_exhausted");
     }
 
     #[test]
@@ -457,7 +504,7 @@ mod tests {
         let now = at("2026-12-02T14:37:12Z");
         let q =
             UsageQuery::new(Some("minute"), Some("2026-12-02T14:30:00Z"), Some("2026-12-02T14:33:00Z"), now).unwrap();
-        let counted = BTreeMap::from([(at("2026-12-02T14:31:00Z").secs(), Counts::of_window(3, 60))]);
+        let counted = BTreeMap::from([(at("2026-12-02T14:31:00Z").secs(), Counts::of_window(3, 60, 0))]);
         let points = q.dense(&counted);
         assert_eq!(points.len(), 3);
         assert_eq!(points[0].counts, Counts::default());

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::domain::audit::{AuditAction, AuditEvent, Changes};
 use crate::domain::gate::{Customer, Gate, LedgerEntry, Unlock};
+use crate::domain::quota::MonthlyQuota;
 use crate::domain::role::{Role, RoleName};
 use crate::domain::signing_keys::{KeyState, PublishedKey, PublishedKeys};
 use crate::domain::token::{WidgetScope, WidgetSession};
@@ -49,6 +50,8 @@ pub(crate) struct KeyFields {
     revoked_at: Option<UnixTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_at: Option<UnixTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    monthly_quota: Option<MonthlyQuota>,
     /// Bumped by every change; a change is written only over the version it was decided on.
     #[serde(default)]
     version: u64,
@@ -75,6 +78,7 @@ impl From<&KeyRecord> for KeyFields {
             last_used_at: r.last_used_at,
             revoked_at: r.revoked_at,
             expires_at: r.expires_at,
+            monthly_quota: r.monthly_quota,
             version: r.version,
         }
     }
@@ -102,6 +106,7 @@ impl From<KeyFields> for KeyRecord {
             last_used_at: f.last_used_at,
             revoked_at: f.revoked_at,
             expires_at: f.expires_at,
+            monthly_quota: f.monthly_quota,
             version: f.version,
         };
         // Built-in roles are resolved here (they cost no read); custom ones by `Roles::resolve`.
@@ -590,6 +595,7 @@ mod tests {
             last_used_at: Some(UnixTime::from_secs(1_700_000_060)),
             revoked_at: Some(UnixTime::from_secs(1_700_000_120)),
             expires_at: Some(UnixTime::from_secs(1_700_000_180)),
+            monthly_quota: Some(MonthlyQuota::new(1_000).unwrap()),
             version: 3,
         }
     }
@@ -614,6 +620,7 @@ mod tests {
             "last_used_at": n(1_700_000_060),
             "revoked_at": n(1_700_000_120),
             "expires_at": n(1_700_000_180),
+            "monthly_quota": n(1_000),
             "version": n(3),
         });
         fields.as_object().unwrap().clone()
@@ -655,6 +662,7 @@ mod tests {
             last_used_at: None,
             revoked_at: None,
             expires_at: None,
+            monthly_quota: None,
             version: 0,
             ..record()
         };

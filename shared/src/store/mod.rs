@@ -22,6 +22,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::aws::AwsFailure;
+use crate::domain::quota::Month;
 use crate::domain::ratelimit::{Counted, window_expiry, window_start};
 use crate::domain::{KeyHash, UnixTime};
 use retry::Attempt;
@@ -362,22 +363,57 @@ impl Store {
     }
 
     async fn add_to_window(&self, counted: &Counted<'_>, now: UnixTime, delta: i64) -> Result<u64, StoreError> {
-        let expires = window_expiry(now);
-        let out = self
+        self.add_to_counter(window_pk(counted, now), window_expiry(now), delta, 0).await
+    }
+
+    /// Counts one request of a key with a monthly quota in its month; the month's new count.
+    pub async fn count_month(&self, hash: &KeyHash, month: Month) -> Result<u64, StoreError> {
+        self.add_to_counter(month_pk(hash, month), month_expiry(month), 1, 0).await
+    }
+
+    /// Gives back a month's count taken for a request refused by its minute limit.
+    pub async fn uncount_month(&self, hash: &KeyHash, month: Month) -> Result<u64, StoreError> {
+        self.add_to_counter(month_pk(hash, month), month_expiry(month), -1, 0).await
+    }
+
+    /// A request refused by its key's monthly quota: its month count is given back (so a raised
+    /// quota frees exactly the difference) and the refusal noted (`q`) on the month, for the
+    /// `apikey.quota_exhausted` event, and on the minute window it stays counted in, for usage.
+    pub async fn refuse_for_quota(
+        &self,
+        counted: &Counted<'_>,
+        hash: &KeyHash,
+        now: UnixTime,
+        month: Month,
+    ) -> Result<(), StoreError> {
+        let (minute, month) = futures::join!(
+            self.add_to_counter(window_pk(counted, now), window_expiry(now), 0, 1),
+            self.add_to_counter(month_pk(hash, month), month_expiry(month), -1, 1),
+        );
+        minute.and(month).map(|_| ())
+    }
+
+    /// `ADD count :delta, q :refused` on a counter item; its new count.
+    async fn add_to_counter(&self, pk: String, expires: UnixTime, delta: i64, refused: i64) -> Result<u64, StoreError> {
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(window_pk(counted, now)))
+            .key("pk", s(pk))
             .key("sk", s("RL"))
-            .update_expression("ADD #count :one SET #ttl = if_not_exists(#ttl, :ttl)")
             .expression_attribute_names("#count", "count")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":one", n(delta))
             .expression_attribute_values(":ttl", n(expires.secs()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
-            .send()
-            .await
-            .map_err(|e| classify("count_request", e))?;
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew);
+        update = match refused {
+            0 => update.update_expression("ADD #count :one SET #ttl = if_not_exists(#ttl, :ttl)"),
+            _ => update
+                .update_expression("ADD #count :one, #q :q SET #ttl = if_not_exists(#ttl, :ttl)")
+                .expression_attribute_names("#q", "q")
+                .expression_attribute_values(":q", n(refused)),
+        };
+        let out = update.send().await.map_err(|e| classify("count_request", e))?;
         out.attributes()
             .and_then(|a| a.get("count"))
             .and_then(|v| v.as_n().ok())
@@ -385,6 +421,18 @@ impl Store {
             .map(|count| count.max(0) as u64)
             .ok_or_else(|| internal("count_request", "no count returned"))
     }
+}
+
+/// A key's month counter: `RL#Q#<hash>#<month start>` (a rate window's partition, so the grants
+/// that count a request count its month; the usage roll-up reads it back: `usage::window_of`).
+pub(crate) fn month_pk(hash: &KeyHash, month: Month) -> String {
+    format!("{}Q#{}#{}", partition::RATE_WINDOW, hash.as_str(), month.start.secs())
+}
+
+/// A month's counter is kept past the stream's 24 hours after its month, so the roll-up of its
+/// last records still finds it.
+fn month_expiry(month: Month) -> UnixTime {
+    month.end.plus_secs(2 * 86_400)
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! Usage roll-ups, written off the request path from the table's stream (`crate::usage`):
-//! - `USE#<prefix>` / `M#<minute>`: a secret key's window (`a_k`, `r_k`), or a publishable
-//!   key's 256 IP buckets' totals (`a3f`, `r3f`, version `s3f`);
+//! - `USE#<prefix>` / `M#<minute>`: a secret key's window (`a_k`, `r_k`; `q_k` once its quota
+//!   refused one), or a publishable key's 256 IP buckets' totals (`a3f`, `r3f`, version `s3f`);
 //! - `USE#<prefix>` / `M#<minute>#<bucket>`: a publishable key's per-IP windows whose digest
 //!   starts with `<bucket>` (`a_<ip digest>`, `r_<…>`);
-//! - `USE#<prefix>` / `H#<hour>`: the minute totals (`a00`…`a59`, `r00`…), kept a day;
+//! - `USE#<prefix>` / `H#<hour>`: the minute totals (`a00`…`a59`, `r00`…; `q00`… where a quota
+//!   refused), kept a day;
 //! - `USE#<prefix>` / `D#<day>`: the hour totals, kept 36 days;
 //! - `USE#<prefix>` / `B#<64-day block>`: the day totals, kept 401 days past the block;
 //! - `USE#<prefix>` / `E#<detail-type>#<window>`: a limit event's publication (`pending`,
@@ -21,8 +22,9 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-use super::{Item, Store, StoreError, classify, is_condition_failure, key_window_pk, n, partition, s};
-use crate::domain::usage::{Counts, Granularity, LimitEventKind, WindowCount};
+use super::{Item, Store, StoreError, classify, is_condition_failure, key_window_pk, month_pk, n, partition, s};
+use crate::domain::quota::Month;
+use crate::domain::usage::{Counts, Granularity, LimitEventKind, Span, WindowCount};
 use crate::domain::{KeyHash, KeyPrefix, UnixTime};
 
 /// One level of the roll-up: items of `span` seconds holding totals of `slot` seconds.
@@ -76,8 +78,14 @@ pub enum Claim {
     Held,
 }
 
-/// Event markers outlive the stream's 24-hour retention: no record can claim them again.
-const EVENT_MARKER_KEEP_SECS: i64 = 2 * 86_400;
+/// Event markers outlive the stream's 24-hour retention past their window (a minute, or a
+/// month of at most 31 days): no record can claim them again.
+fn event_marker_keep_secs(kind: LimitEventKind) -> i64 {
+    match kind {
+        LimitEventKind::NearRateLimit | LimitEventKind::RateLimited => 2 * 86_400,
+        LimitEventKind::QuotaNear | LimitEventKind::QuotaExhausted => 33 * 86_400,
+    }
+}
 
 /// `E#<detail-type>#<window>`: one event of one window (sorts apart from the roll-up items).
 fn event_sort_key(kind: LimitEventKind, window: UnixTime) -> String {
@@ -88,10 +96,26 @@ fn usage_pk(prefix: &KeyPrefix) -> String {
     format!("{}{}", partition::USAGE, prefix.as_str())
 }
 
-/// The rate window a stream record's item is, if it is a key's (anonymous per-IP windows and
-/// every other item are not usage). Inverse of `window_pk` in `store/mod.rs`.
-pub fn window_of(pk: &str, count: i64, seen_at: Option<UnixTime>) -> Option<WindowCount> {
+/// The rate window a stream record's item is, if it is a key's minute or month (anonymous
+/// per-IP windows and every other item are not usage). Inverse of `window_pk` and `month_pk` in
+/// `store/mod.rs`. `refused` is the item's `q`.
+pub fn window_of(pk: &str, count: i64, refused: i64, seen_at: Option<UnixTime>) -> Option<WindowCount> {
     let rest = pk.strip_prefix(partition::RATE_WINDOW)?;
+    let count = u64::try_from(count.max(0)).ok()?;
+    let quota_refused = u64::try_from(refused.max(0)).ok()?;
+    if let Some(rest) = rest.strip_prefix("Q#") {
+        let (hash, start) = rest.split_once('#')?;
+        let start = UnixTime::from_secs(start.parse::<i64>().ok()?);
+        return (Month::of(start).start == start).then_some(WindowCount {
+            key_hash: KeyHash::from_stored(hash)?,
+            source: None,
+            window_start: start,
+            span: Span::Month,
+            count,
+            quota_refused,
+            seen_at,
+        });
+    }
     let (hash, source, start) = if let Some(rest) = rest.strip_prefix("KIP#") {
         let mut parts = rest.split('#');
         let (hash, ip, start) = (parts.next()?, parts.next()?, parts.next()?);
@@ -108,14 +132,19 @@ pub fn window_of(pk: &str, count: i64, seen_at: Option<UnixTime>) -> Option<Wind
         key_hash: KeyHash::from_stored(hash)?,
         source,
         window_start: UnixTime::from_secs(start),
-        count: u64::try_from(count.max(0)).ok()?,
+        span: Span::Minute,
+        count,
+        quota_refused,
         seen_at,
     })
 }
 
 /// The rate window's partition key again (`window_of`'s inverse).
 pub fn window_pk_of(window: &WindowCount) -> String {
-    key_window_pk(&window.key_hash, window.source.as_deref(), window.window_start.secs())
+    match window.span {
+        Span::Minute => key_window_pk(&window.key_hash, window.source.as_deref(), window.window_start.secs()),
+        Span::Month => month_pk(&window.key_hash, Month::of(window.window_start)),
+    }
 }
 
 /// Sums the `a…` and `r…` members of a usage item.
@@ -126,6 +155,7 @@ fn totals(item: &HashMap<String, AttributeValue>) -> Counts {
         match name.as_bytes().first() {
             Some(b'a') => counts.accepted += number,
             Some(b'r') => counts.rate_limited += number,
+            Some(b'q') => counts.quota_exceeded += number,
             _ => {}
         }
     }
@@ -141,7 +171,7 @@ impl Store {
     /// stream says which windows changed, the table what they hold. Its records of one item are
     /// in order on DynamoDB, but an emulator may append them out of order, and a reading taken
     /// from the table is right either way. A window already gone (its TTL) is absent.
-    pub async fn window_counts(&self, windows: &[&WindowCount]) -> Result<HashMap<String, u64>, StoreError> {
+    pub async fn window_counts(&self, windows: &[&WindowCount]) -> Result<HashMap<String, (u64, u64)>, StoreError> {
         let keys: Vec<Item> = windows
             .iter()
             .map(|w| HashMap::from([("pk".to_owned(), s(window_pk_of(w))), ("sk".to_owned(), s("RL"))]))
@@ -149,8 +179,11 @@ impl Store {
         let mut counts = HashMap::new();
         for item in self.batch_get_consistent("window_counts", keys).await? {
             let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-            let count = item.get("count").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
-            counts.insert(pk, count.unwrap_or(0).max(0) as u64);
+            let number = |name: &str| {
+                let n = item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+                n.unwrap_or(0).max(0) as u64
+            };
+            counts.insert(pk, (number("count"), number("q")));
         }
         Ok(counts)
     }
@@ -237,6 +270,14 @@ impl Store {
                     .expression_attribute_names(format!("#r{i}"), format!("r_{member}"))
                     .expression_attribute_values(format!(":a{i}"), n(counts.accepted as i64))
                     .expression_attribute_values(format!(":r{i}"), n(counts.rate_limited as i64));
+                // Only where the quota refused something (a count only grows, so a member that
+                // has one keeps it): keys without quotas keep their items as they were.
+                if counts.quota_exceeded > 0 {
+                    sets.push(format!("#q{i} = :q{i}"));
+                    update = update
+                        .expression_attribute_names(format!("#q{i}"), format!("q_{member}"))
+                        .expression_attribute_values(format!(":q{i}"), n(counts.quota_exceeded as i64));
+                }
             }
             let out = update
                 .update_expression(format!("SET {} ADD #v :one", sets.join(", ")))
@@ -260,13 +301,18 @@ impl Store {
         version: i64,
         ttl: i64,
     ) -> Result<Option<(Counts, i64)>, StoreError> {
-        let out = self
-            .client
-            .update_item()
+        let mut update = self.client.update_item();
+        update = match counts.quota_exceeded {
+            0 => update.update_expression("SET #a = :a, #r = :r, #s = :s, #ttl = :ttl ADD #v :one"),
+            refused => update
+                .update_expression("SET #a = :a, #r = :r, #q = :q, #s = :s, #ttl = :ttl ADD #v :one")
+                .expression_attribute_names("#q", format!("q{slot}"))
+                .expression_attribute_values(":q", n(refused as i64)),
+        };
+        let out = update
             .table_name(&self.table)
             .key("pk", s(pk))
             .key("sk", s(sk))
-            .update_expression("SET #a = :a, #r = :r, #s = :s, #ttl = :ttl ADD #v :one")
             .condition_expression("attribute_not_exists(#s) OR #s < :s")
             .expression_attribute_names("#a", format!("a{slot}"))
             .expression_attribute_names("#r", format!("r{slot}"))
@@ -316,7 +362,7 @@ impl Store {
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":until", n(lease_until.secs()))
             .expression_attribute_values(":now", n(now.secs()))
-            .expression_attribute_values(":ttl", n(window.secs() + EVENT_MARKER_KEEP_SECS))
+            .expression_attribute_values(":ttl", n(window.secs() + event_marker_keep_secs(kind)))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -403,6 +449,7 @@ impl Store {
                 match kind {
                     "a" => counts.accepted += number,
                     "r" => counts.rate_limited += number,
+                    "q" => counts.quota_exceeded += number,
                     _ => {}
                 }
             }
@@ -419,13 +466,17 @@ mod tests {
 
     #[test]
     fn key_windows_are_read_back_from_their_partition_key() {
-        let w = window_of(&format!("RL#K#{HASH}#1764684000"), 7, None).unwrap();
+        let w = window_of(&format!("RL#K#{HASH}#1764684000"), 7, 0, None).unwrap();
         assert_eq!((w.key_hash.as_str(), w.source, w.window_start.secs(), w.count), (HASH, None, 1764684000, 7));
         let ip = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-        let w = window_of(&format!("RL#KIP#{HASH}#{ip}#1764684000"), 3, None).unwrap();
+        let w = window_of(&format!("RL#KIP#{HASH}#{ip}#1764684000"), 3, 0, None).unwrap();
         assert_eq!(w.source.as_deref(), Some(ip));
         assert_eq!(window_pk_of(&w), format!("RL#KIP#{HASH}#{ip}#1764684000"));
-        assert_eq!(window_of(&format!("RL#K#{HASH}#1764684000"), -1, None).map(|w| w.count), Some(0));
+        assert_eq!(window_of(&format!("RL#K#{HASH}#1764684000"), -1, 0, None).map(|w| w.count), Some(0));
+        // A key's month (2025-12-01T00:00:00Z), with its quota refusals.
+        let m = window_of(&format!("RL#Q#{HASH}#1764547200"), 150, 2, None).unwrap();
+        assert_eq!((m.span, m.count, m.quota_refused, m.window_start.secs()), (Span::Month, 150, 2, 1764547200));
+        assert_eq!(window_pk_of(&m), format!("RL#Q#{HASH}#1764547200"));
         for other in [
             format!("RL#IP#{HASH}#1764684000"),
             format!("RL#K#{HASH}#1764684001"),
@@ -434,8 +485,10 @@ mod tests {
             format!("RL#KIP#{HASH}#1764684000"),
             format!("KEY#{HASH}"),
             "USE#hk_x#M".to_owned(),
+            format!("RL#Q#{HASH}#1764684000"),
+            format!("RL#Q#{HASH}"),
         ] {
-            assert_eq!(window_of(&other, 1, None), None, "{other}");
+            assert_eq!(window_of(&other, 1, 0, None), None, "{other}");
         }
     }
 
@@ -461,12 +514,13 @@ mod tests {
             ("a_k".to_owned(), AttributeValue::N("5".into())),
             ("a_0123456789abcdef".to_owned(), AttributeValue::N("2".into())),
             ("r_k".to_owned(), AttributeValue::N("1".into())),
+            ("q_k".to_owned(), AttributeValue::N("3".into())),
             ("s00".to_owned(), AttributeValue::N("9".into())),
             ("v".to_owned(), AttributeValue::N("4".into())),
             ("ttl".to_owned(), AttributeValue::N("99".into())),
             ("pk".to_owned(), AttributeValue::S("USE#x".into())),
         ]);
-        assert_eq!(totals(&item), Counts { accepted: 7, rate_limited: 1, quota_exceeded: 0 });
+        assert_eq!(totals(&item), Counts { accepted: 7, rate_limited: 1, quota_exceeded: 3 });
         assert_eq!(version_of(&item), 4);
     }
 }

@@ -15,6 +15,7 @@ mod keys;
 mod load;
 mod local_api;
 mod model;
+mod quotas;
 mod roles;
 mod rotation;
 mod routes;

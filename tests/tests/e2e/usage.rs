@@ -400,7 +400,9 @@ async fn a_35_day_hourly_series_is_one_query_of_day_items() {
             key_hash: hash.clone(),
             source: None,
             window_start: hatched::domain::UnixTime::from_secs(first + i * 5 * 3_600),
+            span: hatched::domain::usage::Span::Minute,
             count: (i % 7 + 1) as u64,
+            quota_refused: 0,
             seen_at: None,
         })
         .collect();
@@ -528,7 +530,9 @@ async fn a_revoked_key_flood_raises_no_limit_event() {
         key_hash: hatched::domain::ApiKey::parse(&key).unwrap().hash(),
         source: None,
         window_start: hatched::domain::UnixTime::from_secs(start - start.rem_euclid(60)),
+        span: hatched::domain::usage::Span::Minute,
         count: 61,
+        quota_refused: 0,
         seen_at: None,
     };
     t.app.usage.roll_up(vec![midway], &sink).await.unwrap();
@@ -551,4 +555,35 @@ async fn a_key_revoked_after_its_window_still_gets_its_limit_events() {
     let bus = Bus::new().await;
     t.roll_up_usage_to(&bus.sink(None).await).await.unwrap();
     assert_eq!(kinds(&bus.received().await), ["apikey.near_rate_limit", "apikey.rate_limited"]);
+}
+
+#[tokio::test]
+async fn a_key_over_its_monthly_quota_raises_quota_near_and_exhausted_once_per_month() {
+    use hatched::domain::quota::{Month, MonthlyQuota};
+    let t = TestApp::new().await.with_customer().await;
+    let options = KeyOptions {
+        tier: Some(Tier::Enterprise),
+        monthly_quota: Some(Some(MonthlyQuota::new(10).unwrap())),
+        ..plain()
+    };
+    let (key, prefix) = t.issue(Secret, Live, options).await;
+    let month = Month::of(t.app.clock.freeze()).start.secs();
+    let statuses = burst(&t, &key, 15, "198.51.100.7", None).await;
+    assert_eq!((count(&statuses, 200), count(&statuses, 429)), (10, 5));
+    let bus = Bus::new().await;
+    let sink = bus.sink(None).await;
+    t.roll_up_usage_to(&sink).await.expect("roll-up");
+    // More refusals in the same month, read again: nothing new.
+    let statuses = burst(&t, &key, 5, "198.51.100.7", None).await;
+    assert_eq!(count(&statuses, 429), 5);
+    t.roll_up_usage_to(&sink).await.expect("roll-up");
+    let received = bus.received().await;
+    assert_eq!(kinds(&received), ["apikey.quota_exhausted", "apikey.quota_near"], "{received:?}");
+    for (kind, detail) in &received {
+        assert_eq!(detail["event_id"], json!(format!("{prefix}:{kind}:{month}")));
+        assert_eq!((&detail["limit"], &detail["window_start"]), (&json!(10), &json!(rfc3339(month))));
+        assert_eq!(detail["tier"], json!("enterprise"));
+    }
+    // The rate-limit events are for the minute limit only: none here.
+    assert!(!received.iter().any(|(k, _)| k.contains("rate_limit")));
 }

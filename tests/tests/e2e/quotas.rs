@@ -1,0 +1,243 @@
+//! Monthly quotas (API.md "Monthly quotas"): exact under concurrency, a refusal until the month
+//! ends, a raised quota on the next request, and never a key above its creator's cap.
+
+use hatched::domain::quota::{Month, MonthlyQuota};
+use hatched::domain::{UnixTime, audit::AuditAction};
+use hatched_tests::prelude::*;
+use serde_json::{Value, json};
+
+const GATES: &str = "/api/v1/gates";
+const KEYS: &str = "/api/v1/keys";
+
+fn capped(n: u64, tier: Tier) -> KeyOptions {
+    KeyOptions { tier: Some(tier), monthly_quota: Some(Some(MonthlyQuota::new(n).unwrap())), ..plain() }
+}
+
+fn list_gates(key: &str) -> Call {
+    Call::new("GET", GATES).key(key)
+}
+
+fn validate(key: &str) -> Call {
+    Call::new("POST", "/api/v1/keys/validate").json(&json!({ "key": key }))
+}
+
+/// The clock stopped `secs_before` the end of the current month.
+fn before_month_end(t: &TestApp, secs_before: i64) -> UnixTime {
+    let now = t.app.clock.freeze();
+    let end = Month::of(now).end;
+    t.app.clock.advance(end.secs() - secs_before - now.secs());
+    t.app.clock.now()
+}
+
+async fn statuses(t: &TestApp, calls: Vec<Call>) -> Vec<Answer> {
+    futures::future::join_all(calls.into_iter().map(|c| t.send(c))).await
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_requests_against_150_left_accept_exactly_150() {
+    let t = TestApp::new().await.with_customer().await;
+    // Enterprise: 6,000 a minute, so only the quota refuses.
+    let (key, prefix) = t.issue(Secret, Live, capped(150, Tier::Enterprise)).await;
+    let now = before_month_end(&t, 3_600);
+    let answers = statuses(&t, (0..200).map(|_| list_gates(&key)).collect()).await;
+    let ok = answers.iter().filter(|a| a.status == 200).count();
+    let refused: Vec<&Answer> = answers.iter().filter(|a| a.status == 429).collect();
+    assert_eq!((ok, refused.len()), (150, 50), "{:?}", answers.iter().map(|a| a.status).collect::<Vec<_>>());
+    for a in &refused {
+        assert_eq!(a.code(), "quota_exceeded", "{}", a.body);
+        assert_eq!(a.header("retry-after"), Some("3600"), "until the month ends");
+    }
+    // Refusals give their count back: the month holds exactly what was accepted.
+    let v = t.send(validate(&key)).await;
+    assert_eq!(v.body, json!({ "valid": false, "code": "quota_exceeded", "prefix": prefix }), "{}", v.body);
+    assert_eq!(v.header("retry-after"), Some("3600"));
+    // Usage counts each request once, under the outcome it got.
+    t.roll_up_usage().await;
+    let admin = t.issue(Secret, Live, tier(Tier::Enterprise)).await.0;
+    let minute = now.secs() - now.secs().rem_euclid(60);
+    let from = UnixTime::from_secs(minute).rfc3339();
+    let to = UnixTime::from_secs(minute + 60).rfc3339();
+    let path = format!("/api/v1/keys/{prefix}/usage?granularity=minute&from={from}&to={to}");
+    let usage = t.send(Call::new("GET", &path).key(&admin)).await;
+    assert_eq!(usage.status, 200, "{}", usage.body);
+    let point = &usage.body["points"][0];
+    assert_eq!(
+        (&point["accepted"], &point["rate_limited"], &point["quota_exceeded"]),
+        (&json!(150), &json!(0), &json!(51)),
+        "{point}"
+    );
+}
+
+#[tokio::test]
+async fn a_raised_quota_applies_on_the_next_request_and_a_new_month_starts_again() {
+    let t = TestApp::new().await.with_customer().await;
+    let (admin, _) = t.issue(Secret, Live, tier(Tier::Enterprise)).await;
+    let (key, prefix) = t.issue(Secret, Live, capped(3, Tier::Free)).await;
+    let now = before_month_end(&t, 90);
+    for _ in 0..3 {
+        assert_eq!(t.send(list_gates(&key)).await.status, 200);
+    }
+    let refused = t.send(list_gates(&key)).await;
+    assert_eq!((refused.status, refused.code()), (429, "quota_exceeded"), "{}", refused.body);
+    assert_eq!(refused.header("retry-after"), Some("90"));
+    // A refusal is no slower way in: still refused, nothing counted beyond the quota.
+    assert_eq!(t.send(list_gates(&key)).await.status, 429);
+
+    let raise = Call::new("PATCH", &format!("{KEYS}/{prefix}")).key(&admin).json(&json!({ "monthly_quota": 5 }));
+    let raised = t.send(raise).await;
+    assert_eq!((raised.status, &raised.body["monthly_quota"]), (200, &json!(5)), "{}", raised.body);
+    // Exactly the difference: the refusals gave their counts back.
+    assert_eq!(t.send(list_gates(&key)).await.status, 200, "a raised quota applies at once");
+    let v = t.send(validate(&key)).await;
+    assert_eq!(v.body["valid"], json!(true), "{}", v.body);
+    let end = Month::of(now).end;
+    assert_eq!(v.body["quota"], json!({ "limit": 5, "remaining": 0, "reset_at": end.rfc3339() }));
+    assert_eq!(t.send(list_gates(&key)).await.status, 429);
+
+    // The next month starts from nothing.
+    t.app.clock.advance(90);
+    let v = t.send(validate(&key)).await;
+    let next_end = Month::of(end).end;
+    assert_eq!(v.body["quota"], json!({ "limit": 5, "remaining": 4, "reset_at": next_end.rfc3339() }), "{}", v.body);
+
+    // Removed: no quota, no quota object; the change is audited.
+    let lift = Call::new("PATCH", &format!("{KEYS}/{prefix}")).key(&admin).json(&json!({ "monthly_quota": null }));
+    assert_eq!(t.send(lift).await.body["monthly_quota"], Value::Null);
+    for _ in 0..10 {
+        assert_eq!(t.send(list_gates(&key)).await.status, 200);
+    }
+    let v = t.send(validate(&key)).await;
+    assert!(v.body.get("quota").is_none(), "{}", v.body);
+    let audit = t.send(Call::new("GET", &format!("/api/v1/audit-events?target={prefix}")).key(&admin)).await;
+    let changes: Vec<&Value> = audit.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == json!(AuditAction::KeyUpdated.as_str()))
+        .map(|e| &e["changes"]["monthly_quota"])
+        .collect();
+    assert_eq!(changes, [&json!({ "old": 5, "new": null }), &json!({ "old": 3, "new": 5 })], "{}", audit.body);
+}
+
+#[tokio::test]
+async fn a_capped_caller_cannot_lift_a_key_above_its_own_cap() {
+    let t = TestApp::new().await.with_customer().await;
+    let (capped_admin, _) = t.issue(Secret, Live, capped(1_000, Tier::Enterprise)).await;
+    let (_, uncapped) = t.issue(Secret, Live, tier(Tier::Free)).await;
+    let create = |body: Value| Call::new("POST", KEYS).key(&capped_admin).json(&body);
+
+    // Without monthly_quota, a key gets its creator's.
+    let inherited = t.send(create(json!({ "type": "secret" }))).await;
+    assert_eq!((inherited.status, &inherited.body["record"]["monthly_quota"]), (201, &json!(1_000)));
+    let lower = t.send(create(json!({ "type": "publishable", "monthly_quota": 10 }))).await;
+    assert_eq!((lower.status, &lower.body["record"]["monthly_quota"]), (201, &json!(10)), "{}", lower.body);
+    for above in [json!(1_001), Value::Null] {
+        let a = t.send(create(json!({ "type": "secret", "monthly_quota": above }))).await;
+        assert_eq!((a.status, a.code()), (403, "insufficient_scope"), "{above}: {}", a.body);
+        assert!(a.body["error"]["message"].as_str().unwrap().contains("monthly_quota"), "{}", a.body);
+    }
+    let prefix = lower.body["record"]["prefix"].as_str().unwrap().to_owned();
+    let patch =
+        |prefix: &str, body: Value| Call::new("PATCH", &format!("{KEYS}/{prefix}")).key(&capped_admin).json(&body);
+    for above in [json!(5_000), Value::Null] {
+        let a = t.send(patch(&prefix, json!({ "monthly_quota": above }))).await;
+        assert_eq!((a.status, a.code()), (403, "insufficient_scope"), "{above}: {}", a.body);
+    }
+    assert_eq!(t.send(patch(&prefix, json!({ "monthly_quota": 1_000 }))).await.status, 200);
+    // An uncapped key is more than a capped caller may manage, even to cap it.
+    let a = t.send(patch(&uncapped, json!({ "monthly_quota": 10 }))).await;
+    assert_eq!((a.status, a.code()), (403, "insufficient_scope"), "{}", a.body);
+    let revoke = t.send(Call::new("DELETE", &format!("{KEYS}/{uncapped}")).key(&capped_admin)).await;
+    assert_eq!(revoke.status, 403, "{}", revoke.body);
+
+    // Not a quota: refused as input, nothing written.
+    for bad in [json!(0), json!(-5), json!(1.5), json!("10"), json!(1_000_000_000_001u64)] {
+        let a = t.send(create(json!({ "type": "secret", "monthly_quota": bad }))).await;
+        assert_eq!((a.status, a.code()), (400, "invalid_request"), "{bad}: {}", a.body);
+    }
+}
+
+#[tokio::test]
+async fn a_publishable_key_quota_counts_every_visitor_together() {
+    let t = TestApp::new().await.with_customer().await;
+    let options = KeyOptions { scopes: Some(vec!["read:buddies".into()]), ..capped(5, Tier::Free) };
+    let (key, _) = t.issue(Publishable, Live, options).await;
+    let calls = (0..12).map(|i| list_gates(&key).from_ip(&format!("198.51.100.{}", i % 4))).collect();
+    let answers = statuses(&t, calls).await;
+    let ok = answers.iter().filter(|a| a.status == 200).count();
+    assert_eq!(ok, 5, "{:?}", answers.iter().map(|a| (a.status, a.code().to_owned())).collect::<Vec<_>>());
+    assert!(answers.iter().filter(|a| a.status != 200).all(|a| a.code() == "quota_exceeded"));
+}
+
+#[tokio::test]
+async fn the_authorizer_passes_the_quota_on() {
+    let t = TestApp::new().await.with_customer().await;
+    let (key, _) = t.issue(Secret, Live, capped(10, Tier::Free)).await;
+    let now = before_month_end(&t, 600);
+    let a = t.send(Call::new("GET", "/api/v1/whoami").key(&key)).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!((&a.body["quota_remaining"], &a.body["quota_reset"]), (&json!(9), &json!(600)), "{}", a.body);
+    assert_eq!(Month::of(now).end.secs() - now.secs(), 600);
+    let (plain_key, _) = t.issue(Secret, Live, plain()).await;
+    let a = t.send(Call::new("GET", "/api/v1/whoami").key(&plain_key)).await;
+    assert!(a.body.get("quota_remaining").is_none() && a.body.get("quota_reset").is_none(), "{}", a.body);
+    for _ in 0..9 {
+        t.send(Call::new("GET", "/api/v1/whoami").key(&key)).await;
+    }
+    let denied = t.send(Call::new("GET", "/api/v1/whoami").key(&key)).await;
+    assert_eq!(denied.status, 403, "over its quota: denied, {}", denied.body);
+}
+
+/// A key without a quota pays exactly what it paid before; a key with one, one more write
+/// (its month's count): after the key read on an instance's first sight of it, beside the key
+/// read from then on, so the latency stays one round trip.
+#[tokio::test]
+async fn a_quota_costs_one_write_beside_the_key_read_and_nothing_for_keys_without() {
+    hatched_tests::assert_happy_path_model();
+    let t = TestApp::new().await.with_customer().await;
+    let (plain_key, _) = t.issue(Secret, Live, plain()).await;
+    let (capped_key, _) = t.issue(Secret, Live, capped(1_000, Tier::Free)).await;
+    for key in [&plain_key, &capped_key] {
+        assert_eq!(t.send(list_gates(key)).await.status, 200); // first use: last_used_at
+    }
+    let mut seen = Vec::new();
+    for key in [&plain_key, &capped_key] {
+        t.calls.clear();
+        assert_eq!(t.send(list_gates(key)).await.status, 200);
+        let mut ops = t.calls.take();
+        ops.sort();
+        seen.push(ops);
+    }
+    assert_eq!(seen[0], ["GetItem", "Query", "UpdateItem"], "no quota: the key read, the count, the gates");
+    assert_eq!(seen[1], ["GetItem", "Query", "UpdateItem", "UpdateItem"], "a quota: the month's count too");
+    t.calls.take_writes();
+    assert_eq!(t.send(list_gates(&capped_key)).await.status, 200);
+    let writes = t.calls.take_writes();
+    let pks: Vec<&str> = writes.iter().map(|(_, b)| b["Key"]["pk"]["S"].as_str().unwrap()).collect();
+    assert!(pks.iter().any(|pk| pk.starts_with("RL#K#")) && pks.iter().any(|pk| pk.starts_with("RL#Q#")), "{pks:?}");
+}
+
+#[tokio::test]
+async fn hatchctl_sets_and_removes_a_quota_as_the_operator() {
+    let t = TestApp::new().await.with_customer().await;
+    let issued = t
+        .ctl(&["keys", "issue", "--customer", "acme", "--type", "secret", "--env", "live", "--monthly-quota", "2"])
+        .await
+        .unwrap();
+    let key = issued["key"].as_str().unwrap().to_owned();
+    let prefix = issued["prefix"].as_str().unwrap().to_owned();
+    assert_eq!(t.send(list_gates(&key)).await.status, 200);
+    assert_eq!(t.send(list_gates(&key)).await.status, 200);
+    assert_eq!(t.send(list_gates(&key)).await.code(), "quota_exceeded");
+    let updated = t.ctl(&["keys", "update", "--prefix", &prefix, "--monthly-quota", "none"]).await.unwrap();
+    assert_eq!(updated["monthly_quota"], Value::Null);
+    assert_eq!(t.send(list_gates(&key)).await.status, 200);
+    assert!(t.ctl(&["keys", "update", "--prefix", &prefix, "--monthly-quota", "0"]).await.is_err());
+    let (admin, _) = t.issue(Secret, Live, tier(Tier::Enterprise)).await;
+    let audit = t.send(Call::new("GET", &format!("/api/v1/audit-events?target={prefix}")).key(&admin)).await;
+    let newest = &audit.body["events"][0];
+    assert_eq!(
+        (&newest["actor"], &newest["changes"]["monthly_quota"]),
+        (&json!("operator"), &json!({ "old": 2, "new": null }))
+    );
+}
