@@ -192,7 +192,7 @@ async fn the_authorizer_passes_the_quota_on() {
 /// (its month's count): after the key read on an instance's first sight of it, beside the key
 /// read from then on, so the latency stays one round trip.
 #[tokio::test]
-async fn a_quota_costs_one_write_beside_the_key_read_and_nothing_for_keys_without() {
+async fn round_trips_of_a_key_with_a_quota_one_more_write_beside_the_key_read() {
     hatched_tests::assert_happy_path_model();
     let t = TestApp::new().await.with_customer().await;
     let (plain_key, _) = t.issue(Secret, Live, plain()).await;
@@ -215,6 +215,23 @@ async fn a_quota_costs_one_write_beside_the_key_read_and_nothing_for_keys_withou
     let writes = t.calls.take_writes();
     let pks: Vec<&str> = writes.iter().map(|(_, b)| b["Key"]["pk"]["S"].as_str().unwrap()).collect();
     assert!(pks.iter().any(|pk| pk.starts_with("RL#K#")) && pks.iter().any(|pk| pk.starts_with("RL#Q#")), "{pks:?}");
+
+    // What the write costs in time (BENCHMARKS.md "Monthly quotas"): printed, not asserted.
+    let mut medians = Vec::new();
+    for key in [&plain_key, &capped_key] {
+        let mut times = Vec::new();
+        for _ in 0..50 {
+            let started = std::time::Instant::now();
+            assert_eq!(t.send(list_gates(key)).await.status, 200);
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(f64::total_cmp);
+        medians.push((times[times.len() / 2], times[times.len() * 9 / 10]));
+    }
+    println!(
+        "list-gates in process, 50 requests each: no quota median {:.2} ms (p90 {:.2}); quota median {:.2} ms (p90 {:.2})",
+        medians[0].0, medians[0].1, medians[1].0, medians[1].1
+    );
 }
 
 #[tokio::test]
