@@ -92,12 +92,14 @@ pub struct Caller {
     pub counted_at: UnixTime,
 }
 
-/// Which window a caller's request was counted in, to give the count back on a refusal.
+/// Which window (and, for a key with a quota, which month) a caller's request was counted
+/// in, to give the counts back on a refusal.
 #[derive(Debug, Clone)]
 pub struct KeyCount {
     hash: crate::domain::KeyHash,
     key_type: KeyType,
     counted_at: UnixTime,
+    month: Option<Month>,
 }
 
 impl Caller {
@@ -113,7 +115,12 @@ impl Caller {
 
     /// Where this request was counted, to give the count back on a refusal.
     pub fn key_count(&self) -> KeyCount {
-        KeyCount { hash: self.record.key_hash.clone(), key_type: self.record.key_type, counted_at: self.counted_at }
+        KeyCount {
+            hash: self.record.key_hash.clone(),
+            key_type: self.record.key_type,
+            counted_at: self.counted_at,
+            month: self.quota.map(|_| Month::of(self.counted_at)),
+        }
     }
 }
 
@@ -233,12 +240,16 @@ impl Auth {
     }
 
     /// A request the key itself refuses (`origin_not_allowed`, `invalid_user_signature`)
-    /// never spends the key's budget: its count is given back, and the source IP's anonymous
-    /// window counts it instead (one more write, on the refused path only).
+    /// never spends the key's budget: its counts (the minute's, and the month's for a key with
+    /// a quota) are given back, and the source IP's anonymous window counts it instead (one
+    /// more write, on the refused path only).
     pub async fn refuse_for_key(&self, count: &KeyCount, ctx: &RequestCtx, error: AuthError) -> Rejected {
         let counted = Counted::key(&count.hash, count.key_type, &ctx.source_ip);
-        let (refund, refusal) =
-            futures::join!(self.store.uncount_request(&counted, count.counted_at), self.refuse_anonymous(ctx, error));
+        let (refund, (), refusal) = futures::join!(
+            self.store.uncount_request(&counted, count.counted_at),
+            self.give_back_month(&count.hash, count.month),
+            self.refuse_anonymous(ctx, error)
+        );
         if let Err(e) = refund {
             tracing::warn!(cause = %e, "refused request not given back");
         }
@@ -247,41 +258,66 @@ impl Auth {
 
     /// Verdict on a well-formed key: on record, not revoked or expired, called from an
     /// allowed origin (publishable keys), within its rate limit, then within its monthly quota.
-    /// Records the use.
+    /// Records the use. A month counted for a request that then fails (refused before its
+    /// quota is checked, or a dependency down) is given back: only accepted requests and the
+    /// quota's own refusals (which give theirs back themselves) leave a trace on the month.
     pub async fn check_key(&self, key: &ApiKey, ctx: &RequestCtx, origin: Option<&str>) -> Result<Caller, Rejected> {
-        let now = self.clock.now();
         let hash = key.hash();
-        let counted = Counted::key(&hash, key.kind().key_type(), &ctx.source_ip);
+        let mut held = None;
+        let verdict = self.check_key_counting(key, &hash, ctx, origin, &mut held).await;
+        if verdict.is_err() {
+            self.give_back_month(&hash, held).await;
+        }
+        verdict
+    }
+
+    /// [`Auth::check_key`]'s checks; `held` is the month whose count this request holds, if any.
+    async fn check_key_counting(
+        &self,
+        key: &ApiKey,
+        hash: &KeyHash,
+        ctx: &RequestCtx,
+        origin: Option<&str>,
+        held: &mut Option<Month>,
+    ) -> Result<Caller, Rejected> {
+        let now = self.clock.now();
+        let counted = Counted::key(hash, key.kind().key_type(), &ctx.source_ip);
         let month = Month::of(now);
-        let (record, count, early_month) = if self.ip_block.refusal(&ctx.source_ip, now).is_some() {
+        let mut early_position = None;
+        let (record, count) = if self.ip_block.refusal(&ctx.source_ip, now).is_some() {
             // An IP over its anonymous limit: read first, so an unknown key costs no write.
-            match self.store.get_key(&hash).await.map_err(AuthError::from)? {
+            match self.store.get_key(hash).await.map_err(AuthError::from)? {
                 None => return Err(self.refuse_anonymous(ctx, AuthError::UnknownKey).await),
-                Some(record) => (Some(record), self.store.count_request(&counted, now).await, None),
+                Some(record) => (Some(record), self.store.count_request(&counted, now).await),
             }
         } else {
-            // A key known to hold a quota has its month counted in the same round trip.
+            // A secret key known to hold a quota has its month counted in the same round trip.
+            // Not a publishable key: a request it refuses before its quota (a wrong origin,
+            // which anyone can send) would hold a count for a moment and could push a good
+            // request made at that moment over the quota. A secret key's only earlier refusals
+            // are its minute limit and its own revocation or expiry.
+            let early = key.kind().key_type() == KeyType::Secret && self.quota_keys.holds(hash);
             let early_month = async {
-                match self.quota_keys.holds(&hash) {
-                    true => Some(self.store.count_month(&hash, month).await),
+                match early {
+                    true => Some(self.store.count_month(hash, month).await),
                     false => None,
                 }
             };
             let (record, count, early_month) =
-                futures::join!(self.store.get_key(&hash), self.store.count_request(&counted, now), early_month);
-            (record.map_err(AuthError::from)?, count, early_month)
+                futures::join!(self.store.get_key(hash), self.store.count_request(&counted, now), early_month);
+            // A count whose write failed may or may not have been made: it is never given back
+            // (the quota errs towards refusing, never towards more).
+            if let Some(Ok(position)) = early_month {
+                (*held, early_position) = (Some(month), Some(position));
+            }
+            (record.map_err(AuthError::from)?, count)
         };
-        // A month counted early for a request that is refused before its quota is checked (or
-        // for a key that no longer has one) is given back.
-        let early_month = early_month.and_then(Result::ok);
         let Some(record) = record else {
             // Unknown keys cost a read: hold them to the anonymous per-IP limit.
-            self.give_back_month(&hash, month, early_month).await;
             return Err(self.refuse_anonymous(ctx, AuthError::UnknownKey).await);
         };
         let rate = RateLimitStatus::decide(record.tier.per_minute(), count.map_err(AuthError::from)?, now);
         let mut caller = Caller { record, rate, quota: None, counted_at: now };
-        self.quota_keys.note(&hash, caller.record.monthly_quota.is_some());
         let refusal = match caller.record.usable_at(now) {
             // A dead key spends no budget; its caller's IP pays, as for an unknown key.
             Err(r) => Some(AuthError::from(r)),
@@ -289,25 +325,30 @@ impl Auth {
             Ok(()) => None,
         };
         if let Some(error) = refusal {
-            self.give_back_month(&hash, month, early_month).await;
             return Err(self.refuse_for_key(&caller.key_count(), ctx, error).await);
         }
+        // Only live keys are remembered: a revoked one with a quota costs no early count.
+        self.quota_keys.note(hash, caller.record.monthly_quota.is_some());
         if !caller.rate.allowed {
-            self.give_back_month(&hash, month, early_month).await;
             return Err(Rejected { error: AuthError::limited(&caller.rate), rate: Some(caller.rate) });
         }
         match caller.record.monthly_quota {
-            None => self.give_back_month(&hash, month, early_month).await,
+            None => self.give_back_month(hash, held.take()).await,
             Some(limit) => {
-                let position = match early_month {
+                let position = match early_position {
                     Some(position) => position,
-                    None => self.store.count_month(&hash, month).await.map_err(AuthError::from)?,
+                    None => {
+                        let position = self.store.count_month(hash, month).await.map_err(AuthError::from)?;
+                        *held = Some(month);
+                        position
+                    }
                 };
                 let quota = QuotaStatus::decide(limit, position, now);
                 caller.quota = Some(quota);
                 if !quota.allowed {
-                    // Stays counted in its minute; its month count is given back.
-                    if let Err(e) = self.store.refuse_for_quota(&counted, &hash, now, month).await {
+                    // Stays counted in its minute; its month count is given back with it.
+                    *held = None;
+                    if let Err(e) = self.store.refuse_for_quota(&counted, hash, now, month).await {
                         tracing::warn!(cause = %e, "quota refusal not recorded");
                     }
                     let error = AuthError::QuotaExceeded { retry_after_secs: quota.reset_in_secs };
@@ -330,10 +371,9 @@ impl Auth {
         Ok(caller)
     }
 
-    /// Gives back a month's count taken before the request was refused or the key was found
-    /// to have no quota.
-    async fn give_back_month(&self, hash: &KeyHash, month: Month, counted: Option<u64>) {
-        if counted.is_some()
+    /// Gives back a month's count taken for a request that did not end up using it.
+    async fn give_back_month(&self, hash: &KeyHash, counted: Option<Month>) {
+        if let Some(month) = counted
             && let Err(e) = self.store.uncount_month(hash, month).await
         {
             tracing::warn!(cause = %e, "month count not given back");

@@ -109,9 +109,15 @@ impl Usage {
     /// reading of a window is its newest), then publishes the limit events they raised, each
     /// once. Idempotent: a batch delivered again changes nothing and publishes nothing twice.
     pub async fn roll_up<S: EventSink>(&self, readings: Vec<WindowCount>, sink: &S) -> Result<RolledUp, RollUpError> {
-        let mut newest: HashMap<(String, Option<String>, i64), WindowCount> = HashMap::new();
+        // A key's month and its first minute start at the same second: the span tells them apart.
+        let mut newest: HashMap<(String, Option<String>, i64, Span), WindowCount> = HashMap::new();
         for reading in readings {
-            let id = (reading.key_hash.as_str().to_owned(), reading.source.clone(), reading.window_start.secs());
+            let id = (
+                reading.key_hash.as_str().to_owned(),
+                reading.source.clone(),
+                reading.window_start.secs(),
+                reading.span,
+            );
             newest.insert(id, reading);
         }
         let mut hashes: Vec<KeyHash> = newest.values().map(|w| w.key_hash.clone()).collect();

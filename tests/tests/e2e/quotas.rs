@@ -258,3 +258,71 @@ async fn hatchctl_sets_and_removes_a_quota_as_the_operator() {
         (&json!("operator"), &json!({ "old": 2, "new": null }))
     );
 }
+
+/// A public key's quota cannot be burned by strangers: requests the key itself refuses (a
+/// wrong origin, a bad user signature) give their month count back, and a publishable key's
+/// month is never counted before its origin is checked.
+#[tokio::test]
+async fn refused_signatures_and_origins_spend_no_quota() {
+    const ORIGIN: &str = "https://app.example.com";
+    let t = TestApp::new().await.with_customer().await;
+    t.buddy(Live, "b1").await;
+    t.credit(Live, "b1", 100).await;
+    t.gate("hat", 10, None).await;
+    let options = KeyOptions {
+        scopes: Some(vec!["write:unlocks".into(), "read:buddies".into()]),
+        allowed_origins: vec![ORIGIN.into()],
+        require_signed_user_id: true,
+        ..capped(3, Tier::Free)
+    };
+    let pk = t.issue_key(Publishable, Live, options).await;
+    let gates = |origin: &str| list_gates(&pk.key).header("origin", origin);
+    assert_eq!(t.send(gates(ORIGIN)).await.status, 200, "one accepted: the instance has seen the quota");
+    let unlock = Call::new("POST", "/api/v1/buddies/b1/gates/hat/unlock").key(&pk.key).header("origin", ORIGIN);
+    t.calls.take_writes();
+    for _ in 0..5 {
+        let now = t.app.clock.now().secs();
+        let forged = json!({ "user_id": "u1", "user_id_sig": "0".repeat(64), "user_id_ts": now });
+        let a = t.send(unlock.clone().json(&forged)).await;
+        assert_eq!((a.status, a.code()), (403, "invalid_user_signature"), "{}", a.body);
+        let a = t.send(gates("https://evil.example")).await;
+        assert_eq!((a.status, a.code()), (403, "origin_not_allowed"), "{}", a.body);
+    }
+    let writes = t.calls.take_writes();
+    let months: Vec<&Value> = writes
+        .iter()
+        .map(|(_, b)| b)
+        .filter(|b| b["Key"]["pk"]["S"].as_str().unwrap_or("").starts_with("RL#Q#"))
+        .collect();
+    // Each forged signature counted its month (it passed the key's checks) and gave it back;
+    // a wrong origin never touched it.
+    assert_eq!(months.len(), 10, "{months:?}");
+    for _ in 0..2 {
+        assert_eq!(t.send(gates(ORIGIN)).await.status, 200, "the quota is still whole");
+    }
+    let over = t.send(gates(ORIGIN)).await;
+    assert_eq!((over.status, over.code()), (429, "quota_exceeded"), "{}", over.body);
+}
+
+/// A key's month and its first minute start at the same second; the roll-up keeps them apart.
+#[tokio::test]
+async fn the_first_minute_of_a_month_is_counted_in_usage() {
+    let t = TestApp::new().await.with_customer().await;
+    let (admin, _) = t.issue(Secret, Live, tier(Tier::Enterprise)).await;
+    let (key, prefix) = t.issue(Secret, Live, capped(100, Tier::Free)).await;
+    let month_end = before_month_end(&t, 0);
+    for _ in 0..4 {
+        // Each on an instance that has not seen the key: its month is counted after its
+        // minute, so the stream shows the month last.
+        let fresh = t.cold_instance().await;
+        let now = fresh.clock.freeze();
+        fresh.clock.advance(month_end.secs() - now.secs());
+        assert_eq!(list_gates(&key).send(&fresh).await.status, 200);
+    }
+    t.roll_up_usage().await;
+    let from = month_end.rfc3339();
+    let to = month_end.plus_secs(60).rfc3339();
+    let path = format!("/api/v1/keys/{prefix}/usage?granularity=minute&from={from}&to={to}");
+    let usage = t.send(Call::new("GET", &path).key(&admin)).await;
+    assert_eq!(usage.body["points"][0]["accepted"], json!(4), "{}", usage.body);
+}
