@@ -264,7 +264,8 @@ impl Auth {
     pub async fn check_key(&self, key: &ApiKey, ctx: &RequestCtx, origin: Option<&str>) -> Result<Caller, Rejected> {
         let hash = key.hash();
         let mut held = None;
-        let verdict = self.check_key_counting(key, &hash, ctx, origin, &mut held).await;
+        // Boxed: its SDK futures are large, and every keyed handler's future holds this one.
+        let verdict = Box::pin(self.check_key_counting(key, &hash, ctx, origin, &mut held)).await;
         if verdict.is_err() {
             self.give_back_month(&hash, held).await;
         }
