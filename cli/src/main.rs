@@ -21,7 +21,7 @@ async fn main() -> std::process::ExitCode {
         data_key_secret: Some(cli.data_key_secret.clone()),
         issuer: std::env::var(hatched::app::ISSUER_ENV).unwrap_or_else(|_| hatched::app::DEFAULT_ISSUER.to_owned()),
     };
-    let config = match hatched::app::aws_config().await {
+    let config = match hatched::app::operator_aws_config().await {
         Ok(config) => match cli.sdk_timeout_secs {
             Some(secs) => config
                 .into_builder()

@@ -3,10 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_config::identity::IdentityCache;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_dynamodb::config::SharedHttpClient;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::{SharedCredentialsProvider, SharedHttpClient};
+use aws_smithy_async::rt::sleep::TokioSleep;
 use aws_smithy_http_client::ConnectorBuilder;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
@@ -128,21 +130,51 @@ impl Settings {
     }
 }
 
-/// SDK configuration from the standard environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, …)
-/// with bounded timeouts: a hung dependency becomes a 503 well inside the Lambda timeout.
+/// SDK configuration from the environment a Lambda function is given: `AWS_REGION` (or
+/// `AWS_DEFAULT_REGION`), the execution role's credentials in `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, and `AWS_ENDPOINT_URL` if set, with bounded
+/// timeouts: a hung dependency becomes a 503 well inside the Lambda timeout.
+///
+/// Not `aws_config::defaults(…).load()`: its default chains (profile files, SSO, web identity
+/// through STS, ECS and IMDS credentials) are never used in Lambda, yet linked them into every
+/// function and ran at every cold start (BENCHMARKS.md "A lean SDK configuration"). The
+/// operator's CLI keeps them ([`operator_aws_config`]).
 pub async fn aws_config() -> Result<SdkConfig, ConfigError> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let region = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).ok_or(ConfigError::Missing("AWS_REGION"))?;
+    let credentials = aws_config::environment::EnvironmentVariableCredentialsProvider::new();
+    let mut config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .identity_cache(IdentityCache::lazy().build())
+        .sleep_impl(TokioSleep::new())
+        .http_client(https_client(TlsRoots::from_env()?))
+        .timeout_config(function_timeouts())
+        .retry_config(RetryConfig::standard().with_max_attempts(3));
+    if let Some(url) = env("AWS_ENDPOINT_URL") {
+        config = config.endpoint_url(url);
+    }
+    Ok(config.build())
+}
+
+/// SDK configuration by the SDK's default chains (profiles, SSO, …), for `hatchctl` on an
+/// operator's machine; the same client, timeouts and retries as the functions'.
+pub async fn operator_aws_config() -> Result<SdkConfig, ConfigError> {
     Ok(aws_config::defaults(BehaviorVersion::latest())
         .http_client(https_client(TlsRoots::from_env()?))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_millis(1000))
-                .operation_attempt_timeout(Duration::from_millis(2000))
-                .operation_timeout(Duration::from_millis(5000))
-                .build(),
-        )
+        .timeout_config(function_timeouts())
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .load()
         .await)
+}
+
+fn function_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(1000))
+        .operation_attempt_timeout(Duration::from_millis(2000))
+        .operation_timeout(Duration::from_millis(5000))
+        .build()
 }
 
 /// Timeouts for a caller that can wait `whole` for a call (all attempts): a third of it per
