@@ -141,22 +141,23 @@ impl Usage {
                 continue;
             };
             done.windows += 1;
+            let event = |kind, limit| LimitEvent {
+                kind,
+                key_prefix: key.prefix.clone(),
+                customer_id: key.customer_id.clone(),
+                environment: key.environment,
+                tier: key.tier,
+                limit,
+                count: window.count,
+                window_start: window.window_start,
+                occurred_at: window.seen_at.unwrap_or_else(|| self.clock.now()),
+            };
             if window.span == Span::Month {
                 // A month counts no usage (its minutes do); it raises the quota's events, against
                 // the quota the key holds now.
                 let Some(quota) = key.monthly_quota else { continue };
                 for kind in LimitEventKind::raised_by_month(window.count, window.quota_refused, quota) {
-                    raised.push(LimitEvent {
-                        kind,
-                        key_prefix: key.prefix.clone(),
-                        customer_id: key.customer_id.clone(),
-                        environment: key.environment,
-                        tier: key.tier,
-                        limit: quota.get(),
-                        count: window.count,
-                        window_start: window.window_start,
-                        occurred_at: window.seen_at.unwrap_or_else(|| self.clock.now()),
-                    });
+                    raised.push(event(kind, quota.get()));
                 }
                 continue;
             }
@@ -166,17 +167,7 @@ impl Usage {
             let start = window.window_start;
             let live = key.revoked_at.is_none_or(|t| t > start) && key.expires_at.is_none_or(|t| t > start);
             for kind in LimitEventKind::raised(live && window.source.is_none(), window.count, limit) {
-                raised.push(LimitEvent {
-                    kind,
-                    key_prefix: key.prefix.clone(),
-                    customer_id: key.customer_id.clone(),
-                    environment: key.environment,
-                    tier: key.tier,
-                    limit: u64::from(limit),
-                    count: window.count,
-                    window_start: window.window_start,
-                    occurred_at: window.seen_at.unwrap_or_else(|| self.clock.now()),
-                });
+                raised.push(event(kind, u64::from(limit)));
             }
             let bucket = window.source.as_ref().map(|ip| ip.chars().take(2).collect::<String>());
             // 16 hex digits of the IP's digest name it within its bucket.
