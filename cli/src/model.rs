@@ -18,13 +18,18 @@
 //!   stops at 1 MB read, `LastEvaluatedKey` then holds the last item's key.
 //! - "BatchGetItem" (API reference): `UnprocessedKeys`, to be asked again with backoff.
 //! - "Item sizes and formats" (Developer Guide): how an item's size is counted.
+//! - "TransactWriteItems" (API reference), `ClientRequestToken`: identical calls with one token
+//!   within ten minutes have the effect of one; other parameters with the same token are
+//!   `IdempotentParameterMismatchException`. Not a rule but always on: the emulators ignore the
+//!   token, so an SDK retry of a transaction whose first attempt timed out after committing
+//!   was applied twice (CI: a role's holder count 62 for 60 keys, on moto through the model).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -132,6 +137,9 @@ impl Rules {
         if lines.is_empty() {
             lines.push("no rule on: everything passes through".into());
         }
+        lines.push(
+            "always: a TransactWriteItems repeated with its ClientRequestToken within 10 minutes writes once".into(),
+        );
         lines
     }
 }
@@ -146,6 +154,8 @@ pub struct Stats {
     pub throttled: AtomicU64,
     pub pages_cut: AtomicU64,
     pub batches_cut: AtomicU64,
+    /// TransactWriteItems answered from their `ClientRequestToken`, not applied again.
+    pub tokens_replayed: AtomicU64,
 }
 
 impl Stats {
@@ -204,7 +214,56 @@ pub struct Model {
     /// retries (the model then answers 502). Past this many, requests wait here instead, as
     /// behind a load balancer's connection pool.
     upstream_slots: tokio::sync::Semaphore,
+    tokens: Mutex<Tokens>,
     pub stats: Stats,
+}
+
+/// DynamoDB's idempotency window for `ClientRequestToken` ("TransactWriteItems").
+const TOKEN_WINDOW: Duration = Duration::from_secs(600);
+
+/// The `ClientRequestToken`s of the last ten minutes' transactions.
+#[derive(Default)]
+struct Tokens {
+    seen: HashMap<String, Token>,
+    /// Committed tokens by commit time, to forget them after [`TOKEN_WINDOW`].
+    committed: VecDeque<(Instant, String)>,
+}
+
+enum Token {
+    /// The first call is still being answered (by the emulator: DynamoDB would long have
+    /// finished). A repeat waits for its outcome rather than answering
+    /// `TransactionInProgressException`, which would model a DynamoDB as slow as the emulator.
+    Running { params: u64, outcome: tokio::sync::watch::Receiver<Option<bool>> },
+    /// It committed: the same call again answers success and writes nothing.
+    Committed { params: u64 },
+}
+
+impl Token {
+    fn params(&self) -> u64 {
+        match self {
+            Token::Running { params, .. } | Token::Committed { params } => *params,
+        }
+    }
+}
+
+impl Tokens {
+    fn forget_expired(&mut self, now: Instant) {
+        while let Some((at, _)) = self.committed.front() {
+            if now.duration_since(*at) < TOKEN_WINDOW {
+                break;
+            }
+            if let Some((_, token)) = self.committed.pop_front() {
+                self.seen.remove(&token);
+            }
+        }
+    }
+}
+
+/// What a repeated token comes to.
+enum Repeat {
+    Answer(Answer),
+    Wait(tokio::sync::watch::Receiver<Option<bool>>),
+    First(tokio::sync::watch::Sender<Option<bool>>),
 }
 
 /// See [`Model::upstream_slots`].
@@ -242,6 +301,7 @@ pub async fn start(upstream: &str, listen: &str, rules: Rules) -> Result<Running
         rng: AtomicU64::new(seed | 1),
         batch_calls: AtomicU64::new(0),
         upstream_slots: tokio::sync::Semaphore::new(UPSTREAM_CONNECTIONS),
+        tokens: Mutex::new(Tokens::default()),
         stats: Stats::default(),
     });
     let serving = model.clone();
@@ -273,7 +333,7 @@ pub async fn run(args: ModelArgs) -> Result<()> {
     tokio::signal::ctrl_c().await?;
     let s = &running.model.stats;
     eprintln!(
-        "dynamodb model: {} forwarded, {} transactions, {} cancelled by conflict, {} single writes refused, {} throttled, {} pages cut, {} batches cut",
+        "dynamodb model: {} forwarded, {} transactions, {} cancelled by conflict, {} single writes refused, {} throttled, {} pages cut, {} batches cut, {} repeated tokens answered without writing",
         Stats::get(&s.forwarded),
         Stats::get(&s.transactions),
         Stats::get(&s.transaction_conflicts),
@@ -281,6 +341,7 @@ pub async fn run(args: ModelArgs) -> Result<()> {
         Stats::get(&s.throttled),
         Stats::get(&s.pages_cut),
         Stats::get(&s.batches_cut),
+        Stats::get(&s.tokens_replayed),
     );
     Ok(())
 }
@@ -309,7 +370,7 @@ impl Model {
         &self.rules
     }
 
-    async fn handle(&self, req: Request<Incoming>) -> Answer {
+    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Answer {
         let (parts, body) = req.into_parts();
         let body = match body.collect().await {
             Ok(b) => b.to_bytes(),
@@ -327,7 +388,7 @@ impl Model {
             return throttle_answer(op, &json, self.draw().is_multiple_of(2));
         }
         match op {
-            "TransactWriteItems" => self.transact_write(&parts, body, &json).await,
+            "TransactWriteItems" => self.transact_write_once(parts, body, json).await,
             "TransactGetItems" if self.rules.conflicts => {
                 let keys = match self.transaction_keys(&parts, &json).await {
                     Ok(keys) => keys,
@@ -368,6 +429,86 @@ impl Model {
             "Query" if self.rules.page_bytes.is_some() => self.query(&parts, body, &json).await,
             "BatchGetItem" if self.rules.batches != Batches::Whole => self.batch_get(&parts, &json).await,
             _ => self.pass(&parts, body).await,
+        }
+    }
+
+    /// A TransactWriteItems under its `ClientRequestToken`: the first call with a token runs
+    /// (in its own task, so its outcome is known even if the caller stops waiting, as the SDK
+    /// does when an attempt times out), a repeat with the same parameters gets success without
+    /// writing if it committed, and runs anew if it did not (it wrote nothing).
+    async fn transact_write_once(
+        self: Arc<Self>,
+        parts: hyper::http::request::Parts,
+        body: Bytes,
+        json: Value,
+    ) -> Answer {
+        let Some(token) = json["ClientRequestToken"].as_str().map(str::to_owned) else {
+            return self.transact_write(&parts, body, &json).await;
+        };
+        let params = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            // Objects are sorted maps: the same parameters hash the same in any order.
+            json.to_string().hash(&mut h);
+            h.finish()
+        };
+        loop {
+            let repeat = {
+                let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+                tokens.forget_expired(Instant::now());
+                match tokens.seen.get(&token) {
+                    Some(seen) if seen.params() != params => Repeat::Answer(error_answer(
+                        "IdempotentParameterMismatchException",
+                        "The request uses the same client token as a previous, but non-identical request.",
+                        Map::new(),
+                    )),
+                    Some(Token::Committed { .. }) => {
+                        self.stats.tokens_replayed.fetch_add(1, Ordering::Relaxed);
+                        Repeat::Answer(json_answer(StatusCode::OK, &json!({})))
+                    }
+                    Some(Token::Running { outcome, .. }) => Repeat::Wait(outcome.clone()),
+                    None => {
+                        let (sender, outcome) = tokio::sync::watch::channel(None);
+                        tokens.seen.insert(token.clone(), Token::Running { params, outcome });
+                        Repeat::First(sender)
+                    }
+                }
+            };
+            match repeat {
+                Repeat::Answer(answer) => return answer,
+                // Committed (answered on the next turn) or not (runs anew); a first call whose
+                // task died left no outcome and is forgotten.
+                Repeat::Wait(mut outcome) => {
+                    if outcome.wait_for(Option::is_some).await.is_err() {
+                        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+                        if matches!(tokens.seen.get(&token), Some(Token::Running { .. })) {
+                            tokens.seen.remove(&token);
+                        }
+                    }
+                }
+                Repeat::First(sender) => {
+                    let model = self.clone();
+                    let (parts, body, json, token) = (parts.clone(), body.clone(), json.clone(), token.clone());
+                    let first = tokio::spawn(async move {
+                        let answer = model.transact_write(&parts, body, &json).await;
+                        let committed = answer.status() == StatusCode::OK;
+                        let mut tokens = model.tokens.lock().unwrap_or_else(|p| p.into_inner());
+                        if committed {
+                            tokens.seen.insert(token.clone(), Token::Committed { params });
+                            tokens.committed.push_back((Instant::now(), token));
+                        } else {
+                            tokens.seen.remove(&token);
+                        }
+                        drop(tokens);
+                        let _ = sender.send(Some(committed));
+                        answer
+                    });
+                    return match first.await {
+                        Ok(answer) => answer,
+                        Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, &format!("transaction task: {e}")),
+                    };
+                }
+            }
         }
     }
 
@@ -871,6 +1012,7 @@ mod tests {
             rng: AtomicU64::new(1),
             batch_calls: AtomicU64::new(0),
             upstream_slots: tokio::sync::Semaphore::new(UPSTREAM_CONNECTIONS),
+            tokens: Mutex::new(Tokens::default()),
             stats: Stats::default(),
         };
         let a = canonical_key("t", &json!({ "pk": { "S": "a" } }));
@@ -892,11 +1034,28 @@ mod tests {
             rng: AtomicU64::new(7),
             batch_calls: AtomicU64::new(0),
             upstream_slots: tokio::sync::Semaphore::new(UPSTREAM_CONNECTIONS),
+            tokens: Mutex::new(Tokens::default()),
             stats: Stats::default(),
         };
         let (off, half) = (model(0.0), model(0.5));
         assert!((0..1000).all(|_| !off.throttled()));
         let hits = (0..10_000).filter(|_| half.throttled()).count();
         assert!((4500..5500).contains(&hits), "{hits}");
+    }
+
+    #[test]
+    fn committed_tokens_are_forgotten_after_ten_minutes() {
+        let start = Instant::now();
+        let mut tokens = Tokens::default();
+        for (i, name) in ["a", "b"].into_iter().enumerate() {
+            tokens.seen.insert(name.to_owned(), Token::Committed { params: 1 });
+            tokens.committed.push_back((start + Duration::from_secs(i as u64 * 60), name.to_owned()));
+        }
+        tokens.forget_expired(start + TOKEN_WINDOW - Duration::from_millis(1));
+        assert_eq!(tokens.seen.len(), 2, "inside the window both are kept");
+        tokens.forget_expired(start + TOKEN_WINDOW);
+        assert!(!tokens.seen.contains_key("a") && tokens.seen.contains_key("b"));
+        tokens.forget_expired(start + TOKEN_WINDOW + Duration::from_secs(60));
+        assert!(tokens.seen.is_empty() && tokens.committed.is_empty());
     }
 }

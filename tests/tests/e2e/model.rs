@@ -327,3 +327,96 @@ async fn under_every_rule_with_throttling_no_answer_is_a_500() {
         m.model.model.stats.throttled.load(Ordering::Relaxed),
     );
 }
+
+/// One `ADD n` on `pk` as a transaction, with `token` if given.
+async fn add_in_transaction(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: &str,
+    n: i64,
+    token: Option<&str>,
+) -> Result<
+    (),
+    aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError>,
+> {
+    use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+    let update = Update::builder()
+        .table_name(table)
+        .key("pk", AttributeValue::S(pk.into()))
+        .key("sk", AttributeValue::S("n".into()))
+        .update_expression("ADD n :n")
+        .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
+        .build()
+        .unwrap();
+    client
+        .transact_write_items()
+        .transact_items(TransactWriteItem::builder().update(update).build())
+        .set_client_request_token(token.map(str::to_owned))
+        .send()
+        .await
+        .map(|_| ())
+}
+
+async fn counted(t: &TestApp, pk: &str) -> Option<String> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let client = aws_sdk_dynamodb::Client::new(&hatched_tests::sdk_config().await);
+    let item = client
+        .get_item()
+        .table_name(t.app.store.table())
+        .key("pk", AttributeValue::S(pk.into()))
+        .key("sk", AttributeValue::S("n".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap_or_default();
+    item.get("n").and_then(|n| n.as_n().ok()).cloned()
+}
+
+/// The SDK gives every TransactWriteItems a `ClientRequestToken` and sends it again when it
+/// retries an attempt that timed out; DynamoDB commits it once. Here the model answers no
+/// sooner than 600 ms and the SDK gives each attempt 400 ms: the first attempt times out after
+/// it was forwarded, the retry waits for it and is answered without writing again.
+#[tokio::test]
+async fn an_sdk_retry_of_a_timed_out_transaction_writes_once() {
+    let t = TestApp::new().await;
+    let model = hatchctl::model::start(&hatched_tests::emulator_url(), "127.0.0.1:0", conflicts(600)).await.unwrap();
+    let calls = CallLog::default();
+    let attempt = aws_smithy_types::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(Duration::from_millis(400))
+        .build();
+    let config = aws_sdk_dynamodb::config::Builder::from(&hatched_tests::sdk_config().await)
+        .endpoint_url(model.endpoint())
+        .timeout_config(attempt)
+        .interceptor(calls.clone())
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    add_in_transaction(&client, t.app.store.table(), "retried", 1, None).await.expect("the retry succeeds");
+    assert!(count(&calls.take(), "TransactWriteItems") >= 2, "the first attempt timed out and was retried");
+    assert_eq!(counted(&t, "retried").await.as_deref(), Some("1"), "committed once");
+    assert!(Stats::get(&model.model.stats.tokens_replayed) >= 1);
+}
+
+/// The same token with the same parameters writes once; with other parameters it is refused.
+#[tokio::test]
+async fn a_client_request_token_commits_once_and_refuses_other_parameters() {
+    let t = TestApp::new().await;
+    let model = hatchctl::model::start(&hatched_tests::emulator_url(), "127.0.0.1:0", Rules::default()).await.unwrap();
+    let config = aws_sdk_dynamodb::config::Builder::from(&hatched_tests::sdk_config().await)
+        .endpoint_url(model.endpoint())
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    let table = t.app.store.table();
+    for _ in 0..3 {
+        add_in_transaction(&client, table, "once", 1, Some("token-1")).await.expect("a repeat succeeds");
+    }
+    assert_eq!(counted(&t, "once").await.as_deref(), Some("1"));
+    let e = add_in_transaction(&client, table, "once", 2, Some("token-1")).await.unwrap_err();
+    let code = e.as_service_error().and_then(|e| aws_sdk_dynamodb::error::ProvideErrorMetadata::code(e));
+    assert_eq!(code, Some("IdempotentParameterMismatchException"), "{e:?}");
+    assert_eq!(counted(&t, "once").await.as_deref(), Some("1"));
+    add_in_transaction(&client, table, "once", 2, Some("token-2")).await.unwrap();
+    add_in_transaction(&client, table, "once", 4, None).await.unwrap();
+    assert_eq!(counted(&t, "once").await.as_deref(), Some("7"), "other tokens, and none, each write");
+}
