@@ -4,6 +4,7 @@
 pub mod gates;
 pub mod keys;
 pub mod model;
+pub mod portal;
 pub mod roles;
 pub mod rollup;
 pub mod seed;
@@ -60,6 +61,8 @@ pub enum Command {
     /// Roles: named sets of scopes a key may hold (resolved at each request).
     #[command(subcommand)]
     Roles(roles::RolesCommand),
+    /// A key portal session for an existing key (prints the page's URL).
+    Portal(portal::PortalArgs),
     /// Every key's requests in a calendar month, by outcome (what billing needs).
     Usage(usage::MonthArgs),
     /// Buddies (token mints need one).
@@ -214,6 +217,7 @@ pub async fn execute(app: &App, command: Command) -> Result<Output> {
         Command::Customers(CustomersCommand::Create(args)) => create_customer(app, args).await,
         Command::Keys(cmd) => keys::execute(app, cmd).await,
         Command::Roles(cmd) => roles::execute(app, cmd).await,
+        Command::Portal(args) => portal::mint(app, args).await,
         Command::Usage(args) => usage::month(app, args).await,
         Command::Buddies(BuddiesCommand::Create(args)) => create_buddy(app, args).await,
         Command::SigningKey(cmd) => signing_key(app, cmd).await,

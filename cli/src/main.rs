@@ -20,6 +20,7 @@ async fn main() -> std::process::ExitCode {
         signing_secret: Some(cli.signing_secret.clone()),
         data_key_secret: Some(cli.data_key_secret.clone()),
         issuer: std::env::var(hatched::app::ISSUER_ENV).unwrap_or_else(|_| hatched::app::DEFAULT_ISSUER.to_owned()),
+        portal_base_url: std::env::var(hatched::app::PORTAL_BASE_URL_ENV).ok().filter(|s| !s.trim().is_empty()),
     };
     let config = match hatched::app::operator_aws_config().await {
         Ok(config) => match cli.sdk_timeout_secs {

@@ -36,6 +36,7 @@ pub const SIGNING_SECRET_ENV: &str = "HATCHED_SIGNING_SECRET";
 pub const DATA_KEY_SECRET_ENV: &str = "HATCHED_DATA_KEY_SECRET";
 /// Environment variable overriding the `iss` of minted tokens.
 pub const ISSUER_ENV: &str = "HATCHED_ISSUER";
+pub const PORTAL_BASE_URL_ENV: &str = "HATCHED_PORTAL_BASE_URL";
 pub const DEFAULT_ISSUER: &str = "hatched-auth-edge";
 /// Environment variable choosing the TLS trust roots: `aws` (default) or `system`.
 pub const TLS_ROOTS_ENV: &str = "HATCHED_TLS_ROOTS";
@@ -108,6 +109,7 @@ pub struct App {
     /// Source IPs over their anonymous limit, as this instance has seen.
     pub ip_block: Arc<IpBlock>,
     pub issuer: String,
+    pub portal_base_url: Option<String>,
 }
 
 /// Where an [`App`]'s resources live.
@@ -117,6 +119,8 @@ pub struct Settings {
     pub signing_secret: Option<String>,
     pub data_key_secret: Option<String>,
     pub issuer: String,
+    /// Where the key portal page is served (`PortalBaseUrl`); `None`: this API's own address.
+    pub portal_base_url: Option<String>,
 }
 
 impl Settings {
@@ -126,6 +130,7 @@ impl Settings {
             signing_secret: std::env::var(SIGNING_SECRET_ENV).ok().filter(|s| !s.is_empty()),
             data_key_secret: std::env::var(DATA_KEY_SECRET_ENV).ok().filter(|s| !s.is_empty()),
             issuer: std::env::var(ISSUER_ENV).unwrap_or_else(|_| DEFAULT_ISSUER.to_owned()),
+            portal_base_url: std::env::var(PORTAL_BASE_URL_ENV).ok().filter(|s| !s.trim().is_empty()),
         })
     }
 }
@@ -254,6 +259,7 @@ impl App {
             ip_block,
             clock,
             issuer: settings.issuer,
+            portal_base_url: settings.portal_base_url,
         }
     }
 }

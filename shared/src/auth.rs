@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use crate::domain::UnixTime;
 use crate::domain::audit::Actor;
+use crate::domain::portal::PortalClaims;
 use crate::domain::quota::{Month, QuotaStatus};
 use crate::domain::ratelimit::IpBlock;
 use crate::domain::ratelimit::{Counted, RateLimitStatus};
 use crate::domain::time::Clock;
 use crate::domain::token::{SignedUser, user_signature_valid};
 use crate::domain::{
-    ANONYMOUS_PER_MINUTE, ApiKey, BuddyId, KeyHash, KeyRecord, KeyType, LAST_USED_RESOLUTION_SECS, Scope,
+    ANONYMOUS_PER_MINUTE, ApiKey, BuddyId, KeyHash, KeyPrefix, KeyRecord, KeyType, LAST_USED_RESOLUTION_SECS, Scope,
 };
 use crate::domain::{KeyFormatError, KeyRejection};
 use crate::keys::Manager;
@@ -90,6 +91,9 @@ pub struct Caller {
     pub quota: Option<QuotaStatus>,
     /// When the request was counted (a refusal gives the count back to that window).
     pub counted_at: UnixTime,
+    /// A key portal session acting for this key: the audit trail names it
+    /// (`portal:<prefix>:<user_label>`) instead of the key.
+    pub portal_actor: Option<String>,
 }
 
 /// Which window (and, for a key with a quota, which month) a caller's request was counted
@@ -105,12 +109,17 @@ pub struct KeyCount {
 impl Caller {
     /// This key managing its own customer's keys over HTTP; the audit trail names its prefix.
     pub fn manager(&self, ctx: &RequestCtx) -> Manager<'_> {
-        let actor = Actor {
-            name: self.record.prefix.to_string(),
+        Manager::key(&self.record, self.actor(ctx))
+    }
+
+    /// Who the audit trail names for this request: the key's prefix, or the portal session
+    /// acting for it.
+    pub fn actor(&self, ctx: &RequestCtx) -> Actor {
+        Actor {
+            name: self.portal_actor.clone().unwrap_or_else(|| self.record.prefix.to_string()),
             request_id: ctx.request_id.clone(),
             source_ip: ctx.source_ip.clone(),
-        };
-        Manager::key(&self.record, actor)
+        }
     }
 
     /// Where this request was counted, to give the count back on a refusal.
@@ -149,6 +158,10 @@ pub enum AuthError {
     InsufficientScope(Scope),
     #[error("invalid user signature")]
     InvalidUserSignature,
+    #[error("the key portal session has ended")]
+    SessionEnded,
+    #[error("a key portal session on a route it may not call")]
+    NotForPortal,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -190,6 +203,9 @@ pub enum Access {
     Anonymous,
     /// Secret keys only (publishable: `publishable_key_scope`), holding this scope.
     SecretOnly(Scope),
+    /// As `SecretOnly`, or a key portal session acting for such a key (API.md "The key
+    /// portal": key management, roles, usage and audit).
+    Managing(Scope),
     /// Either kind of key, holding this scope.
     Scoped(Scope),
     /// API Gateway runs the platform authorizer (`functions/authorize`) first; the function
@@ -201,9 +217,18 @@ impl Access {
     pub fn check(self, record: &KeyRecord) -> Result<(), AuthError> {
         match self {
             Access::Anonymous | Access::Authorized => Ok(()),
-            Access::SecretOnly(_) if record.key_type == KeyType::Publishable => Err(AuthError::PublishableKey),
-            Access::SecretOnly(scope) | Access::Scoped(scope) => require_scopes(record, &[scope]),
+            Access::SecretOnly(_) | Access::Managing(_) if record.key_type == KeyType::Publishable => {
+                Err(AuthError::PublishableKey)
+            }
+            Access::SecretOnly(scope) | Access::Managing(scope) | Access::Scoped(scope) => {
+                require_scopes(record, &[scope])
+            }
         }
+    }
+
+    /// Whether a key portal session may call it.
+    pub fn admits_portal(self) -> bool {
+        matches!(self, Access::Managing(_))
     }
 }
 
@@ -263,62 +288,84 @@ impl Auth {
     /// quota's own refusals (which give theirs back themselves) leave a trace on the month.
     pub async fn check_key(&self, key: &ApiKey, ctx: &RequestCtx, origin: Option<&str>) -> Result<Caller, Rejected> {
         let hash = key.hash();
+        self.check(Lookup::Key(&hash, key.kind().key_type()), ctx, origin).await
+    }
+
+    async fn check(&self, lookup: Lookup<'_>, ctx: &RequestCtx, origin: Option<&str>) -> Result<Caller, Rejected> {
         let mut held = None;
         // Boxed: its SDK futures are large, and every keyed handler's future holds this one.
-        let verdict = Box::pin(self.check_key_counting(key, &hash, ctx, origin, &mut held)).await;
-        if verdict.is_err() {
-            self.give_back_month(&hash, held).await;
+        let verdict = Box::pin(self.check_key_counting(lookup, ctx, origin, &mut held)).await;
+        if verdict.is_err()
+            && let Some((hash, month)) = held
+        {
+            self.give_back_month(&hash, Some(month)).await;
         }
         verdict
     }
 
-    /// [`Auth::check_key`]'s checks; `held` is the month whose count this request holds, if any.
+    /// [`Auth::check`]'s checks; `held` is the month whose count this request holds, if any.
     async fn check_key_counting(
         &self,
-        key: &ApiKey,
-        hash: &KeyHash,
+        lookup: Lookup<'_>,
         ctx: &RequestCtx,
         origin: Option<&str>,
-        held: &mut Option<Month>,
+        held: &mut Option<(KeyHash, Month)>,
     ) -> Result<Caller, Rejected> {
         let now = self.clock.now();
-        let counted = Counted::key(hash, key.kind().key_type(), &ctx.source_ip);
         let month = Month::of(now);
         let mut early_position = None;
-        let (record, count) = if self.ip_block.refusal(&ctx.source_ip, now).is_some() {
-            // An IP over its anonymous limit: read first, so an unknown key costs no write.
-            match self.store.get_key(hash).await.map_err(AuthError::from)? {
+        let (record, count) = match lookup {
+            // A portal token names its key by prefix: the read comes first, as the hash to
+            // count under is on the record.
+            Lookup::Portal(prefix) => match self.store.key_by_prefix(prefix).await.map_err(AuthError::from)? {
                 None => return Err(self.refuse_anonymous(ctx, AuthError::UnknownKey).await),
-                Some(record) => (Some(record), self.store.count_request(&counted, now).await),
-            }
-        } else {
-            // A secret key known to hold a quota has its month counted in the same round trip.
-            // Not a publishable key: a request it refuses before its quota (a wrong origin,
-            // which anyone can send) would hold a count for a moment and could push a good
-            // request made at that moment over the quota. A secret key's only earlier refusals
-            // are its minute limit and its own revocation or expiry.
-            let early = key.kind().key_type() == KeyType::Secret && self.quota_keys.holds(hash);
-            let early_month = async {
-                match early {
-                    true => Some(self.store.count_month(hash, month).await),
-                    false => None,
+                Some(record) => {
+                    let counted = Counted::key(&record.key_hash, record.key_type, &ctx.source_ip);
+                    let count = self.store.count_request(&counted, now).await;
+                    (Some(record), count)
                 }
-            };
-            let (record, count, early_month) =
-                futures::join!(self.store.get_key(hash), self.store.count_request(&counted, now), early_month);
-            // A count whose write failed may or may not have been made: it is never given back
-            // (the quota errs towards refusing, never towards more).
-            if let Some(Ok(position)) = early_month {
-                (*held, early_position) = (Some(month), Some(position));
+            },
+            Lookup::Key(hash, key_type) if self.ip_block.refusal(&ctx.source_ip, now).is_some() => {
+                // An IP over its anonymous limit: read first, so an unknown key costs no write.
+                match self.store.get_key(hash).await.map_err(AuthError::from)? {
+                    None => return Err(self.refuse_anonymous(ctx, AuthError::UnknownKey).await),
+                    Some(record) => {
+                        let counted = Counted::key(hash, key_type, &ctx.source_ip);
+                        (Some(record), self.store.count_request(&counted, now).await)
+                    }
+                }
             }
-            (record.map_err(AuthError::from)?, count)
+            Lookup::Key(hash, key_type) => {
+                // A secret key known to hold a quota has its month counted in the same round
+                // trip. Not a publishable key: a request it refuses before its quota (a wrong
+                // origin, which anyone can send) would hold a count for a moment and could push
+                // a good request made at that moment over the quota. A secret key's only earlier
+                // refusals are its minute limit and its own revocation or expiry.
+                let early = key_type == KeyType::Secret && self.quota_keys.holds(hash);
+                let early_month = async {
+                    match early {
+                        true => Some(self.store.count_month(hash, month).await),
+                        false => None,
+                    }
+                };
+                let counted = Counted::key(hash, key_type, &ctx.source_ip);
+                let (record, count, early_month) =
+                    futures::join!(self.store.get_key(hash), self.store.count_request(&counted, now), early_month);
+                // A count whose write failed may or may not have been made: it is never given
+                // back (the quota errs towards refusing, never towards more).
+                if let Some(Ok(position)) = early_month {
+                    (*held, early_position) = (Some((hash.clone(), month)), Some(position));
+                }
+                (record.map_err(AuthError::from)?, count)
+            }
         };
         let Some(record) = record else {
             // Unknown keys cost a read: hold them to the anonymous per-IP limit.
             return Err(self.refuse_anonymous(ctx, AuthError::UnknownKey).await);
         };
+        let hash = record.key_hash.clone();
         let rate = RateLimitStatus::decide(record.tier.per_minute(), count.map_err(AuthError::from)?, now);
-        let mut caller = Caller { record, rate, quota: None, counted_at: now };
+        let mut caller = Caller { record, rate, quota: None, counted_at: now, portal_actor: None };
         let refusal = match caller.record.usable_at(now) {
             // A dead key spends no budget; its caller's IP pays, as for an unknown key.
             Err(r) => Some(AuthError::from(r)),
@@ -329,18 +376,18 @@ impl Auth {
             return Err(self.refuse_for_key(&caller.key_count(), ctx, error).await);
         }
         // Only live keys are remembered: a revoked one with a quota costs no early count.
-        self.quota_keys.note(hash, caller.record.monthly_quota.is_some());
+        self.quota_keys.note(&hash, caller.record.monthly_quota.is_some());
         if !caller.rate.allowed {
             return Err(Rejected { error: AuthError::limited(&caller.rate), rate: Some(caller.rate) });
         }
         match caller.record.monthly_quota {
-            None => self.give_back_month(hash, held.take()).await,
+            None => self.give_back_month(&hash, held.take().map(|(_, month)| month)).await,
             Some(limit) => {
                 let position = match early_position {
                     Some(position) => position,
                     None => {
-                        let position = self.store.count_month(hash, month).await.map_err(AuthError::from)?;
-                        *held = Some(month);
+                        let position = self.store.count_month(&hash, month).await.map_err(AuthError::from)?;
+                        *held = Some((hash.clone(), month));
                         position
                     }
                 };
@@ -349,7 +396,8 @@ impl Auth {
                 if !quota.allowed {
                     // Stays counted in its minute; its month count is given back with it.
                     *held = None;
-                    if let Err(e) = self.store.refuse_for_quota(&counted, hash, now, month).await {
+                    let counted = Counted::key(&hash, caller.record.key_type, &ctx.source_ip);
+                    if let Err(e) = self.store.refuse_for_quota(&counted, &hash, now, month).await {
                         unrecorded("a quota refusal not recorded", &e);
                     }
                     let error = AuthError::QuotaExceeded { retry_after_secs: quota.reset_in_secs };
@@ -397,6 +445,49 @@ impl Auth {
         access.check(&caller.record).map_err(|error| Rejected { error, rate: Some(caller.rate.clone()) })?;
         Ok(caller)
     }
+
+    /// The gate of a route a key portal session may call (`claims` from a token whose
+    /// signature holds, or `None`): the session must be current, and the key it names is
+    /// checked as if it called itself — on record, of the token's customer and environment,
+    /// live, within its limits — then held to `access` with its powers as they are now.
+    /// Refusals before the key is found count against the caller's IP.
+    pub async fn authenticate_portal(
+        &self,
+        claims: Option<PortalClaims>,
+        ctx: &RequestCtx,
+        access: Access,
+    ) -> Result<Caller, Rejected> {
+        let now = self.clock.now();
+        let (claims, prefix) = match claims.and_then(|c| c.prefix().map(|p| (c, p))) {
+            Some((claims, _)) if !claims.current_at(now) => {
+                return Err(self.refuse_anonymous(ctx, AuthError::SessionEnded).await);
+            }
+            Some(found) => found,
+            None => return Err(self.refuse_anonymous(ctx, AuthError::UnknownKey).await),
+        };
+        // Not the browser's Origin: the page is served by this API, and a session acts for a
+        // secret key, which no origin list governs.
+        let mut caller = self.check(Lookup::Portal(&prefix), ctx, None).await?;
+        let limits = Some(caller.rate.clone());
+        if !claims.names(&caller.record) {
+            return Err(Rejected { error: AuthError::UnknownKey, rate: limits });
+        }
+        if !access.admits_portal() {
+            return Err(Rejected { error: AuthError::NotForPortal, rate: limits });
+        }
+        access.check(&caller.record).map_err(|error| Rejected { error, rate: limits })?;
+        caller.portal_actor = Some(claims.act);
+        Ok(caller)
+    }
+}
+
+/// How the key to check is found.
+#[derive(Debug, Clone, Copy)]
+enum Lookup<'a> {
+    /// A key presented in full: by its hash, read and counted at once.
+    Key(&'a KeyHash, KeyType),
+    /// A key portal session's key, by the prefix its token names.
+    Portal(&'a KeyPrefix),
 }
 
 impl Auth {

@@ -276,6 +276,10 @@ impl From<AuthError> for ApiError {
             AuthError::PublishableKey => ApiError::PublishableKeyScope,
             AuthError::InsufficientScope(scope) => ApiError::InsufficientScope(scope),
             AuthError::InvalidUserSignature => ApiError::InvalidUserSignature,
+            // A portal session past its `exp`: the page asks for a new one.
+            AuthError::SessionEnded => ApiError::KeyExpired,
+            // As any bearer that is not a key (API.md: every other route refuses it).
+            AuthError::NotForPortal => ApiError::InvalidKeyFormat(crate::domain::KeyFormatError::UnknownPrefix),
             AuthError::Store(e) => e.into(),
             AuthError::Sealing(e) => e.into(),
         }

@@ -10,7 +10,7 @@ use crate::App;
 use crate::auth::{AuthError, Caller, Rejected};
 use crate::endpoint::Endpoint;
 use crate::error::ApiError;
-use crate::http::{Reply, RequestCtx, bearer_key};
+use crate::http::{Reply, RequestCtx, bearer_key, portal_token};
 
 tokio::task_local! {
     /// The function whose request this task is serving (its log lines and, in the tests, the
@@ -47,9 +47,13 @@ where
 {
     serving(endpoint.function, async move {
         let ctx = RequestCtx::of(&req);
-        let caller = match app.auth.authenticate(bearer_key(&req), &ctx, endpoint.access).await {
+        let caller = match portal_token(&req).filter(|_| endpoint.access.admits_portal()) {
+            Some(token) => portal_caller(app, token, &ctx, endpoint.access).await,
+            None => app.auth.authenticate(bearer_key(&req), &ctx, endpoint.access).await.map_err(Refusal::from),
+        };
+        let caller = match caller {
             Ok(caller) => caller,
-            Err(rejected) => return finish(&ctx, endpoint, None, Err(rejected.into())),
+            Err(refusal) => return finish(&ctx, endpoint, None, Err(refusal)),
         };
         let (prefix, rate) = (caller.record.prefix.clone(), caller.rate.clone());
         let count = caller.key_count();
@@ -65,6 +69,18 @@ where
         finish(&ctx, endpoint, Some(prefix.as_str()), response)
     })
     .await
+}
+
+/// A key portal session's caller: the token's signature first (no read while the public keys
+/// are cached), then its key as [`crate::auth::Auth::authenticate_portal`] checks it.
+async fn portal_caller(
+    app: &App,
+    token: &str,
+    ctx: &crate::http::RequestCtx,
+    access: crate::auth::Access,
+) -> Result<Caller, Refusal> {
+    let claims = app.tokens.portal_claims(token).await.map_err(|e| Refusal::from(ApiError::from(e)))?;
+    app.auth.authenticate_portal(claims, ctx, access).await.map_err(Refusal::from)
 }
 
 /// An endpoint without a key: the caller's IP is counted concurrently with the story.

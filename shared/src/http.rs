@@ -72,6 +72,39 @@ pub fn bearer_key(req: &Request) -> Result<ApiKey, AuthError> {
     bearer_key_in(req.headers())
 }
 
+/// The bearer of `Authorization` if it has a JWT's shape (`eyJ…`, three dot-separated parts,
+/// at most 4 KiB): a key portal session's token, for the routes that take one. Anything else
+/// goes through [`bearer_key`] (where a JWT is `invalid_key_format`).
+pub fn portal_token(req: &Request) -> Option<&str> {
+    let text = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = text.split_once(' ')?;
+    let shaped = token.starts_with("eyJ")
+        && token.len() <= 4096
+        && token.split('.').count() == 3
+        && token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    (scheme.eq_ignore_ascii_case("bearer") && shaped).then_some(token)
+}
+
+/// Where the key portal page is, with `token` in the fragment (never sent to a server):
+/// `base` (the `PortalBaseUrl` parameter) if set, else this API's own address from API
+/// Gateway's request context (its domain name and stage) — never from the client's `Host`.
+pub fn portal_url(req: &Request, base: Option<&str>, token: &str) -> String {
+    let base = match base {
+        Some(base) => base.trim_end_matches('/').to_owned(),
+        None => match req.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(ctx)) => {
+                let domain = ctx.domain_name.as_deref().unwrap_or("localhost");
+                match ctx.stage.as_deref() {
+                    None | Some("$default") | Some("") => format!("https://{domain}"),
+                    Some(stage) => format!("https://{domain}/{stage}"),
+                }
+            }
+            _ => String::new(),
+        },
+    };
+    format!("{base}/portal#token={token}")
+}
+
 /// [`bearer_key`] from a header map (an authorizer's request has no body to go with it).
 pub fn bearer_key_in(headers: &HeaderMap) -> Result<ApiKey, AuthError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {

@@ -20,6 +20,7 @@ use tokio::sync::Mutex;
 
 use crate::aws::AwsFailure;
 use crate::domain::UnixTime;
+use crate::domain::portal::{PORTAL_AUDIENCE, PortalClaims};
 use crate::domain::signing_keys::{KeyEntry, KeySet, KeyState, PublishedKey, PublishedKeys, SIGNER_MAX_STALE_SECS};
 use crate::domain::time::Clock;
 use crate::domain::token::{EMBED_AUDIENCE, SESSION_AUDIENCE, TokenClaims};
@@ -259,17 +260,36 @@ impl PublicKeys {
     /// then the claim shape of the token's kind, then that the key may have signed it (a
     /// standby only tokens issued after it could sign). Time is checked by the caller's clock.
     pub fn verify(&self, token: &str, issuer: &str) -> Option<TokenClaims> {
+        let required = ["exp", "nbf", "iat", "aud", "iss", "sub"];
+        let (key, claims) = self.decode(token, issuer, &[SESSION_AUDIENCE, EMBED_AUDIENCE], &required)?;
+        let claims = TokenClaims::from_json(claims)?;
+        key.may_have_signed(claims.issued_at()).then_some(claims)
+    }
+
+    /// [`PublicKeys::verify`] for a key portal token (its own audience and claims).
+    pub fn verify_portal(&self, token: &str, issuer: &str) -> Option<PortalClaims> {
+        let (key, claims) = self.decode(token, issuer, &[PORTAL_AUDIENCE], &["exp", "iat", "aud", "iss"])?;
+        let claims = PortalClaims::from_json(claims)?;
+        key.may_have_signed(claims.iat).then_some(claims)
+    }
+
+    fn decode(
+        &self,
+        token: &str,
+        issuer: &str,
+        audiences: &[&str],
+        required: &[&str],
+    ) -> Option<(&PublishedKey, Value)> {
         let (key, decoding) = self.find(&token_kid(token)?)?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.leeway = 0;
-        validation.set_audience(&[SESSION_AUDIENCE, EMBED_AUDIENCE]);
+        validation.set_audience(audiences);
         validation.set_issuer(&[issuer]);
-        validation.set_required_spec_claims(&["exp", "nbf", "iat", "aud", "iss", "sub"]);
+        validation.set_required_spec_claims(required);
         let data = jsonwebtoken::decode::<Value>(token, decoding, &validation).ok()?;
-        let claims = TokenClaims::from_json(data.claims)?;
-        key.may_have_signed(claims.issued_at()).then_some(claims)
+        Some((key, data.claims))
     }
 
     /// Verifies a signature alone (the rotation's `testSecret`).
@@ -436,6 +456,20 @@ impl Verifier {
         match token_kid(token) {
             Some(kid) if !keys.settled(&kid) => {
                 Ok(self.fresher_than(UNKNOWN_KID_REFRESH_SECS).await?.verify(token, issuer))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// [`Verifier::verify`] for a key portal token.
+    pub async fn verify_portal(&self, token: &str, issuer: &str) -> Result<Option<PortalClaims>, SigningError> {
+        let keys = self.keys().await?;
+        if let Some(claims) = keys.verify_portal(token, issuer) {
+            return Ok(Some(claims));
+        }
+        match token_kid(token) {
+            Some(kid) if !keys.settled(&kid) => {
+                Ok(self.fresher_than(UNKNOWN_KID_REFRESH_SECS).await?.verify_portal(token, issuer))
             }
             _ => Ok(None),
         }

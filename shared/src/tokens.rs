@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::domain::audit::{Actor, AuditAction, AuditEvent, Changes};
 use crate::domain::key::random_base62;
+use crate::domain::portal::{PortalClaims, PortalLabel};
 use crate::domain::time::Clock;
 use crate::domain::token::{
     EmbedClaims, SessionClaims, SessionSubject, Subject, TokenClaims, WidgetScope, WidgetSession,
 };
-use crate::domain::{CustomerId, Environment, KeyPrefix, SessionId};
+use crate::domain::{CustomerId, Environment, KeyPrefix, KeyRecord, SessionId};
 use crate::signing::{Signer, SigningError, Verifier};
 use crate::store::{CreateSessionError, Store, StoreError};
 
@@ -133,6 +135,44 @@ impl Tokens {
             }
         }
         Ok(Some(claims))
+    }
+
+    /// A key portal session acting as `key` (API.md "The key portal"), with its audit event
+    /// `portal.session_created` by `by`. Signed before the event is written: a signing failure
+    /// leaves no event; a failed write leaves a token nobody was given.
+    pub async fn mint_portal(
+        &self,
+        key: &KeyRecord,
+        label: &PortalLabel,
+        ttl: i64,
+        by: &Actor,
+    ) -> Result<Minted<PortalClaims>, TokenError> {
+        let now = self.clock.now();
+        let claims = PortalClaims::new(&self.issuer, key, label, random_base62(24), now, ttl);
+        let token = self.signer.ring().await?.current.sign(&claims)?;
+        let expires_at = crate::domain::UnixTime::from_secs(claims.exp).rfc3339();
+        let changes = Changes::default().field("user_label", None, Some(label.as_str())).field(
+            "expires_at",
+            None,
+            Some(expires_at.as_str()),
+        );
+        let event = AuditEvent::new(
+            by,
+            &key.customer_id,
+            key.environment,
+            AuditAction::PortalSessionCreated,
+            key.prefix.as_str(),
+            changes,
+            self.clock.now_millis(),
+        );
+        self.store.record_event(&event).await?;
+        Ok(Minted { token, minted: claims })
+    }
+
+    /// The claims of a portal token whose signature, audience and issuer hold, or `None`;
+    /// whether it is still current is the caller's to decide (an ended session is told apart).
+    pub async fn portal_claims(&self, token: &str) -> Result<Option<PortalClaims>, TokenError> {
+        Ok(self.verifier.verify_portal(token, &self.issuer).await?)
     }
 
     /// The published public keys as a JWKS document.

@@ -73,6 +73,7 @@ pub fn app(
         signing_secret: Some("canned".into()),
         data_key_secret: Some("canned-data".into()),
         issuer: hatched::app::DEFAULT_ISSUER.into(),
+        portal_base_url: None,
     };
     hatched::App::with_clients(
         aws_sdk_dynamodb::Client::from_conf(dynamo),

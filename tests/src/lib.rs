@@ -67,6 +67,7 @@ impl TestApp {
             signing_secret: Some(format!("hatched-test-{suffix}")),
             data_key_secret: Some(format!("hatched-test-data-{suffix}")),
             issuer: "https://auth.hatched.test".to_owned(),
+            portal_base_url: None,
         };
         let app = App::with_clients(
             aws_sdk_dynamodb::Client::from_conf(dynamo),
@@ -146,6 +147,7 @@ impl TestApp {
             signing_secret: self.app.signer.secret_name().map(str::to_owned),
             data_key_secret: self.app.sealer.secret_name().map(str::to_owned),
             issuer: self.app.issuer.clone(),
+            portal_base_url: None,
         }
     }
 

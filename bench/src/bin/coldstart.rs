@@ -189,6 +189,7 @@ async fn seed() -> Result<Seeded> {
         signing_secret: Some(format!("coldstart-{suffix}")),
         data_key_secret: Some(format!("coldstart-data-{suffix}")),
         issuer: hatched::app::DEFAULT_ISSUER.to_owned(),
+        portal_base_url: None,
     };
     let app = hatched::App::from_config(&hatched::app::aws_config().await?, settings.clone());
     // The demo world scripts/dev serves: buddy_1, dark_mode, an enterprise live key.

@@ -17,7 +17,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     function: "create-key",
     method: "POST",
     path: "/api/v1/keys",
-    access: Access::SecretOnly(Scope::KeysWrite),
+    access: Access::Managing(Scope::KeysWrite),
     browser: false,
     status: 201,
 };

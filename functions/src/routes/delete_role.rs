@@ -16,7 +16,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     function: "delete-role",
     method: "DELETE",
     path: "/api/v1/roles/{name}",
-    access: Access::SecretOnly(Scope::KeysWrite),
+    access: Access::Managing(Scope::KeysWrite),
     browser: false,
     status: 200,
 };

@@ -13,7 +13,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     function: "get-key",
     method: "GET",
     path: "/api/v1/keys/{prefix}",
-    access: Access::SecretOnly(Scope::KeysRead),
+    access: Access::Managing(Scope::KeysRead),
     browser: false,
     status: 200,
 };

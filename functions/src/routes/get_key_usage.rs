@@ -17,7 +17,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     function: "get-key-usage",
     method: "GET",
     path: "/api/v1/keys/{prefix}/usage",
-    access: Access::SecretOnly(Scope::KeysRead),
+    access: Access::Managing(Scope::KeysRead),
     browser: false,
     status: 200,
 };

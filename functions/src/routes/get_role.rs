@@ -15,7 +15,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     function: "get-role",
     method: "GET",
     path: "/api/v1/roles/{name}",
-    access: Access::SecretOnly(Scope::KeysRead),
+    access: Access::Managing(Scope::KeysRead),
     browser: false,
     status: 200,
 };

@@ -18,7 +18,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     function: "list-audit-events",
     method: "GET",
     path: "/api/v1/audit-events",
-    access: Access::SecretOnly(Scope::KeysRead),
+    access: Access::Managing(Scope::KeysRead),
     browser: false,
     status: 200,
 };

@@ -15,7 +15,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     function: "list-keys",
     method: "GET",
     path: "/api/v1/keys",
-    access: Access::SecretOnly(Scope::KeysRead),
+    access: Access::Managing(Scope::KeysRead),
     browser: false,
     status: 200,
 };

@@ -14,7 +14,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     function: "list-roles",
     method: "GET",
     path: "/api/v1/roles",
-    access: Access::SecretOnly(Scope::KeysRead),
+    access: Access::Managing(Scope::KeysRead),
     browser: false,
     status: 200,
 };

@@ -16,7 +16,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     function: "revoke-key",
     method: "DELETE",
     path: "/api/v1/keys/{prefix}",
-    access: Access::SecretOnly(Scope::KeysWrite),
+    access: Access::Managing(Scope::KeysWrite),
     browser: false,
     status: 200,
 };

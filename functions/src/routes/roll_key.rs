@@ -15,7 +15,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     function: "roll-key",
     method: "POST",
     path: "/api/v1/keys/{prefix}/roll",
-    access: Access::SecretOnly(Scope::KeysWrite),
+    access: Access::Managing(Scope::KeysWrite),
     browser: false,
     status: 201,
 };

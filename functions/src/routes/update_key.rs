@@ -20,7 +20,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     function: "update-key",
     method: "PATCH",
     path: "/api/v1/keys/{prefix}",
-    access: Access::SecretOnly(Scope::KeysWrite),
+    access: Access::Managing(Scope::KeysWrite),
     browser: false,
     status: 200,
 };

@@ -18,7 +18,7 @@ pub const ENDPOINT: Endpoint = Endpoint {
     function: "update-role",
     method: "PATCH",
     path: "/api/v1/roles/{name}",
-    access: Access::SecretOnly(Scope::KeysWrite),
+    access: Access::Managing(Scope::KeysWrite),
     browser: false,
     status: 200,
 };

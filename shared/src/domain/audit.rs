@@ -19,6 +19,7 @@ word_enum!(AuditAction {
     RoleCreated = "role.created",
     RoleUpdated = "role.updated",
     RoleDeleted = "role.deleted",
+    PortalSessionCreated = "portal.session_created",
     // An unfinished signing-key rotation discarded by an operator: a platform event, recorded
     // in the signing partition (`SIGNING#AUDIT`), never in a customer's trail.
     SigningKeyRepaired = "signing_key.repaired",

@@ -40,6 +40,7 @@ pub mod key;
 mod key_record;
 pub mod origin;
 pub mod page;
+pub mod portal;
 pub mod quota;
 pub mod ratelimit;
 pub mod role;

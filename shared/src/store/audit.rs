@@ -55,6 +55,22 @@ pub struct AuditPage {
 }
 
 impl Store {
+    /// An event that goes with no other write (a portal session minted): its two copies in
+    /// one transaction, so the trail and the target's history never disagree.
+    pub async fn record_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.transaction();
+        for put in audit_puts(self, event)? {
+            tx.push(put);
+        }
+        match self.commit("record_event", tx).await {
+            Ok(()) => Ok(()),
+            Err(super::TxError::Cancelled(failed)) => {
+                Err(super::internal("record_event", format!("an event id taken twice {failed:?}")))
+            }
+            Err(super::TxError::Store(e)) => Err(e),
+        }
+    }
+
     /// A customer environment's events (or one target's), newest first: one query, or more
     /// when DynamoDB cuts it at 1 MB ([`Store::newest_first_page`]).
     pub async fn list_audit(

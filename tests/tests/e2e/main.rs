@@ -15,6 +15,7 @@ mod keys;
 mod load;
 mod local_api;
 mod model;
+mod portal;
 mod quotas;
 mod roles;
 mod rotation;

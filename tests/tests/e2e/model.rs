@@ -408,15 +408,17 @@ async fn a_client_request_token_commits_once_and_refuses_other_parameters() {
         .build();
     let client = aws_sdk_dynamodb::Client::from_conf(config);
     let table = t.app.store.table();
+    // Tokens are the emulator's, not the table's (ministack keeps them too): fresh ones per run.
+    let (one, two) = (hatched::domain::key::random_base62(20), hatched::domain::key::random_base62(20));
     for _ in 0..3 {
-        add_in_transaction(&client, table, "once", 1, Some("token-1")).await.expect("a repeat succeeds");
+        add_in_transaction(&client, table, "once", 1, Some(&one)).await.expect("a repeat succeeds");
     }
     assert_eq!(counted(&t, "once").await.as_deref(), Some("1"));
-    let e = add_in_transaction(&client, table, "once", 2, Some("token-1")).await.unwrap_err();
+    let e = add_in_transaction(&client, table, "once", 2, Some(&one)).await.unwrap_err();
     let code = e.as_service_error().and_then(|e| aws_sdk_dynamodb::error::ProvideErrorMetadata::code(e));
     assert_eq!(code, Some("IdempotentParameterMismatchException"), "{e:?}");
     assert_eq!(counted(&t, "once").await.as_deref(), Some("1"));
-    add_in_transaction(&client, table, "once", 2, Some("token-2")).await.unwrap();
+    add_in_transaction(&client, table, "once", 2, Some(&two)).await.unwrap();
     add_in_transaction(&client, table, "once", 4, None).await.unwrap();
     assert_eq!(counted(&t, "once").await.as_deref(), Some("7"), "other tokens, and none, each write");
 }

@@ -447,6 +447,7 @@ async fn jwks_and_introspection_work_with_no_secrets_manager_access_at_all() {
         signing_secret: None,
         data_key_secret: None,
         issuer: t.app.issuer.clone(),
+        portal_base_url: None,
     };
     let verify_only = App::with_clients(
         aws_sdk_dynamodb::Client::new(&config),
@@ -481,6 +482,7 @@ async fn a_minting_instance_fetches_the_secret_once() {
         signing_secret: t.app.signer.secret_name().map(str::to_owned),
         data_key_secret: None,
         issuer: t.app.issuer.clone(),
+        portal_base_url: None,
     };
     let app = App::with_clients(
         aws_sdk_dynamodb::Client::new(&config),
@@ -520,6 +522,7 @@ async fn a_secret_of_the_earlier_format_is_migrated_by_the_first_rotation() {
             signing_secret: Some(name.clone()),
             data_key_secret: None,
             issuer: t.app.issuer.clone(),
+            portal_base_url: None,
         },
     );
     assert!(legacy.secrets.create(&name, "AbCdEfGh0123456789legacy").await.unwrap());

@@ -1,0 +1,1 @@
+functions::lambda_main!(create_portal_session, preload: signer);
