@@ -23,6 +23,7 @@ pub use hatched;
 
 pub mod authorize;
 pub mod fallback;
+pub mod portal;
 pub mod rotate_signing_key;
 pub mod usage_rollup;
 

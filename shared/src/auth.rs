@@ -208,6 +208,9 @@ pub enum Access {
     Managing(Scope),
     /// Either kind of key, holding this scope.
     Scoped(Scope),
+    /// No `Authorization` and no counting: content built into the binary (the key portal's
+    /// page), served without any AWS call; API Gateway's stage throttling bounds a flood.
+    Public,
     /// API Gateway runs the platform authorizer (`functions/authorize`) first; the function
     /// gets its verdict in `requestContext.authorizer.lambda`.
     Authorized,
@@ -216,7 +219,7 @@ pub enum Access {
 impl Access {
     pub fn check(self, record: &KeyRecord) -> Result<(), AuthError> {
         match self {
-            Access::Anonymous | Access::Authorized => Ok(()),
+            Access::Anonymous | Access::Public | Access::Authorized => Ok(()),
             Access::SecretOnly(_) | Access::Managing(_) if record.key_type == KeyType::Publishable => {
                 Err(AuthError::PublishableKey)
             }

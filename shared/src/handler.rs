@@ -115,6 +115,20 @@ where
     .await
 }
 
+/// An endpoint of static content: no key, no count, no AWS call; the story picks the content
+/// (or refuses, e.g. an unknown asset). One request line, as every endpoint logs.
+pub async fn public<F>(req: Request, endpoint: &Endpoint, story: F) -> Response<Body>
+where
+    F: FnOnce(&Request, &RequestCtx) -> Result<Response<Body>, ApiError>,
+{
+    serving(endpoint.function, async move {
+        let ctx = RequestCtx::of(&req);
+        let response = story(&req, &ctx).map_err(Refusal::from);
+        finish(&ctx, endpoint, None, response)
+    })
+    .await
+}
+
 /// A refusal as answered: the API.md error, with the key's rate window where it was counted.
 struct Refusal {
     error: ApiError,

@@ -322,6 +322,23 @@ impl<'a> Reply<'a> {
         }
     }
 
+    /// A static page or asset with the key portal's security headers (API.md "The key
+    /// portal"): no script, style or connection from any other origin, never framed, no
+    /// referrer, no content sniffing.
+    pub fn page(&self, content_type: &'static str, body: &'static str, cache_control: &'static str) -> Response<Body> {
+        let mut resp = self.raw(200, body.to_owned(), cache_control);
+        let headers = resp.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+        );
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        resp
+    }
+
     pub fn error(&self, err: &ApiError) -> Response<Body> {
         if err.status() >= 500 {
             tracing::error!(request_id = %self.ctx.request_id, code = err.code(), cause = %err, "request failed");

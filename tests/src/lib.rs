@@ -449,6 +449,8 @@ pub struct Answer {
     pub status: u16,
     pub headers: lambda_http::http::HeaderMap,
     pub body: Value,
+    /// The body as text (pages and assets are not JSON).
+    pub text: String,
 }
 
 impl Answer {
@@ -470,6 +472,7 @@ impl From<Response<Body>> for Answer {
             status: parts.status.as_u16(),
             headers: parts.headers,
             body: serde_json::from_slice(bytes).unwrap_or(Value::Null),
+            text: String::from_utf8_lossy(bytes).into_owned(),
         }
     }
 }

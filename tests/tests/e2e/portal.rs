@@ -353,3 +353,104 @@ async fn hatchctl_portal_mints_for_a_managing_key_audited_as_operator() {
     assert_eq!(t.send(call("DELETE", &format!("/api/v1/keys/{prefix}"), &admin, None)).await.status, 200);
     assert!(t.ctl(&["portal", "--prefix", &prefix, "--label", "Ops"]).await.is_err(), "a revoked key");
 }
+
+/// What a portal request costs (BENCHMARKS.md "Key portal sessions"): the key's own reads and
+/// writes — its read by prefix, then its count — with the public keys cached per instance.
+#[tokio::test]
+async fn round_trips_of_a_portal_request_are_the_keys_own() {
+    hatched_tests::assert_happy_path_model();
+    let (t, admin, _) = setup().await;
+    let token = portal(&t, &admin, "Ada").await;
+    for bearer in [&admin, &token] {
+        assert_eq!(t.send(call("GET", "/api/v1/keys", bearer, None)).await.status, 200); // warm: last_used_at, keys
+    }
+    let mut seen = Vec::new();
+    for bearer in [&admin, &token] {
+        t.calls.clear();
+        assert_eq!(t.send(call("GET", "/api/v1/keys", bearer, None)).await.status, 200);
+        let mut ops = t.calls.take();
+        ops.sort();
+        seen.push(ops);
+    }
+    assert_eq!(seen[0], ["GetItem", "Query", "UpdateItem"], "a key: its read and count at once, the page");
+    assert_eq!(seen[1], seen[0], "a portal session: the same calls (the read by prefix comes before the count)");
+    // What the order costs in time: printed, not asserted.
+    let mut medians = Vec::new();
+    for bearer in [&admin, &token] {
+        let mut times = Vec::new();
+        for _ in 0..50 {
+            let started = std::time::Instant::now();
+            assert_eq!(t.send(call("GET", "/api/v1/keys", bearer, None)).await.status, 200);
+            times.push(started.elapsed());
+        }
+        times.sort();
+        medians.push(times[25]);
+    }
+    println!("list keys, median of 50: key {:?}, portal session {:?}", medians[0], medians[1]);
+}
+
+#[tokio::test]
+async fn the_page_is_served_with_a_strict_policy_and_no_aws_call() {
+    let t = TestApp::new().await;
+    t.calls.clear();
+    let page = t.send(Call::new("GET", "/portal")).await;
+    assert_eq!(page.status, 200);
+    let header = |a: &Answer, name: &str| a.header(name).unwrap_or_default().to_owned();
+    assert_eq!(header(&page, "content-type"), "text/html; charset=utf-8");
+    assert_eq!(header(&page, "cache-control"), "no-store");
+    assert!(header(&page, "content-security-policy").starts_with("default-src 'self';"));
+    assert!(header(&page, "content-security-policy").contains("frame-ancestors 'none'"));
+    assert_eq!(header(&page, "x-frame-options"), "DENY");
+    assert_eq!(header(&page, "referrer-policy"), "no-referrer");
+    assert_eq!(header(&page, "x-content-type-options"), "nosniff");
+    let html = page.text.clone();
+    // No inline script or style (the policy would block them anyway), nothing from elsewhere.
+    assert!(!html.contains("<style") && !html.contains(" style="), "inline style");
+    for script in html.split("<script").skip(1) {
+        assert!(script.split('>').next().unwrap().contains("src=\"/portal/"), "inline script: {script}");
+    }
+    for origin in html.match_indices("http").map(|(i, _)| &html[i..html.len().min(i + 40)]) {
+        assert!(origin.starts_with("https://app.example.com\""), "only the origins field's example: {origin}");
+    }
+    assert!(!html.split_whitespace().any(|w| w.starts_with("on") && w.contains("=\"")), "inline handler");
+    for (name, kind) in [("portal.js", "text/javascript; charset=utf-8"), ("portal.css", "text/css; charset=utf-8")] {
+        let a = t.send(Call::new("GET", &format!("/portal/{name}"))).await;
+        assert_eq!((a.status, header(&a, "content-type").as_str()), (200, kind));
+        assert!(header(&a, "content-security-policy").starts_with("default-src 'self';"));
+        assert!(html.contains(&format!("/portal/{name}")), "the page loads {name}");
+    }
+    let js = t.send(Call::new("GET", "/portal/portal.js")).await.text;
+    // The token: from the fragment, out of the address bar, in memory only.
+    assert!(js.contains("location.hash") && js.contains("history.replaceState"));
+    for storage in ["localStorage", "sessionStorage", "document.cookie", "indexedDB", "innerHTML", "eval("] {
+        assert!(!js.contains(storage), "{storage}");
+    }
+    for missing in ["/portal/app.js", "/portal/index.html", "/portal/..%2Fportal.js", "/portal/PORTAL.JS"] {
+        let a = t.send(Call::new("GET", missing)).await;
+        assert_eq!((a.status, a.code()), (404, "not_found"), "{missing}");
+    }
+    assert_eq!(t.calls.take(), Vec::<String>::new(), "static content: no AWS call");
+    let weight: usize =
+        [&html, &js, &t.send(Call::new("GET", "/portal/portal.css")).await.text].iter().map(|s| s.len()).sum();
+    println!("portal page weight: {weight} bytes (HTML + CSS + JS)");
+}
+
+/// Each route a session may call checks its signature against the published keys, read once
+/// per instance: a cold instance of every such function reads them (the IAM check's grants).
+#[tokio::test]
+async fn every_portal_route_verifies_a_session_from_a_cold_start() {
+    let (t, admin, _) = setup().await;
+    let token = portal(&t, &admin, "Ada").await;
+    let (_, spare) = t.issue(Secret, Live, plain()).await;
+    let mut verified = Vec::new();
+    for e in functions::ENDPOINTS.iter().filter(|e| e.access.admits_portal()) {
+        let path = e.path.replace("{prefix}", &spare).replace("{name}", "admin");
+        let body = (e.method != "GET" && e.method != "DELETE").then(|| json!({}));
+        let cold = t.cold_instance().await;
+        let a = call(e.method, &path, &token, body).send(&cold).await;
+        // Past authentication, whatever the story then says of an empty body.
+        assert!(a.status != 401 && a.status != 403 && a.status < 500, "{} {path}: {} {}", e.method, a.status, a.body);
+        verified.push(e.function);
+    }
+    assert_eq!(verified.len(), 13, "{verified:?}");
+}

@@ -173,7 +173,8 @@ async fn the_local_api_serves_every_endpoint_with_its_own_function() {
             .path
             .replace("{buddy_id}", "b1")
             .replace("{gate_key}", "g1")
-            .replace("{session_id}", "ws_000000000000000000000000");
+            .replace("{session_id}", "ws_000000000000000000000000")
+            .replace("{asset}", "portal.js");
         let answer: Answer = t.send(Call::new(e.method, &path)).await;
         assert_ne!(answer.code(), "not_found", "{e:?} is declared but not served");
         assert_ne!(answer.code(), "method_not_allowed", "{e:?} is declared but not served");
