@@ -16,6 +16,8 @@ SCHEMATHESIS_VERSION=4.32.5
 # The SAM transform for the deployed stack on the emulator (scripts/cloud_stack.py): the version
 # aws-sam-cli $SAM_CLI_VERSION pins, used from the sam venv and checked by install_cloud_tools.
 SAM_TRANSLATOR_VERSION=1.115.0
+# Debian's Chromium, for the key portal's browser tests (driven over its DevTools protocol).
+CHROMIUM_VERSION=148.0.7778.167-1~deb12u1
 export SAM_CLI_TELEMETRY=0
 
 # make_venv NAME PACKAGE... — create (once) a venv whose stamp records its pinned packages.
@@ -33,6 +35,23 @@ make_venv() {
 install_emulators() {
   make_venv ministack "ministack==$MINISTACK_VERSION"
   make_venv moto "moto[dynamodb,secretsmanager,server]==$MOTO_VERSION" "flask==3.1.3" "flask-cors==6.0.1"
+}
+
+# install_chromium — Debian's chromium at $CHROMIUM_VERSION (the browser tests' HATCHED_CHROMIUM).
+# Debian's security archive keeps only the newest build of a release: if this one is gone, the
+# same major version is taken and named, so the pin is raised knowingly.
+install_chromium() {
+  local got
+  got="$(dpkg-query -W -f '${Version}' chromium 2>/dev/null || true)"
+  if [ "$got" != "$CHROMIUM_VERSION" ]; then
+    echo "installing chromium $CHROMIUM_VERSION (have: ${got:-none})" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends "chromium=$CHROMIUM_VERSION" >&2 \
+      || { apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends "chromium=$CHROMIUM_VERSION" >&2; } \
+      || { apt-get install -y -qq --no-install-recommends "chromium=${CHROMIUM_VERSION%%.*}.*" >&2 \
+           && echo "chromium $CHROMIUM_VERSION is no longer in Debian's archive; installed $(dpkg-query -W -f '${Version}' chromium): raise CHROMIUM_VERSION in scripts/tools.sh" >&2; }
+  fi
+  export HATCHED_CHROMIUM=/usr/bin/chromium
 }
 
 install_jwt_checker() {

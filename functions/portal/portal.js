@@ -6,6 +6,10 @@
 const fragment = new URLSearchParams(location.hash.slice(1));
 let token = fragment.get("token");
 history.replaceState(null, "", location.pathname + location.search);
+// A new link opened in this tab only changes the fragment (no page load): start over with it.
+window.addEventListener("hashchange", () => {
+  if (new URLSearchParams(location.hash.slice(1)).get("token")) location.reload();
+});
 
 const $ = (id) => document.getElementById(id);
 const state = { tab: "secret", keys: [], keysCursor: null, permissions: [], roles: [], auditCursors: [null], auditPage: 0 };
@@ -146,6 +150,8 @@ function bars(points, width, height, cls, label) {
   title.textContent = `${label}: ${total} requests`;
   root.append(title);
   const max = Math.max(1, ...points.map((p) => p.accepted + p.rate_limited + p.quota_exceeded));
+  // A baseline, so a quiet day reads as zero rather than as nothing loaded.
+  root.append(svg("rect", { class: "base", x: 0, y: height - 1, width, height: 1 }));
   const w = width / Math.max(1, points.length);
   points.forEach((p, i) => {
     const ok = (p.accepted / max) * height;

@@ -1,6 +1,7 @@
 //! Typed helpers for end-to-end tests against a real DynamoDB-compatible server
 //! (`AWS_ENDPOINT_URL`, started by `scripts/test`). Each test gets its own table.
 
+pub mod browser;
 pub mod calls;
 pub mod canned;
 pub mod emf;

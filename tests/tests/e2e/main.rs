@@ -16,6 +16,7 @@ mod load;
 mod local_api;
 mod model;
 mod portal;
+mod portal_browser;
 mod quotas;
 mod roles;
 mod rotation;
