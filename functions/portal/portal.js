@@ -1,7 +1,8 @@
 // The key portal: one page over the public API, acting with a portal session's token.
 // The token comes in the URL fragment (never sent to a server), is taken out of the address
 // bar at once and lives in this module's memory only: no storage API, so a reload asks for a
-// new session. Every value from the API reaches the page as text, never as markup.
+// new session. Every value from the API reaches the page as text, never as markup. URLs are
+// relative to the page, so an API mapped under a base path (a custom domain) serves it whole.
 
 const fragment = new URLSearchParams(location.hash.slice(1));
 let token = fragment.get("token");
@@ -13,6 +14,15 @@ window.addEventListener("hashchange", () => {
 
 const $ = (id) => document.getElementById(id);
 const state = { tab: "secret", keys: [], keysCursor: null, permissions: [], roles: [], auditCursors: [null], auditPage: 0 };
+// Every request counts against the minting key's minute limit and quota: sparklines are drawn
+// for the first 20 keys of a tab, each fetched once per session (Refresh fetches them again),
+// a few at a time.
+const KEYS_PER_PAGE = 100;
+const SPARKS_PER_TAB = 20;
+const SPARK_AT_ONCE = 3;
+const sparks = new Map();
+let sparksRunning = 0;
+const sparkQueue = [];
 
 class Ended extends Error {}
 class Refused extends Error {
@@ -33,7 +43,7 @@ async function api(method, path, body) {
   if (!token) throw new Ended();
   const headers = { authorization: `Bearer ${token}` };
   if (body !== undefined) headers["content-type"] = "application/json";
-  const res = await fetch(path, {
+  const res = await fetch(path.replace(/^\//, ""), {
     method, headers, body: body === undefined ? undefined : JSON.stringify(body),
     cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer",
   });
@@ -89,7 +99,9 @@ function notice(text) {
 // ---- keys ----
 
 async function loadKeys(more = false) {
-  const q = more && state.keysCursor ? `?limit=100&cursor=${encodeURIComponent(state.keysCursor)}` : "?limit=100";
+  const q = more && state.keysCursor
+    ? `?limit=${KEYS_PER_PAGE}&cursor=${encodeURIComponent(state.keysCursor)}`
+    : `?limit=${KEYS_PER_PAGE}`;
   const page = await api("GET", `/api/v1/keys${q}`);
   state.keys = more ? state.keys.concat(page.keys) : page.keys;
   state.keysCursor = page.next_cursor || null;
@@ -101,7 +113,7 @@ function renderKeys() {
   rows.replaceChildren();
   const shown = state.keys.filter((k) => k.type === state.tab);
   if (shown.length === 0) rows.append(el("tr", {}, el("td", { colspan: "8", text: "No keys of this type yet." })));
-  for (const key of shown) {
+  for (const [i, key] of shown.entries()) {
     const [cls, text] = status(key);
     const live = cls === "active" || cls === "expiring";
     const scopes = el("td", {}, ...key.scopes.map((s) => el("span", { class: "chip", text: s })),
@@ -121,20 +133,41 @@ function renderKeys() {
       el("td", { text: when(key.expires_at) }),
       spark,
       actions));
-    sparkline(key.prefix, spark);
+    if (i < SPARKS_PER_TAB) sparkline(key.prefix, spark);
   }
   $("keys-more").hidden = !state.keysCursor;
 }
 
-// Only the visible page's keys: each costs one usage request, counted as the key's own.
-async function sparkline(prefix, cell) {
-  try {
-    const usage = await api("GET", `/api/v1/keys/${encodeURIComponent(prefix)}/usage`);
-    cell.replaceChildren(bars(usage.points, 96, 24, "spark", `${prefix}: requests per hour, last 24 hours`));
-  } catch (e) {
-    if (!(e instanceof Ended)) cell.textContent = "—";
+// Only the listed keys', once each per session (a usage request counts as the key's own).
+function sparkline(prefix, cell) {
+  const draw = (points) => cell.replaceChildren(bars(points, 96, 24, "spark", `${prefix}: requests per hour, last 24 hours`));
+  if (sparks.has(prefix)) {
+    sparks.get(prefix).then((points) => (points ? draw(points) : (cell.textContent = "—")));
+    return;
+  }
+  let settle;
+  sparks.set(prefix, new Promise((resolve) => (settle = resolve)));
+  sparkQueue.push(async () => {
+    try {
+      const usage = await api("GET", `/api/v1/keys/${encodeURIComponent(prefix)}/usage`);
+      settle(usage.points);
+    } catch (e) {
+      settle(null);
+    }
+  });
+  sparks.get(prefix).then((points) => (points ? draw(points) : (cell.textContent = "—")));
+  pumpSparks();
+}
+
+function pumpSparks() {
+  while (sparksRunning < SPARK_AT_ONCE && sparkQueue.length) {
+    sparksRunning += 1;
+    sparkQueue.shift()().finally(() => { sparksRunning -= 1; pumpSparks(); });
   }
 }
+
+// Fresh sparklines on demand (the usage dialog's numbers are always fetched anew).
+function forgetSparks() { sparks.clear(); }
 
 const SVG = "http://www.w3.org/2000/svg";
 function svg(tag, attrs) {
@@ -402,6 +435,7 @@ function selectTab(tab) {
 function wire() {
   for (const b of document.querySelectorAll('[role="tab"]')) b.addEventListener("click", () => selectTab(b.dataset.type));
   $("create-open").addEventListener("click", openCreate);
+  $("refresh").addEventListener("click", () => { forgetSparks(); notice(""); loadKeys().catch(() => {}); });
   $("keys-next").addEventListener("click", () => loadKeys(true).catch(() => {}));
   $("audit-next").addEventListener("click", () => { state.auditPage += 1; loadAudit().catch(() => {}); });
   $("audit-first").addEventListener("click", () => { state.auditPage = 0; loadAudit().catch(() => {}); });
@@ -416,7 +450,7 @@ async function start() {
   const c = claims(token);
   try {
     const [permissions, roles] = await Promise.all([
-      fetch("/api/v1/permissions", { cache: "no-store", credentials: "omit" }).then((r) => r.json()),
+      fetch("api/v1/permissions", { cache: "no-store", credentials: "omit" }).then((r) => r.json()),
       api("GET", "/api/v1/roles"),
     ]);
     state.permissions = permissions.permissions || [];

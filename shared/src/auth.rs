@@ -466,7 +466,12 @@ impl Auth {
                 return Err(self.refuse_anonymous(ctx, AuthError::SessionEnded).await);
             }
             Some(found) => found,
-            None => return Err(self.refuse_anonymous(ctx, AuthError::UnknownKey).await),
+            // A signature, audience or claim that does not hold is decided without a read, as a
+            // key's checksum is (API.md: `invalid_key_format`).
+            None => {
+                let error = AuthError::InvalidKeyFormat(crate::domain::KeyFormatError::Checksum);
+                return Err(self.refuse_anonymous(ctx, error).await);
+            }
         };
         // Not the browser's Origin: the page is served by this API, and a session acts for a
         // secret key, which no origin list governs.

@@ -21,7 +21,7 @@ pub struct PortalLabel(String);
 impl PortalLabel {
     pub fn parse(text: &str) -> Option<PortalLabel> {
         let chars = text.chars().count();
-        let printable = text.chars().all(|c| !c.is_control());
+        let printable = text.chars().all(printable);
         ((1..=64).contains(&chars) && printable && text.trim() == text).then(|| PortalLabel(text.to_owned()))
     }
 
@@ -39,6 +39,15 @@ impl<'de> Deserialize<'de> for PortalLabel {
             )
         })
     }
+}
+
+/// Shown as itself in the audit trail: no control character, no whitespace but the space, and
+/// none of the invisible format characters that reorder or hide text (bidirectional overrides
+/// and isolates, zero-width characters, the soft hyphen, the byte-order mark).
+fn printable(c: char) -> bool {
+    let invisible = matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}');
+    !c.is_control() && (c == ' ' || !c.is_whitespace()) && !invisible
 }
 
 /// Claims of a portal JWT, exactly as API.md lists them.
@@ -111,7 +120,19 @@ mod tests {
         for good in ["a", "Ada Lovelace", "ü", &"x".repeat(64), "admin@example.com"] {
             assert!(PortalLabel::parse(good).is_some(), "{good:?}");
         }
-        for bad in ["", " a", "a ", &"x".repeat(65), "a\nb", "tab\there", "\u{7}"] {
+        for bad in [
+            "",
+            " a",
+            "a ",
+            &"x".repeat(65),
+            "a\nb",
+            "tab\there",
+            "\u{7}",
+            "Ada\u{202E}nimda",
+            "A\u{200B}da",
+            "a\u{2028}b",
+            "a\u{00A0}b",
+        ] {
             assert!(PortalLabel::parse(bad).is_none(), "{bad:?}");
         }
     }

@@ -168,6 +168,7 @@ async fn an_admin_manages_keys_in_the_portal() {
     }
     t.roll_up_usage().await;
     b.click("#tab-secret").await.unwrap();
+    b.click("#refresh").await.unwrap();
     b.wait_for(
         &format!(
             "document.querySelectorAll('tr[data-prefix=\"{admin_prefix}\"] svg.spark rect:not(.base)').length > 0"
