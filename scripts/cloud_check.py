@@ -106,7 +106,12 @@ def common(a, path):
     """What API.md promises on every answer."""
     if not a.headers.get("x-request-id"):
         return "no x-request-id"
-    want = "public, max-age=300" if path.startswith("/.well-known/") and a.status == 200 else "no-store"
+    # The JWKS and the key portal's assets are cacheable; everything else (the portal page too) is not.
+    cacheable = path.startswith("/.well-known/") or path.startswith("/portal/")
+    want = "public, max-age=300" if cacheable and a.status == 200 else "no-store"
+    if (path == "/portal" or path.startswith("/portal/")) and a.status == 200 \
+            and not (a.headers.get("content-security-policy") or "").startswith("default-src 'self'"):
+        return "the key portal without its Content-Security-Policy"
     if a.headers.get("cache-control") != want:
         return f"cache-control {a.headers.get('cache-control')!r}, want {want!r}"
     if a.status >= 400:
