@@ -449,28 +449,27 @@ impl Verifier {
     /// in an emergency), the keys are read again (at most every [`UNKNOWN_KID_REFRESH_SECS`],
     /// so garbage kids cannot hammer the table) and asked once more.
     pub async fn verify(&self, token: &str, issuer: &str) -> Result<Option<TokenClaims>, SigningError> {
-        let keys = self.keys().await?;
-        if let Some(claims) = keys.verify(token, issuer) {
-            return Ok(Some(claims));
-        }
-        match token_kid(token) {
-            Some(kid) if !keys.settled(&kid) => {
-                Ok(self.fresher_than(UNKNOWN_KID_REFRESH_SECS).await?.verify(token, issuer))
-            }
-            _ => Ok(None),
-        }
+        self.verify_with(token, |keys| keys.verify(token, issuer)).await
     }
 
     /// [`Verifier::verify`] for a key portal token.
     pub async fn verify_portal(&self, token: &str, issuer: &str) -> Result<Option<PortalClaims>, SigningError> {
+        self.verify_with(token, |keys| keys.verify_portal(token, issuer)).await
+    }
+
+    /// `check` against the held keys, then once more against fresher ones if the token names
+    /// a kid they do not hold settled.
+    async fn verify_with<T>(
+        &self,
+        token: &str,
+        check: impl Fn(&PublicKeys) -> Option<T>,
+    ) -> Result<Option<T>, SigningError> {
         let keys = self.keys().await?;
-        if let Some(claims) = keys.verify_portal(token, issuer) {
+        if let Some(claims) = check(&keys) {
             return Ok(Some(claims));
         }
         match token_kid(token) {
-            Some(kid) if !keys.settled(&kid) => {
-                Ok(self.fresher_than(UNKNOWN_KID_REFRESH_SECS).await?.verify_portal(token, issuer))
-            }
+            Some(kid) if !keys.settled(&kid) => Ok(check(&*self.fresher_than(UNKNOWN_KID_REFRESH_SECS).await?)),
             _ => Ok(None),
         }
     }
