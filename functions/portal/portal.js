@@ -261,11 +261,16 @@ function showSecret(made) {
   $("secret-key").value = made.key;
   $("secret-hmac").hidden = !made.hmac_secret;
   $("secret-hmac-value").value = made.hmac_secret || "";
-  const dialog = $("secret");
-  // Once shown, gone: nothing of it stays in the page after the dialog closes.
-  dialog.addEventListener("close", () => { $("secret-key").value = ""; $("secret-hmac-value").value = ""; }, { once: true });
-  dialog.showModal();
+  $("secret").showModal();
   $("secret-key").select();
+}
+
+// Once shown, gone: nothing of a new key stays in the page after its dialog closes. The button
+// clears it before closing (the dialog's close event is queued, not immediate); the close event
+// covers Escape.
+function forgetSecret() {
+  $("secret-key").value = "";
+  $("secret-hmac-value").value = "";
 }
 
 function copy(id) {
@@ -441,6 +446,8 @@ function wire() {
   $("audit-first").addEventListener("click", () => { state.auditPage = 0; loadAudit().catch(() => {}); });
   $("copy-key").addEventListener("click", () => copy("secret-key"));
   $("copy-hmac").addEventListener("click", () => copy("secret-hmac-value"));
+  $("secret").addEventListener("close", forgetSecret);
+  $("secret").querySelector(".close").addEventListener("click", forgetSecret);
   for (const b of document.querySelectorAll("dialog .cancel, dialog .close")) b.addEventListener("click", () => b.closest("dialog").close());
 }
 

@@ -297,6 +297,7 @@ async fn every_action_is_reachable_by_keyboard() {
     b.tab_to("#secret .close").await.unwrap();
     b.press("Enter", false).await.unwrap();
     b.wait_for("!document.getElementById('secret').open", "the dialog closed").await.unwrap();
+    assert_eq!(b.eval(SECRET_VALUE).await.unwrap(), json!(""), "gone once closed from the keyboard");
     let made = t.send(Call::new("GET", "/api/v1/keys").key(&admin)).await;
     assert!(made.body["keys"].as_array().unwrap().iter().any(|k| k["label"] == "by keyboard"), "{}", made.body);
     // Every row action and every dialog, reached with Tab and left with Escape.
