@@ -98,11 +98,17 @@ function notice(text) {
 
 // ---- keys ----
 
+let keysLoads = 0;
+
 async function loadKeys(more = false) {
+  // Two loads in flight (an edit's, then a roll's) may answer out of order: only the latest
+  // one draws, so an older list never replaces a newer one.
+  const mine = ++keysLoads;
   const q = more && state.keysCursor
     ? `?limit=${KEYS_PER_PAGE}&cursor=${encodeURIComponent(state.keysCursor)}`
     : `?limit=${KEYS_PER_PAGE}`;
   const page = await api("GET", `/api/v1/keys${q}`);
+  if (mine !== keysLoads) return;
   state.keys = more ? state.keys.concat(page.keys) : page.keys;
   state.keysCursor = page.next_cursor || null;
   renderKeys();

@@ -168,10 +168,25 @@ impl Browser {
         self.send(Some(&self.session.clone()), method, params).await
     }
 
-    /// Loads `url` and waits for the document to be complete.
+    /// Loads `url` and waits for a new document, complete. The old one is marked first:
+    /// `Page.navigate` answers before the new document exists, and a link differing from the
+    /// current address only after `#` is a same-document navigation (the page then reloads
+    /// itself on `hashchange`), so "complete" alone can be the old page's state.
     pub async fn open(&self, url: &str) -> Result<()> {
+        self.eval("window.__hatchedOld = true").await?;
         self.call("Page.navigate", json!({ "url": url })).await?;
-        self.wait_for("document.readyState === 'complete'", "the page to load").await
+        self.reloaded().await
+    }
+
+    /// Reloads the page and waits for the new document, complete.
+    pub async fn reload(&self) -> Result<()> {
+        self.eval("window.__hatchedOld = true").await?;
+        self.call("Page.reload", json!({})).await?;
+        self.reloaded().await
+    }
+
+    async fn reloaded(&self) -> Result<()> {
+        self.wait_for("!window.__hatchedOld && document.readyState === 'complete'", "a new document").await
     }
 
     /// The value of a JavaScript expression (promises awaited).
@@ -188,10 +203,14 @@ impl Browser {
     /// Waits (up to 20 s) until `condition` is true in the page.
     pub async fn wait_for(&self, condition: &str, what: &str) -> Result<()> {
         for _ in 0..400 {
-            // A page being replaced has no document for a moment: not yet, not an error.
+            // A page being replaced has no document for a moment, or no execution context at
+            // all (the protocol then answers an error): not yet, not a failure.
             let probe = format!("(() => {{ try {{ return !!({condition}); }} catch (e) {{ return false; }} }})()");
-            if self.eval(&probe).await? == json!(true) {
-                return Ok(());
+            match self.eval(&probe).await {
+                Ok(Value::Bool(true)) => return Ok(()),
+                Ok(_) => {}
+                Err(e) if is_between_documents(&e) => {}
+                Err(e) => return Err(e),
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -295,4 +314,17 @@ impl Browser {
         }
         Ok(found)
     }
+}
+
+/// The protocol's answers to an evaluation while one document replaces another.
+fn is_between_documents(error: &anyhow::Error) -> bool {
+    let text = error.to_string();
+    [
+        "Cannot find default execution context",
+        "Execution context was destroyed",
+        "Cannot find context with specified id",
+        "Inspected target navigated or closed",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
 }

@@ -197,7 +197,7 @@ async fn an_admin_manages_keys_in_the_portal() {
 
     // A reload finds no token (it was only ever in memory): a new session is needed, and the
     // plaintext shown earlier is nowhere.
-    b.call("Page.reload", json!({})).await.unwrap();
+    b.reload().await.unwrap();
     b.wait_for("document.readyState === 'complete' && !document.getElementById('ended').hidden", "the ended screen")
         .await
         .unwrap();
@@ -298,6 +298,14 @@ async fn every_action_is_reachable_by_keyboard() {
     b.press("Enter", false).await.unwrap();
     b.wait_for("!document.getElementById('secret').open", "the dialog closed").await.unwrap();
     assert_eq!(b.eval(SECRET_VALUE).await.unwrap(), json!(""), "gone once closed from the keyboard");
+    // The list redraws once the new key is in it: tabbing before that could focus a row about
+    // to be replaced.
+    b.wait_for(
+        "[...document.querySelectorAll('#key-rows .label')].some(e => e.textContent === 'by keyboard')",
+        "the new row",
+    )
+    .await
+    .unwrap();
     let made = t.send(Call::new("GET", "/api/v1/keys").key(&admin)).await;
     assert!(made.body["keys"].as_array().unwrap().iter().any(|k| k["label"] == "by keyboard"), "{}", made.body);
     // Every row action and every dialog, reached with Tab and left with Escape.
