@@ -146,23 +146,18 @@ function renderKeys() {
 
 // Only the listed keys', once each per session (a usage request counts as the key's own).
 function sparkline(prefix, cell) {
-  const draw = (points) => cell.replaceChildren(bars(points, 96, 24, "spark", `${prefix}: requests per hour, last 24 hours`));
-  if (sparks.has(prefix)) {
-    sparks.get(prefix).then((points) => (points ? draw(points) : (cell.textContent = "—")));
-    return;
+  if (!sparks.has(prefix)) {
+    sparks.set(prefix, new Promise((resolve) => {
+      sparkQueue.push(() => api("GET", `/api/v1/keys/${encodeURIComponent(prefix)}/usage`)
+        .then((usage) => usage.points, () => null)
+        .then(resolve));
+      pumpSparks();
+    }));
   }
-  let settle;
-  sparks.set(prefix, new Promise((resolve) => (settle = resolve)));
-  sparkQueue.push(async () => {
-    try {
-      const usage = await api("GET", `/api/v1/keys/${encodeURIComponent(prefix)}/usage`);
-      settle(usage.points);
-    } catch (e) {
-      settle(null);
-    }
+  sparks.get(prefix).then((points) => {
+    if (points) cell.replaceChildren(bars(points, 96, 24, "spark", `${prefix}: requests per hour, last 24 hours`));
+    else cell.textContent = "—";
   });
-  sparks.get(prefix).then((points) => (points ? draw(points) : (cell.textContent = "—")));
-  pumpSparks();
 }
 
 function pumpSparks() {
@@ -171,9 +166,6 @@ function pumpSparks() {
     sparkQueue.shift()().finally(() => { sparksRunning -= 1; pumpSparks(); });
   }
 }
-
-// Fresh sparklines on demand (the usage dialog's numbers are always fetched anew).
-function forgetSparks() { sparks.clear(); }
 
 const SVG = "http://www.w3.org/2000/svg";
 function svg(tag, attrs) {
@@ -446,7 +438,8 @@ function selectTab(tab) {
 function wire() {
   for (const b of document.querySelectorAll('[role="tab"]')) b.addEventListener("click", () => selectTab(b.dataset.type));
   $("create-open").addEventListener("click", openCreate);
-  $("refresh").addEventListener("click", () => { forgetSparks(); notice(""); loadKeys().catch(() => {}); });
+  // Fresh sparklines on demand (the usage dialog's numbers are always fetched anew).
+  $("refresh").addEventListener("click", () => { sparks.clear(); notice(""); loadKeys().catch(() => {}); });
   $("keys-next").addEventListener("click", () => loadKeys(true).catch(() => {}));
   $("audit-next").addEventListener("click", () => { state.auditPage += 1; loadAudit().catch(() => {}); });
   $("audit-first").addEventListener("click", () => { state.auditPage = 0; loadAudit().catch(() => {}); });

@@ -160,6 +160,8 @@ pub enum AuthError {
     InvalidUserSignature,
     #[error("the key portal session has ended")]
     SessionEnded,
+    #[error("a key portal token whose signature, audience or claims do not hold")]
+    ForgedSession,
     #[error("a key portal session on a route it may not call")]
     NotForPortal,
     #[error(transparent)]
@@ -467,11 +469,8 @@ impl Auth {
             }
             Some(found) => found,
             // A signature, audience or claim that does not hold is decided without a read, as a
-            // key's checksum is (API.md: `invalid_key_format`).
-            None => {
-                let error = AuthError::InvalidKeyFormat(crate::domain::KeyFormatError::Checksum);
-                return Err(self.refuse_anonymous(ctx, error).await);
-            }
+            // key's checksum is.
+            None => return Err(self.refuse_anonymous(ctx, AuthError::ForgedSession).await),
         };
         // Not the browser's Origin: the page is served by this API, and a session acts for a
         // secret key, which no origin list governs.

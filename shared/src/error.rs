@@ -280,6 +280,8 @@ impl From<AuthError> for ApiError {
             AuthError::SessionEnded => ApiError::KeyExpired,
             // As any bearer that is not a key (API.md: every other route refuses it).
             AuthError::NotForPortal => ApiError::InvalidKeyFormat(crate::domain::KeyFormatError::UnknownPrefix),
+            // As a key whose checksum does not hold (API.md: `invalid_key_format`).
+            AuthError::ForgedSession => ApiError::InvalidKeyFormat(crate::domain::KeyFormatError::Checksum),
             AuthError::Store(e) => e.into(),
             AuthError::Sealing(e) => e.into(),
         }
