@@ -468,8 +468,8 @@ impl Auth {
                 return Err(self.refuse_anonymous(ctx, AuthError::SessionEnded).await);
             }
             Some(found) => found,
-            // A signature, audience or claim that does not hold is decided without a read, as a
-            // key's checksum is.
+            // A signature, audience or claim that does not hold: no key is read (the published
+            // keys are cached; a kid they do not hold rereads them at most every 30 s).
             None => return Err(self.refuse_anonymous(ctx, AuthError::ForgedSession).await),
         };
         // Not the browser's Origin: the page is served by this API, and a session acts for a

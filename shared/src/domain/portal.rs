@@ -42,11 +42,17 @@ impl<'de> Deserialize<'de> for PortalLabel {
 }
 
 /// Shown as itself in the audit trail: no control character, no whitespace but the space, and
-/// none of the invisible format characters that reorder or hide text (bidirectional overrides
-/// and isolates, zero-width characters, the soft hyphen, the byte-order mark).
+/// none of the characters that draw nothing or reorder text: the format characters
+/// (bidirectional overrides and isolates, zero-width characters, the soft hyphen, the
+/// byte-order mark, the Egyptian and musical format controls, the tag characters), variation
+/// selectors, the combining grapheme joiner, and the Hangul fillers that render blank.
 fn printable(c: char) -> bool {
-    let invisible = matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}');
+    let invisible = matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{FFF9}'..='\u{FFFB}' | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E007F}' | '\u{E0100}'..='\u{E01EF}');
     !c.is_control() && (c == ' ' || !c.is_whitespace()) && !invisible
 }
 
@@ -132,6 +138,13 @@ mod tests {
             "A\u{200B}da",
             "a\u{2028}b",
             "a\u{00A0}b",
+            "\u{3164}",
+            "Ada\u{E0001}",
+            "Ada\u{FE0F}",
+            "A\u{034F}da",
+            "\u{115F}\u{1160}",
+            "Ada\u{1D173}",
+            "Ada\u{E0100}",
         ] {
             assert!(PortalLabel::parse(bad).is_none(), "{bad:?}");
         }

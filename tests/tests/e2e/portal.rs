@@ -290,7 +290,7 @@ async fn forged_and_foreign_tokens_get_nothing() {
     for bad in &forged {
         let a = t.send(call("GET", "/api/v1/keys", bad, None)).await;
         assert_eq!(a.status, 401, "{bad}: {}", a.body);
-        // None of them verifies, so none is read: decided as a key's checksum is.
+        // None of them verifies: refused as a malformed key is.
         assert_eq!(a.code(), "invalid_key_format", "{bad}: {}", a.body);
     }
     // Another customer's session sees its own keys only, and none of acme's by prefix.
