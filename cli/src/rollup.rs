@@ -77,22 +77,25 @@ fn readings(records: &[Record]) -> Vec<WindowCount> {
     records
         .iter()
         .filter(|r| r.event_name != Some(OperationType::Remove))
-        .filter_map(|r| {
-            let image = r.dynamodb.as_ref()?.new_image.as_ref()?;
+        .flat_map(|r| {
+            let Some(image) = r.dynamodb.as_ref().and_then(|d| d.new_image.as_ref()) else { return Vec::new() };
             let pk = match image.get("pk") {
-                Some(AttributeValue::S(pk)) => pk,
-                _ => return None,
+                Some(AttributeValue::S(pk)) => pk.as_str(),
+                _ => "",
             };
-            let count = match image.get("count") {
-                Some(AttributeValue::N(n)) => n.parse::<i64>().ok()?,
-                _ => return None,
-            };
-            let refused = match image.get("q") {
-                Some(AttributeValue::N(n)) => n.parse::<i64>().ok()?,
-                _ => 0,
-            };
-            let seen = r.dynamodb.as_ref()?.approximate_creation_date_time.map(|t| UnixTime::from_secs(t.secs()));
-            hatched::store::window_of(pk, count, refused, seen)
+            let numbers: hatched::store::Numbers = image
+                .iter()
+                .filter_map(|(name, value)| match value {
+                    AttributeValue::N(n) => Some((name.clone(), n.parse::<i64>().ok()?)),
+                    _ => None,
+                })
+                .collect();
+            let seen = r
+                .dynamodb
+                .as_ref()
+                .and_then(|d| d.approximate_creation_date_time)
+                .map(|t| UnixTime::from_secs(t.secs()));
+            hatched::store::windows_of(pk, &numbers, seen)
         })
         .collect()
 }

@@ -13,7 +13,7 @@ use hatched::domain::UnixTime;
 use hatched::domain::usage::{EVENT_SOURCE, LimitEvent, WindowCount};
 use hatched::endpoint::Function;
 use hatched::handler::serving;
-use hatched::store::window_of;
+use hatched::store::{Numbers, windows_of};
 use hatched::usage::{EventSink, RollUpError, RolledUp};
 
 pub const FUNCTION: Function = Function { function: "usage-rollup" };
@@ -78,30 +78,29 @@ impl EventSink for EventBridgeSink {
     }
 }
 
-/// The window counts of a batch, in stream order. Removals (a window's TTL) and anything but
-/// a key's rate window are not usage.
+/// The window counts of a batch, in stream order. Removals (a counter's TTL) and anything but
+/// a key's counter are not usage.
 pub fn readings(event: &StreamEvent) -> Vec<WindowCount> {
     event
         .records
         .iter()
         .filter(|r| r.event_name != "REMOVE")
-        .filter_map(|r| {
+        .flat_map(|r| {
             let image = &r.change.new_image;
             let pk = match image.get("pk") {
-                Some(serde_dynamo::AttributeValue::S(pk)) => pk,
-                _ => return None,
+                Some(serde_dynamo::AttributeValue::S(pk)) => pk.as_str(),
+                _ => "",
             };
-            let count = match image.get("count") {
-                Some(serde_dynamo::AttributeValue::N(n)) => n.parse::<i64>().ok()?,
-                _ => return None,
-            };
-            let refused = match image.get("q") {
-                Some(serde_dynamo::AttributeValue::N(n)) => n.parse::<i64>().ok()?,
-                _ => 0,
-            };
+            let numbers: Numbers = image
+                .iter()
+                .filter_map(|(name, value)| match value {
+                    serde_dynamo::AttributeValue::N(n) => Some((name.clone(), n.parse::<i64>().ok()?)),
+                    _ => None,
+                })
+                .collect();
             // Absent in some records (it then reads as the epoch).
             let seen = r.change.approximate_creation_date_time.timestamp();
-            window_of(pk, count, refused, (seen > 0).then(|| UnixTime::from_secs(seen)))
+            windows_of(pk, &numbers, (seen > 0).then(|| UnixTime::from_secs(seen)))
         })
         .collect()
 }

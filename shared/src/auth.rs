@@ -1,5 +1,6 @@
-//! Authentication shared by every keyed endpoint: one consistent key read with the
-//! rate-window count running concurrently, then the record's verdicts in a fixed order.
+//! Authentication shared by every keyed endpoint: one consistent key read with the counting
+//! write running concurrently (`Store::count_request`: a secret key's minute and month in one
+//! item), then the record's verdicts in a fixed order.
 
 use std::sync::Arc;
 
@@ -43,13 +44,14 @@ pub struct Auth {
     sealer: Arc<Sealer>,
     /// Resolves a key's custom roles at each request.
     roles: Roles,
-    /// Keys this instance has seen holding a monthly quota: their month is counted beside the
-    /// key read, not after it.
+    /// Publishable keys this instance has seen holding a monthly quota: their month (a second
+    /// item, as they count per source IP) is counted beside the key read, not after it.
     quota_keys: Arc<QuotaKeys>,
 }
 
-/// Hashes of keys with a monthly quota, as this instance has seen them. Only a cost hint: a
-/// key that gained a quota is counted after its read, one that lost it gets the count back.
+/// Hashes of publishable keys with a monthly quota, as this instance has seen them. Only a cost
+/// hint: a key that gained a quota is counted after its read, one that lost it gets the count
+/// back.
 /// Bounded, so a flood of keys cannot grow it.
 #[derive(Debug, Default)]
 struct QuotaKeys(std::sync::Mutex<std::collections::HashSet<String>>);
@@ -96,8 +98,8 @@ pub struct Caller {
     pub portal_actor: Option<String>,
 }
 
-/// Which window (and, for a key with a quota, which month) a caller's request was counted
-/// in, to give the counts back on a refusal.
+/// Which counter (and, for a publishable key with a quota, which month) a caller's request was
+/// counted in, to give the counts back on a refusal.
 #[derive(Debug, Clone)]
 pub struct KeyCount {
     hash: crate::domain::KeyHash,
@@ -122,13 +124,15 @@ impl Caller {
         }
     }
 
-    /// Where this request was counted, to give the count back on a refusal.
+    /// Where this request was counted, to give the count back on a refusal. A secret key's
+    /// month is given back with its minute (one item); a publishable key's month is its own.
     pub fn key_count(&self) -> KeyCount {
+        let apart = self.record.key_type == KeyType::Publishable;
         KeyCount {
             hash: self.record.key_hash.clone(),
             key_type: self.record.key_type,
             counted_at: self.counted_at,
-            month: self.quota.map(|_| Month::of(self.counted_at)),
+            month: self.quota.filter(|_| apart).map(|_| Month::of(self.counted_at)),
         }
     }
 }
@@ -254,7 +258,7 @@ impl Auth {
             return Ok(refused);
         }
         let count = self.store.count_request(&Counted::Ip(&ctx.source_ip), now).await?;
-        let status = RateLimitStatus::decide(ANONYMOUS_PER_MINUTE, count, now);
+        let status = RateLimitStatus::decide(ANONYMOUS_PER_MINUTE, count.minute, now);
         self.ip_block.remember(&ctx.source_ip, &status, now);
         Ok(status)
     }
@@ -319,15 +323,15 @@ impl Auth {
         let now = self.clock.now();
         let month = Month::of(now);
         let mut early_position = None;
-        let (record, count) = match lookup {
+        let (record, tally) = match lookup {
             // A portal token names its key by prefix: the read comes first, as the hash to
             // count under is on the record.
             Lookup::Portal(prefix) => match self.store.key_by_prefix(prefix).await.map_err(AuthError::from)? {
                 None => return Err(self.refuse_anonymous(ctx, AuthError::UnknownKey).await),
                 Some(record) => {
                     let counted = Counted::key(&record.key_hash, record.key_type, &ctx.source_ip);
-                    let count = self.store.count_request(&counted, now).await;
-                    (Some(record), count)
+                    let tally = self.store.count_request(&counted, now).await;
+                    (Some(record), tally)
                 }
             },
             Lookup::Key(hash, key_type) if self.ip_block.refusal(&ctx.source_ip, now).is_some() => {
@@ -341,12 +345,13 @@ impl Auth {
                 }
             }
             Lookup::Key(hash, key_type) => {
-                // A secret key known to hold a quota has its month counted in the same round
-                // trip. Not a publishable key: a request it refuses before its quota (a wrong
-                // origin, which anyone can send) would hold a count for a moment and could push
-                // a good request made at that moment over the quota. A secret key's only earlier
-                // refusals are its minute limit and its own revocation or expiry.
-                let early = key_type == KeyType::Secret && self.quota_keys.holds(hash);
+                // A secret key's counting write counts its month too. A publishable key counts
+                // per source IP, so its month is a second item: counted in the same round trip
+                // once this instance has seen the key hold a quota. A request it then refuses
+                // before its quota (a wrong origin) gives that count back; a stranger who wants
+                // to spend a public key's quota need not be refused at all (an `Origin` header
+                // is only a browser's word), so the moment's hold gives nobody anything.
+                let early = key_type == KeyType::Publishable && self.quota_keys.holds(hash);
                 let early_month = async {
                     match early {
                         true => Some(self.store.count_month(hash, month).await),
@@ -354,14 +359,14 @@ impl Auth {
                     }
                 };
                 let counted = Counted::key(hash, key_type, &ctx.source_ip);
-                let (record, count, early_month) =
+                let (record, tally, early_month) =
                     futures::join!(self.store.get_key(hash), self.store.count_request(&counted, now), early_month);
                 // A count whose write failed may or may not have been made: it is never given
                 // back (the quota errs towards refusing, never towards more).
                 if let Some(Ok(position)) = early_month {
                     (*held, early_position) = (Some((hash.clone(), month)), Some(position));
                 }
-                (record.map_err(AuthError::from)?, count)
+                (record.map_err(AuthError::from)?, tally)
             }
         };
         let Some(record) = record else {
@@ -369,7 +374,8 @@ impl Auth {
             return Err(self.refuse_anonymous(ctx, AuthError::UnknownKey).await);
         };
         let hash = record.key_hash.clone();
-        let rate = RateLimitStatus::decide(record.tier.per_minute(), count.map_err(AuthError::from)?, now);
+        let tally = tally.map_err(AuthError::from)?;
+        let rate = RateLimitStatus::decide(record.tier.per_minute(), tally.minute, now);
         let mut caller = Caller { record, rate, quota: None, counted_at: now, portal_actor: None };
         let refusal = match caller.record.usable_at(now) {
             // A dead key spends no budget; its caller's IP pays, as for an unknown key.
@@ -380,8 +386,17 @@ impl Auth {
         if let Some(error) = refusal {
             return Err(self.refuse_for_key(&caller.key_count(), ctx, error).await);
         }
-        // Only live keys are remembered: a revoked one with a quota costs no early count.
-        self.quota_keys.note(&hash, caller.record.monthly_quota.is_some());
+        let capped = caller.record.monthly_quota.is_some();
+        match caller.record.key_type {
+            // Only live keys are remembered: a revoked one with a quota costs no early count.
+            KeyType::Publishable => self.quota_keys.note(&hash, capped),
+            // The month this write counted is held from here: given back on any later failure.
+            KeyType::Secret => {
+                if let (true, Some(position)) = (capped, tally.month) {
+                    (*held, early_position) = (Some((hash.clone(), month)), Some(position));
+                }
+            }
+        }
         if !caller.rate.allowed {
             return Err(Rejected { error: AuthError::limited(&caller.rate), rate: Some(caller.rate) });
         }
@@ -390,6 +405,8 @@ impl Auth {
             Some(limit) => {
                 let position = match early_position {
                     Some(position) => position,
+                    // Only a publishable key's month can be uncounted here: a secret key's
+                    // counting write returned it.
                     None => {
                         let position = self.store.count_month(&hash, month).await.map_err(AuthError::from)?;
                         *held = Some((hash.clone(), month));
@@ -402,7 +419,7 @@ impl Auth {
                     // Stays counted in its minute; its month count is given back with it.
                     *held = None;
                     let counted = Counted::key(&hash, caller.record.key_type, &ctx.source_ip);
-                    if let Err(e) = self.store.refuse_for_quota(&counted, &hash, now, month).await {
+                    if let Err(e) = self.store.refuse_for_quota(&counted, &hash, now).await {
                         unrecorded("a quota refusal not recorded", &e);
                     }
                     let error = AuthError::QuotaExceeded { retry_after_secs: quota.reset_in_secs };
@@ -415,12 +432,21 @@ impl Auth {
         if let Err(e) = self.roles.resolve(&mut caller.record).await {
             return Err(Rejected { error: e.into(), rate: Some(caller.rate) });
         }
-        if caller.record.last_used_is_stale(now) {
-            // Bookkeeping only: a failure here must not fail an otherwise good request.
-            let touched = self.store.touch_key_last_used(&caller.record, now, LAST_USED_RESOLUTION_SECS).await;
-            if let Err(e) = touched {
-                tracing::warn!(prefix = %caller.record.prefix, cause = %e, "last_used_at not recorded");
+        // Bookkeeping only: a failure here must not fail an otherwise good request. Minute
+        // marks gather on the month item only over silences, after which `last_used_at` is
+        // mostly stale too: the sweep goes beside that write.
+        let touch = async {
+            match caller.record.last_used_is_stale(now) {
+                true => self.store.touch_key_last_used(&caller.record, now, LAST_USED_RESOLUTION_SECS).await,
+                false => Ok(()),
             }
+        };
+        let (touched, swept) = futures::join!(touch, self.store.sweep_minutes(&hash, now, &tally.stale));
+        if let Err(e) = touched {
+            tracing::warn!(prefix = %caller.record.prefix, cause = %e, "last_used_at not recorded");
+        }
+        if let Err(e) = swept {
+            tracing::warn!(prefix = %caller.record.prefix, cause = %e, "stale minute marks not swept");
         }
         Ok(caller)
     }

@@ -1,6 +1,7 @@
 //! The usage service (API.md "Usage, events, metrics"). Counting stays where it was: the
-//! request path's one counting write per rate window (`Store::count_request`). The table's
-//! stream carries each window's new count here, off the request path ([`Usage::roll_up`]:
+//! request path's one counting write (`Store::count_request`: a secret key's month item, a
+//! publishable key's per-IP minute window). The table's stream carries each counter's new
+//! counts here, off the request path ([`Usage::roll_up`]:
 //! the `usage-rollup` function deployed, `hatchctl serve` and the tests locally), and the
 //! roll-up keeps per-minute, per-hour and per-day totals by outcome ([`Usage::series`]).
 
@@ -126,8 +127,9 @@ impl Usage {
         let windows: Vec<&WindowCount> = newest.values().collect();
         let (keys, held) = futures::try_join!(self.store.keys_by_hash(&hashes), self.store.window_counts(&windows))?;
         for window in newest.values_mut() {
-            if let Some((count, refused)) = held.get(&crate::store::window_pk_of(window)) {
-                (window.count, window.quota_refused) = (*count, *refused);
+            let item = held.get(&crate::store::window_pk_of(window));
+            if let Some((count, refused)) = item.and_then(|item| crate::store::held_in(window, item)) {
+                (window.count, window.quota_refused) = (count, refused);
             }
         }
         let mut done = RolledUp::default();

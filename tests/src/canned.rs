@@ -101,3 +101,16 @@ pub fn wire(item: Value) -> Value {
     let map: std::collections::HashMap<String, AttributeValue> = serde_dynamo::to_item(item).unwrap();
     Value::Object(map.into_iter().map(|(k, v)| (k, av(v))).collect())
 }
+
+/// The answer to a counting `UpdateItem` whose counters start at nothing: each attribute it
+/// names (a secret key's month, `count`, and minute mark, `m<i>`) at 1.
+pub fn first_count(body: &str) -> Value {
+    let request: Value = serde_json::from_str(body).unwrap_or_default();
+    let mut attributes = serde_json::Map::new();
+    for name in request["ExpressionAttributeNames"].as_object().into_iter().flat_map(|names| names.values()) {
+        if let Some(name) = name.as_str().filter(|n| *n == "count" || hatched::store::Mark::parse(n).is_some()) {
+            attributes.insert(name.to_owned(), serde_json::json!({ "N": "1" }));
+        }
+    }
+    serde_json::json!({ "Attributes": attributes })
+}

@@ -3,6 +3,7 @@
 //! words such as `ttl` unescaped, even where a local emulator does not).
 
 mod audit;
+mod counting;
 mod customers;
 mod gates;
 pub(crate) mod items;
@@ -22,18 +23,17 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::aws::AwsFailure;
-use crate::domain::quota::Month;
-use crate::domain::ratelimit::{Counted, window_expiry, window_start};
-use crate::domain::{KeyHash, UnixTime};
 use retry::Attempt;
 
 pub use audit::{AuditPage, is_audit_sort_key};
+pub use counting::{Mark, STALE_MARKS_SWEPT_AT, Tally, WRITTEN_MINUTE, minute_of_month};
+pub(crate) use counting::{key_window_pk, month_pk};
 pub use gates::SpendOutcome;
 pub use keys::{KeyPage, is_keys_sort_key};
 pub use sessions::CreateSessionError;
 pub use table::TableSpec;
 pub(crate) use transaction::TxError;
-pub use usage::{Claim, window_of, window_pk_of};
+pub use usage::{Claim, Numbers, held_in, window_pk_of, windows_of};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -106,32 +106,8 @@ impl StoreError {
     }
 }
 
-/// A rate window's partition: per key hash or per (hashed) source IP, per minute.
-fn window_pk(counted: &Counted<'_>, now: UnixTime) -> String {
-    let start = window_start(now).secs();
-    match counted {
-        Counted::Key(hash) => key_window_pk(hash, None, start),
-        Counted::KeyFromIp(hash, ip) => key_window_pk(hash, Some(&ip_digest(ip)), start),
-        Counted::Ip(ip) => format!("{}IP#{}#{start}", partition::RATE_WINDOW, ip_digest(ip)),
-    }
-}
-
-/// A key's window: `RL#K#<hash>#<start>`, or `RL#KIP#<hash>#<ip digest>#<start>` for a key
-/// counted per source IP (the usage roll-up reads these back: `usage::window_of`).
-pub(crate) fn key_window_pk(hash: &KeyHash, ip_digest: Option<&str>, start: i64) -> String {
-    match ip_digest {
-        None => format!("{}K#{}#{start}", partition::RATE_WINDOW, hash.as_str()),
-        Some(ip) => format!("{}KIP#{}#{ip}#{start}", partition::RATE_WINDOW, hash.as_str()),
-    }
-}
-
 /// The most keys one `BatchGetItem` takes.
 const BATCH_GET_MAX_KEYS: usize = 100;
-
-/// IPs are not validated ids: hashed, so arbitrary text never shapes a key.
-fn ip_digest(ip: &str) -> String {
-    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(crate::domain::ratelimit::ip_bucket(ip).as_bytes()))
-}
 
 /// A store-side bug or an item that does not decode.
 pub(crate) fn internal(op: &'static str, cause: impl Into<String>) -> StoreError {
@@ -349,102 +325,5 @@ impl Store {
             items.push(item.map_err(|e| classify(op, e))?);
         }
         Ok(items)
-    }
-
-    /// Counts one request in its rate window and returns the window's new count.
-    /// `ADD` is atomic, so concurrent requests get distinct counts.
-    pub async fn count_request(&self, counted: &Counted<'_>, now: UnixTime) -> Result<u64, StoreError> {
-        self.add_to_window(counted, now, 1).await
-    }
-
-    /// Gives back a count taken by [`Store::count_request`] (a request the key refused).
-    pub async fn uncount_request(&self, counted: &Counted<'_>, now: UnixTime) -> Result<u64, StoreError> {
-        self.add_to_window(counted, now, -1).await
-    }
-
-    async fn add_to_window(&self, counted: &Counted<'_>, now: UnixTime, delta: i64) -> Result<u64, StoreError> {
-        self.add_to_counter(window_pk(counted, now), window_expiry(now), delta, 0).await
-    }
-
-    /// Counts one request of a key with a monthly quota in its month; the month's new count.
-    pub async fn count_month(&self, hash: &KeyHash, month: Month) -> Result<u64, StoreError> {
-        self.add_to_counter(month_pk(hash, month), month_expiry(month), 1, 0).await
-    }
-
-    /// Gives back a month's count taken for a request refused by its minute limit.
-    pub async fn uncount_month(&self, hash: &KeyHash, month: Month) -> Result<u64, StoreError> {
-        self.add_to_counter(month_pk(hash, month), month_expiry(month), -1, 0).await
-    }
-
-    /// A request refused by its key's monthly quota: its month count is given back (so a raised
-    /// quota frees exactly the difference) and the refusal noted (`q`) on the month, for the
-    /// `apikey.quota_exhausted` event, and on the minute window it stays counted in, for usage.
-    pub async fn refuse_for_quota(
-        &self,
-        counted: &Counted<'_>,
-        hash: &KeyHash,
-        now: UnixTime,
-        month: Month,
-    ) -> Result<(), StoreError> {
-        let (minute, month) = futures::join!(
-            self.add_to_counter(window_pk(counted, now), window_expiry(now), 0, 1),
-            self.add_to_counter(month_pk(hash, month), month_expiry(month), -1, 1),
-        );
-        minute.and(month).map(|_| ())
-    }
-
-    /// `ADD count :delta, q :refused` on a counter item; its new count.
-    async fn add_to_counter(&self, pk: String, expires: UnixTime, delta: i64, refused: i64) -> Result<u64, StoreError> {
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s("RL"))
-            .expression_attribute_names("#count", "count")
-            .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_values(":one", n(delta))
-            .expression_attribute_values(":ttl", n(expires.secs()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew);
-        update = match refused {
-            0 => update.update_expression("ADD #count :one SET #ttl = if_not_exists(#ttl, :ttl)"),
-            _ => update
-                .update_expression("ADD #count :one, #q :q SET #ttl = if_not_exists(#ttl, :ttl)")
-                .expression_attribute_names("#q", "q")
-                .expression_attribute_values(":q", n(refused)),
-        };
-        let out = update.send().await.map_err(|e| classify("count_request", e))?;
-        out.attributes()
-            .and_then(|a| a.get("count"))
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse::<i64>().ok())
-            .map(|count| count.max(0) as u64)
-            .ok_or_else(|| internal("count_request", "no count returned"))
-    }
-}
-
-/// A key's month counter: `RL#Q#<hash>#<month start>` (a rate window's partition, so the grants
-/// that count a request count its month; the usage roll-up reads it back: `usage::window_of`).
-pub(crate) fn month_pk(hash: &KeyHash, month: Month) -> String {
-    format!("{}Q#{}#{}", partition::RATE_WINDOW, hash.as_str(), month.start.secs())
-}
-
-/// A month's counter is kept past the stream's 24 hours after its month, so the roll-up of its
-/// last records still finds it.
-fn month_expiry(month: Month) -> UnixTime {
-    month.end.plus_secs(2 * 86_400)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn window_keys_are_per_minute_and_never_hold_raw_ips() {
-        let ip = Counted::Ip("10.0.0.1");
-        let at = |secs| window_pk(&ip, UnixTime::from_secs(secs));
-        assert_eq!(at(60), at(119));
-        assert_ne!(at(119), at(120));
-        assert!(!at(0).contains("10.0.0.1"));
     }
 }

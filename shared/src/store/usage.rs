@@ -22,8 +22,12 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-use super::{Item, Store, StoreError, classify, is_condition_failure, key_window_pk, month_pk, n, partition, s};
+use super::{
+    Item, Mark, Store, StoreError, WRITTEN_MINUTE, classify, is_condition_failure, key_window_pk, minute_of_month,
+    month_pk, n, partition, s,
+};
 use crate::domain::quota::Month;
+use crate::domain::ratelimit::WINDOW_SECS;
 use crate::domain::usage::{Counts, Granularity, LimitEventKind, Span, WindowCount};
 use crate::domain::{KeyHash, KeyPrefix, UnixTime};
 
@@ -96,54 +100,77 @@ fn usage_pk(prefix: &KeyPrefix) -> String {
     format!("{}{}", partition::USAGE, prefix.as_str())
 }
 
-/// The rate window a stream record's item is, if it is a key's minute or month (anonymous
-/// per-IP windows and every other item are not usage). Inverse of `window_pk` and `month_pk` in
-/// `store/mod.rs`. `refused` is the item's `q`.
-pub fn window_of(pk: &str, count: i64, refused: i64, seen_at: Option<UnixTime>) -> Option<WindowCount> {
+/// A stream record's numbers: its item's number attributes by name.
+pub type Numbers = HashMap<String, i64>;
+
+/// The windows a stream record's item shows, if it is a key's counter (anonymous per-IP
+/// windows and every other item are not usage). Inverse of `month_pk` and `key_window_pk` in
+/// `store/counting.rs`.
+/// - A key's month item `RL#Q#…`: the month (`count`, `q`) and, for a secret key, the minute
+///   the write changed (`w`; its marks `m<w>`, `q<w>`). A sweep changes no minute: its record
+///   shows the minute the write before it changed, again, which changes nothing.
+/// - A publishable key's window `RL#KIP#…`: that minute from that IP (`count`, `q`).
+pub fn windows_of(pk: &str, numbers: &Numbers, seen_at: Option<UnixTime>) -> Vec<WindowCount> {
+    windows_in(pk, numbers, seen_at).unwrap_or_default()
+}
+
+fn windows_in(pk: &str, numbers: &Numbers, seen_at: Option<UnixTime>) -> Option<Vec<WindowCount>> {
     let rest = pk.strip_prefix(partition::RATE_WINDOW)?;
-    let count = u64::try_from(count.max(0)).ok()?;
-    let quota_refused = u64::try_from(refused.max(0)).ok()?;
-    if let Some(rest) = rest.strip_prefix("Q#") {
-        let (hash, start) = rest.split_once('#')?;
-        let start = UnixTime::from_secs(start.parse::<i64>().ok()?);
-        return (Month::of(start).start == start).then_some(WindowCount {
-            key_hash: KeyHash::from_stored(hash)?,
-            source: None,
-            window_start: start,
-            span: Span::Month,
-            count,
-            quota_refused,
-            seen_at,
-        });
-    }
-    let (hash, source, start) = if let Some(rest) = rest.strip_prefix("KIP#") {
-        let mut parts = rest.split('#');
-        let (hash, ip, start) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || ip.len() < 16 || !ip.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        (hash, Some(ip.to_owned()), start)
-    } else {
-        let (hash, start) = rest.strip_prefix("K#")?.split_once('#')?;
-        (hash, None, start)
-    };
-    let start = start.parse::<i64>().ok().filter(|s| s.rem_euclid(60) == 0)?;
-    Some(WindowCount {
-        key_hash: KeyHash::from_stored(hash)?,
+    let get = |name: &str| numbers.get(name).map(|n| u64::try_from((*n).max(0)).unwrap_or(0));
+    let window = |key_hash: &KeyHash, source, start, span, count, quota_refused| WindowCount {
+        key_hash: key_hash.clone(),
         source,
-        window_start: UnixTime::from_secs(start),
-        span: Span::Minute,
+        window_start: start,
+        span,
         count,
         quota_refused,
         seen_at,
-    })
+    };
+    if let Some(rest) = rest.strip_prefix("Q#") {
+        let (hash, start) = rest.split_once('#')?;
+        let (hash, start) = (KeyHash::from_stored(hash)?, UnixTime::from_secs(start.parse::<i64>().ok()?));
+        let month = Month::of(start);
+        if month.start != start {
+            return None;
+        }
+        let mut windows = vec![window(&hash, None, start, Span::Month, get("count")?, get("q").unwrap_or(0))];
+        if let Some(i) = numbers.get(WRITTEN_MINUTE).copied()
+            && let Some(count) = get(&Mark::Count(i).name())
+        {
+            let refused = get(&Mark::QuotaRefused(i).name()).unwrap_or(0);
+            windows.push(window(&hash, None, start.plus_secs(i * WINDOW_SECS), Span::Minute, count, refused));
+        }
+        return Some(windows);
+    }
+    let mut parts = rest.strip_prefix("KIP#")?.split('#');
+    let (hash, ip, start) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || ip.len() < 16 || !ip.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let start = start.parse::<i64>().ok().filter(|s| s.rem_euclid(WINDOW_SECS) == 0)?;
+    let hash = KeyHash::from_stored(hash)?;
+    let (count, refused) = (get("count")?, get("q").unwrap_or(0));
+    Some(vec![window(&hash, Some(ip.to_owned()), UnixTime::from_secs(start), Span::Minute, count, refused)])
 }
 
-/// The rate window's partition key again (`window_of`'s inverse).
+/// The item a window's counts are read back from (`windows_of`'s inverse).
 pub fn window_pk_of(window: &WindowCount) -> String {
-    match window.span {
-        Span::Minute => key_window_pk(&window.key_hash, window.source.as_deref(), window.window_start.secs()),
-        Span::Month => month_pk(&window.key_hash, Month::of(window.window_start)),
+    match (&window.source, window.span) {
+        (Some(ip), Span::Minute) => key_window_pk(&window.key_hash, ip, window.window_start.secs()),
+        _ => month_pk(&window.key_hash, Month::of(window.window_start)),
+    }
+}
+
+/// A window's counts as its item holds them now, if it still holds them (a minute's marks go
+/// two minutes on, an item at its TTL).
+pub fn held_in(window: &WindowCount, item: &Numbers) -> Option<(u64, u64)> {
+    let get = |name: &str| item.get(name).map(|n| u64::try_from((*n).max(0)).unwrap_or(0));
+    match (&window.source, window.span) {
+        (None, Span::Minute) => {
+            let i = minute_of_month(Month::of(window.window_start), window.window_start);
+            Some((get(&Mark::Count(i).name())?, get(&Mark::QuotaRefused(i).name()).unwrap_or(0)))
+        }
+        _ => Some((get("count")?, get("q").unwrap_or(0))),
     }
 }
 
@@ -167,25 +194,25 @@ fn version_of(item: &HashMap<String, AttributeValue>) -> i64 {
 }
 
 impl Store {
-    /// The counts the windows hold now (consistent batch reads of 100), by partition key: the
-    /// stream says which windows changed, the table what they hold. Its records of one item are
-    /// in order on DynamoDB, but an emulator may append them out of order, and a reading taken
-    /// from the table is right either way. A window already gone (its TTL) is absent.
-    pub async fn window_counts(&self, windows: &[&WindowCount]) -> Result<HashMap<String, (u64, u64)>, StoreError> {
-        let keys: Vec<Item> = windows
-            .iter()
-            .map(|w| HashMap::from([("pk".to_owned(), s(window_pk_of(w))), ("sk".to_owned(), s("RL"))]))
-            .collect();
-        let mut counts = HashMap::new();
+    /// The items the windows are counted in as they are now (consistent batch reads of 100):
+    /// their number attributes, by partition key. The stream says which windows changed, the
+    /// table what they hold. Its records of one item are in order on DynamoDB, but an emulator
+    /// may append them out of order, and a reading taken from the table is right either way.
+    /// An item already gone (its TTL) is absent.
+    pub async fn window_counts(&self, windows: &[&WindowCount]) -> Result<HashMap<String, Numbers>, StoreError> {
+        let mut pks: Vec<String> = windows.iter().map(|w| window_pk_of(w)).collect();
+        pks.sort_unstable();
+        pks.dedup();
+        let keys: Vec<Item> =
+            pks.into_iter().map(|pk| HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s("RL"))])).collect();
+        let mut items = HashMap::new();
         for item in self.batch_get_consistent("window_counts", keys).await? {
             let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-            let number = |name: &str| {
-                let n = item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
-                n.unwrap_or(0).max(0) as u64
-            };
-            counts.insert(pk, (number("count"), number("q")));
+            let numbers =
+                item.iter().filter_map(|(name, v)| Some((name.clone(), v.as_n().ok()?.parse::<i64>().ok()?))).collect();
+            items.insert(pk, numbers);
         }
-        Ok(counts)
+        Ok(items)
     }
 
     /// Records the newest counts of windows of one minute of `prefix`; the minute item's totals
@@ -464,32 +491,62 @@ mod tests {
 
     const HASH: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
+    fn numbers(pairs: &[(&str, i64)]) -> Numbers {
+        pairs.iter().map(|(name, n)| ((*name).to_owned(), *n)).collect()
+    }
+
     #[test]
-    fn key_windows_are_read_back_from_their_partition_key() {
-        let w = window_of(&format!("RL#K#{HASH}#1764684000"), 7, 0, None).unwrap();
-        assert_eq!((w.key_hash.as_str(), w.source, w.window_start.secs(), w.count), (HASH, None, 1764684000, 7));
+    fn a_publishable_keys_window_is_read_back_from_its_partition_key() {
         let ip = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-        let w = window_of(&format!("RL#KIP#{HASH}#{ip}#1764684000"), 3, 0, None).unwrap();
-        assert_eq!(w.source.as_deref(), Some(ip));
-        assert_eq!(window_pk_of(&w), format!("RL#KIP#{HASH}#{ip}#1764684000"));
-        assert_eq!(window_of(&format!("RL#K#{HASH}#1764684000"), -1, 0, None).map(|w| w.count), Some(0));
-        // A key's month (2025-12-01T00:00:00Z), with its quota refusals.
-        let m = window_of(&format!("RL#Q#{HASH}#1764547200"), 150, 2, None).unwrap();
-        assert_eq!((m.span, m.count, m.quota_refused, m.window_start.secs()), (Span::Month, 150, 2, 1764547200));
-        assert_eq!(window_pk_of(&m), format!("RL#Q#{HASH}#1764547200"));
+        let pk = format!("RL#KIP#{HASH}#{ip}#1764684000");
+        let w = windows_of(&pk, &numbers(&[("count", 3), ("q", 1), ("ttl", 9)]), None);
+        assert_eq!(w.len(), 1);
+        let w = &w[0];
+        assert_eq!((w.key_hash.as_str(), w.source.as_deref(), w.window_start.secs()), (HASH, Some(ip), 1764684000));
+        assert_eq!((w.span, w.count, w.quota_refused), (Span::Minute, 3, 1));
+        assert_eq!(window_pk_of(w), pk);
+        assert_eq!(held_in(w, &numbers(&[("count", 5)])), Some((5, 0)));
+        assert_eq!(windows_of(&pk, &numbers(&[("count", -1)]), None)[0].count, 0);
+    }
+
+    #[test]
+    fn a_month_item_shows_its_month_and_the_minute_its_write_changed() {
+        // 2025-12-01T00:00:00Z; minutes 10 (stale), 40 and 41; the write changed minute 40 (a
+        // request counted at its end refused after minute 41 began).
+        let pk = format!("RL#Q#{HASH}#1764547200");
+        let item = numbers(&[("count", 150), ("q", 2), ("m10", 4), ("m40", 7), ("q40", 2), ("m41", 1), ("w", 40)]);
+        let w = windows_of(&pk, &item, None);
+        let seen: Vec<_> = w.iter().map(|w| (w.span, w.window_start.secs(), w.count, w.quota_refused)).collect();
+        assert_eq!(seen, [(Span::Month, 1764547200, 150, 2), (Span::Minute, 1764547200 + 40 * 60, 7, 2)]);
+        assert!(w.iter().all(|w| window_pk_of(w) == pk && w.source.is_none()));
+        // Read back: the minute's marks while they last, then nothing (the stream's reading stays).
+        assert_eq!(held_in(&w[1], &item), Some((7, 2)));
+        assert_eq!(held_in(&w[1], &numbers(&[("count", 151), ("m42", 1)])), None);
+        assert_eq!(held_in(&w[0], &numbers(&[("count", 151)])), Some((151, 0)));
+        // A publishable key's month (no marks, no `w`): the month alone.
+        assert_eq!(windows_of(&pk, &numbers(&[("count", 3)]), None).len(), 1);
+        // A `w` whose marks are gone (swept): the month alone.
+        assert_eq!(windows_of(&pk, &numbers(&[("count", 1), ("w", 3)]), None).len(), 1);
+    }
+
+    #[test]
+    fn nothing_else_is_a_window() {
+        let ip = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
         for other in [
             format!("RL#IP#{HASH}#1764684000"),
-            format!("RL#K#{HASH}#1764684001"),
-            format!("RL#K#{HASH}"),
-            "RL#K#nothex#1764684000".to_owned(),
+            format!("RL#K#{HASH}#1764684000"),
+            format!("RL#KIP#{HASH}#{ip}#1764684001"),
             format!("RL#KIP#{HASH}#1764684000"),
+            format!("RL#KIP#{HASH}#xyz#1764684000"),
             format!("KEY#{HASH}"),
             "USE#hk_x#M".to_owned(),
             format!("RL#Q#{HASH}#1764684000"),
             format!("RL#Q#{HASH}"),
+            "RL#Q#nothex#1764547200".to_owned(),
         ] {
-            assert_eq!(window_of(&other, 1, 0, None), None, "{other}");
+            assert_eq!(windows_of(&other, &numbers(&[("count", 1), ("m1", 1)]), None), [], "{other}");
         }
+        assert_eq!(windows_of(&format!("RL#Q#{HASH}#1764547200"), &numbers(&[("m1", 1)]), None), [], "no count");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hatched::domain::{ApiKey, KeyKind};
 use hatched::store::retry::MAX_ATTEMPTS;
-use hatched_tests::canned::{app, wire};
+use hatched_tests::canned::{app, first_count, wire};
 use hatched_tests::{Answer, keyed};
 use serde_json::{Value, json};
 
@@ -63,9 +63,9 @@ fn world(
     let transactions = Arc::new(AtomicUsize::new(0));
     let seen = transactions.clone();
     let after_spend = Arc::new(AtomicUsize::new(0));
-    let dynamo = move |op: &str, _body: &str| match op {
+    let dynamo = move |op: &str, body: &str| match op {
         "GetItem" => (200, json!({ "Item": key_item })),
-        "UpdateItem" => (200, json!({ "Attributes": { "count": { "N": "1" } } })),
+        "UpdateItem" => (200, first_count(body)),
         "BatchGetItem" => (200, unlock_view(after_spend.load(Ordering::Relaxed) > 0)),
         "TransactWriteItems" => {
             let n = seen.fetch_add(1, Ordering::Relaxed);
@@ -190,9 +190,9 @@ async fn mint_session_through_conflicts(conflicts: usize) -> (Answer, usize) {
     let key_item = key_item(&key);
     let transactions = Arc::new(AtomicUsize::new(0));
     let seen = transactions.clone();
-    let dynamo = move |op: &str, _: &str| match op {
+    let dynamo = move |op: &str, body: &str| match op {
         "GetItem" => (200, json!({ "Item": key_item })),
-        "UpdateItem" => (200, json!({ "Attributes": { "count": { "N": "1" } } })),
+        "UpdateItem" => (200, first_count(body)),
         "TransactWriteItems" if seen.fetch_add(1, Ordering::Relaxed) < conflicts => {
             cancelled(&["TransactionConflict", "None"])
         }
@@ -231,7 +231,7 @@ async fn unlock_through_unprocessed_batches(unprocessed: usize) -> (Answer, usiz
     let seen = batches.clone();
     let dynamo = move |op: &str, body: &str| match op {
         "GetItem" => (200, json!({ "Item": key_item })),
-        "UpdateItem" => (200, json!({ "Attributes": { "count": { "N": "1" } } })),
+        "UpdateItem" => (200, first_count(body)),
         "BatchGetItem" if seen.fetch_add(1, Ordering::Relaxed) < unprocessed => {
             let asked: Value = serde_json::from_str(body).unwrap();
             (200, json!({ "Responses": { TABLE: [] }, "UnprocessedKeys": asked["RequestItems"] }))

@@ -1,6 +1,7 @@
 //! Monthly quotas (API.md "Monthly quotas"): exact under concurrency, a refusal until the month
 //! ends, a raised quota on the next request, and never a key above its creator's cap.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use hatched::domain::quota::{Month, MonthlyQuota};
 use hatched::domain::{UnixTime, audit::AuditAction};
 use hatched_tests::prelude::*;
@@ -188,49 +189,150 @@ async fn the_authorizer_passes_the_quota_on() {
     assert_eq!(denied.status, 403, "over its quota: denied, {}", denied.body);
 }
 
-/// A key without a quota pays exactly what it paid before; a key with one, one more write
-/// (its month's count): after the key read on an instance's first sight of it, beside the key
-/// read from then on, so the latency stays one round trip.
+/// A secret key's quota costs nothing: its one counting write, on its month item, returns the
+/// minute's count and the month's (API.md "Counting"). A publishable key counts per source IP,
+/// so a quota costs it one more write: after the key read on an instance's first sight of the
+/// key, beside it from then on.
 #[tokio::test]
-async fn round_trips_of_a_key_with_a_quota_one_more_write_beside_the_key_read() {
+async fn round_trips_of_a_key_with_a_quota_the_counting_write_counts_the_month() {
     hatched_tests::assert_happy_path_model();
+    const ORIGIN: &str = "https://app.example.com";
     let t = TestApp::new().await.with_customer().await;
     let (plain_key, _) = t.issue(Secret, Live, plain()).await;
     let (capped_key, _) = t.issue(Secret, Live, capped(1_000, Tier::Free)).await;
-    for key in [&plain_key, &capped_key] {
-        assert_eq!(t.send(list_gates(key)).await.status, 200); // first use: last_used_at
+    let browser = KeyOptions { allowed_origins: vec![ORIGIN.into()], ..plain() };
+    let plain_pk = t.issue_key(Publishable, Live, browser.clone()).await.key;
+    let capped_pk = t
+        .issue_key(Publishable, Live, KeyOptions { allowed_origins: vec![ORIGIN.into()], ..capped(1_000, Tier::Free) })
+        .await
+        .key;
+    let calls = [
+        list_gates(&plain_key),
+        list_gates(&capped_key),
+        list_gates(&plain_pk).header("origin", ORIGIN),
+        list_gates(&capped_pk).header("origin", ORIGIN),
+    ];
+    for call in &calls {
+        assert_eq!(t.send(call.clone()).await.status, 200); // first use: last_used_at
     }
     let mut seen = Vec::new();
-    for key in [&plain_key, &capped_key] {
+    let mut written = Vec::new();
+    for call in &calls {
         t.calls.clear();
-        assert_eq!(t.send(list_gates(key)).await.status, 200);
+        assert_eq!(t.send(call.clone()).await.status, 200);
         let mut ops = t.calls.take();
         ops.sort();
         seen.push(ops);
+        let writes = t.calls.take_writes();
+        written.push(writes.iter().map(|(_, b)| b["Key"]["pk"]["S"].as_str().unwrap().to_owned()).collect::<Vec<_>>());
     }
-    assert_eq!(seen[0], ["GetItem", "Query", "UpdateItem"], "no quota: the key read, the count, the gates");
-    assert_eq!(seen[1], ["GetItem", "Query", "UpdateItem", "UpdateItem"], "a quota: the month's count too");
-    t.calls.take_writes();
-    assert_eq!(t.send(list_gates(&capped_key)).await.status, 200);
-    let writes = t.calls.take_writes();
-    let pks: Vec<&str> = writes.iter().map(|(_, b)| b["Key"]["pk"]["S"].as_str().unwrap()).collect();
-    assert!(pks.iter().any(|pk| pk.starts_with("RL#K#")) && pks.iter().any(|pk| pk.starts_with("RL#Q#")), "{pks:?}");
+    let one_write = ["GetItem", "Query", "UpdateItem"];
+    assert_eq!(seen[0], one_write, "secret, no quota: the key read, the count, the gates");
+    assert_eq!(seen[1], one_write, "secret with a quota: the same");
+    assert_eq!(seen[2], one_write, "publishable, no quota: the same");
+    assert_eq!(seen[3], ["GetItem", "Query", "UpdateItem", "UpdateItem"], "publishable with a quota: its month too");
+    for secret in &written[..2] {
+        assert!(secret.len() == 1 && secret[0].starts_with("RL#Q#"), "{secret:?}");
+    }
+    assert!(written[2].len() == 1 && written[2][0].starts_with("RL#KIP#"), "{:?}", written[2]);
+    assert!(
+        written[3].iter().any(|pk| pk.starts_with("RL#KIP#")) && written[3].iter().any(|pk| pk.starts_with("RL#Q#"))
+    );
 
-    // What the write costs in time (BENCHMARKS.md "Monthly quotas"): printed, not asserted.
+    // What the writes cost in time (BENCHMARKS.md "Monthly quotas"): printed, not asserted.
     let mut medians = Vec::new();
-    for key in [&plain_key, &capped_key] {
+    for call in &calls {
         let mut times = Vec::new();
         for _ in 0..50 {
             let started = std::time::Instant::now();
-            assert_eq!(t.send(list_gates(key)).await.status, 200);
+            assert_eq!(t.send(call.clone()).await.status, 200);
             times.push(started.elapsed().as_secs_f64() * 1000.0);
         }
         times.sort_by(f64::total_cmp);
         medians.push((times[times.len() / 2], times[times.len() * 9 / 10]));
     }
     println!(
-        "list-gates in process, 50 requests each: no quota median {:.2} ms (p90 {:.2}); quota median {:.2} ms (p90 {:.2})",
-        medians[0].0, medians[0].1, medians[1].0, medians[1].1
+        "list-gates in process, 50 requests each, median (p90) ms: secret {:.2} ({:.2}), secret with a quota {:.2} ({:.2}), publishable {:.2} ({:.2}), publishable with a quota {:.2} ({:.2})",
+        medians[0].0, medians[0].1, medians[1].0, medians[1].1, medians[2].0, medians[2].1, medians[3].0, medians[3].1
+    );
+}
+
+/// A secret key's minutes are attributes of its month item (`m<i>`). Each write removes the
+/// marks of two minutes back; a silence leaves the last busy minute's behind, and once 32 have
+/// gathered a request sweeps them beside its `last_used_at` write. The item stays under 1 KB
+/// (one write unit) through a month of requests every other minute, and every minute's limit
+/// and usage stay exact.
+#[tokio::test]
+async fn a_month_of_silences_leaves_the_month_item_under_one_write_unit() {
+    let t = TestApp::new().await.with_customer().await;
+    let (key, prefix) = t.issue(Secret, Live, capped(1_000_000, Tier::Free)).await;
+    let now = t.app.clock.freeze();
+    let month = Month::of(now);
+    t.app.clock.advance(month.start.secs() - now.secs());
+    let hash = hatched::domain::ApiKey::parse(&key).unwrap().hash();
+    let pk = format!("RL#Q#{}#{}", hash.as_str(), month.start.secs());
+    let item = || async {
+        let got = t.app.store.client().get_item().table_name(t.app.store.table());
+        let got = got.key("pk", AttributeValue::S(pk.clone())).key("sk", AttributeValue::S("RL".into()));
+        got.consistent_read(true).send().await.unwrap().item.unwrap_or_default()
+    };
+    let marks = |item: &std::collections::HashMap<String, AttributeValue>| {
+        item.keys().filter(|n| hatched::store::Mark::parse(n).is_some()).count()
+    };
+    let (mut largest, mut before, mut swept) = ((0, 0), 0, 0);
+    // Three concurrent requests at the start of every third minute for 300 minutes (each busy
+    // minute's mark outlives the write two minutes on), then a burst over the Free tier's 60 a
+    // minute.
+    t.calls.take_writes();
+    for _ in 0..100 {
+        let answers = statuses(&t, (0..3).map(|_| list_gates(&key)).collect()).await;
+        assert!(answers.iter().all(|a| a.status == 200));
+        let held = item().await;
+        let size: usize = held.iter().map(|(k, v)| k.len() + v.as_n().map_or_else(|_| 80, |n| n.len())).sum();
+        largest = largest.max((size, marks(&held)));
+        if marks(&held) < before {
+            swept += 1;
+        }
+        before = marks(&held);
+        t.app.clock.advance(180);
+    }
+    println!(
+        "month item over 100 busy minutes among silences: largest {} bytes, {} marks; swept {swept} times",
+        largest.0, largest.1
+    );
+    assert!(
+        largest.1 <= hatched::store::STALE_MARKS_SWEPT_AT + 1,
+        "at most 32 stale marks and the current minute: {largest:?}"
+    );
+    assert!(largest.0 < 1024, "under one write unit: {largest:?}");
+    assert_eq!(swept, 3, "32 stale marks gather in 32 busy minutes: swept at the 33rd, 65th and 97th");
+    let sweeps = t
+        .calls
+        .take_writes()
+        .iter()
+        .filter(|(_, b)| b["UpdateExpression"].as_str().unwrap_or("").starts_with("REMOVE"))
+        .count();
+    assert_eq!(sweeps, 3, "one sweep each time, by the minute's first request alone");
+    let answers = statuses(&t, (0..70).map(|_| list_gates(&key)).collect()).await;
+    assert_eq!(answers.iter().filter(|a| a.status == 200).count(), 60, "the minute's limit is exact");
+    assert!(answers.iter().filter(|a| a.status != 200).all(|a| a.code() == "rate_limited"));
+    t.roll_up_usage().await;
+    let (admin, _) = t.issue(Secret, Live, tier(Tier::Enterprise)).await;
+    let to = t.app.clock.now().plus_secs(3_600);
+    let path =
+        format!("/api/v1/keys/{prefix}/usage?granularity=hour&from={}&to={}", month.start.rfc3339(), to.rfc3339());
+    let usage = t.send(Call::new("GET", &path).key(&admin)).await;
+    assert_eq!(usage.status, 200, "{}", usage.body);
+    let points = usage.body["points"].as_array().unwrap();
+    let total = |field: &str| points.iter().map(|p| p[field].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((total("accepted"), total("rate_limited")), (360, 10), "{}", usage.body);
+    t.app.clock.advance(60);
+    let v = t.send(validate(&key)).await;
+    assert_eq!(
+        v.body["quota"]["remaining"],
+        json!(1_000_000 - 360 - 1),
+        "the month holds what was accepted: {}",
+        v.body
     );
 }
 
@@ -259,9 +361,8 @@ async fn hatchctl_sets_and_removes_a_quota_as_the_operator() {
     );
 }
 
-/// A public key's quota cannot be burned by strangers: requests the key itself refuses (a
-/// wrong origin, a bad user signature) give their month count back, and a publishable key's
-/// month is never counted before its origin is checked.
+/// A public key's quota is not spent by requests the key itself refuses (a wrong origin, a bad
+/// user signature): they give their month count back.
 #[tokio::test]
 async fn refused_signatures_and_origins_spend_no_quota() {
     const ORIGIN: &str = "https://app.example.com";
@@ -294,9 +395,11 @@ async fn refused_signatures_and_origins_spend_no_quota() {
         .map(|(_, b)| b)
         .filter(|b| b["Key"]["pk"]["S"].as_str().unwrap_or("").starts_with("RL#Q#"))
         .collect();
-    // Each forged signature counted its month (it passed the key's checks) and gave it back;
-    // a wrong origin never touched it.
-    assert_eq!(months.len(), 10, "{months:?}");
+    // Each counted its month beside the key read (the instance has seen the quota) and gave it
+    // back: a forged signature once it failed, a wrong origin at once.
+    assert_eq!(months.len(), 20, "{months:?}");
+    let given_back = months.iter().filter(|b| b["ExpressionAttributeValues"][":one"]["N"] == "-1").count();
+    assert_eq!(given_back, 10, "{months:?}");
     for _ in 0..2 {
         assert_eq!(t.send(gates(ORIGIN)).await.status, 200, "the quota is still whole");
     }

@@ -439,13 +439,14 @@ async fn a_35_day_hourly_series_is_one_query_of_day_items() {
 }
 
 /// API.md "Counting": usage adds nothing to the accepted path. A keyed request whose key was
-/// used this minute writes exactly one item, its rate window (`ADD` to a counter of well under
-/// 1 KB); the first use in a minute adds `last_used_at` on the key's two items.
+/// used this minute writes exactly one item, its month item (`ADD` to two counters of an item
+/// well under 1 KB); the first use in a minute adds `last_used_at` on the key's two items.
 #[tokio::test]
 async fn the_accepted_path_writes_only_its_count() {
     let t = TestApp::new().await.with_customer().await;
     let (key, _) = t.issue(Secret, Live, plain()).await;
     let gates = || t.send(Call::new("GET", GATES).key(&key));
+    t.app.clock.freeze();
     assert_eq!(gates().await.status, 200);
     t.calls.take_writes();
     assert_eq!(gates().await.status, 200);
@@ -453,12 +454,52 @@ async fn the_accepted_path_writes_only_its_count() {
     assert_eq!(writes.len(), 1, "{writes:?}");
     let (target, body) = &writes[0];
     assert!(target.ends_with(".UpdateItem"), "{target}");
-    assert!(body["Key"]["pk"]["S"].as_str().unwrap().starts_with("RL#K#"), "{body}");
-    assert_eq!(body["UpdateExpression"], "ADD #count :one SET #ttl = if_not_exists(#ttl, :ttl)");
-    // The item it writes, by DynamoDB's size rules: its key, and two numbers (≤ 21 bytes each).
-    let pk = body["Key"]["pk"]["S"].as_str().unwrap();
-    let size = "pk".len() + pk.len() + "sk".len() + "RL".len() + "count".len() + "ttl".len() + 2 * 21;
+    assert!(body["Key"]["pk"]["S"].as_str().unwrap().starts_with("RL#Q#"), "{body}");
+    let expression = body["UpdateExpression"].as_str().unwrap();
+    assert!(expression.starts_with("ADD #count :one, #m :one SET #ttl = if_not_exists(#ttl, :ttl)"), "{expression}");
+    // The item it writes, by DynamoDB's size rules: names and values (a number ≤ 21 bytes).
+    let got = t.app.store.client().get_item().table_name(t.app.store.table()).consistent_read(true);
+    let item = got.set_key(Some(body_key(body))).send().await.unwrap().item.unwrap();
+    let size: usize = item.iter().map(|(name, v)| name.len() + v.as_s().map_or(21, |s| s.len())).sum();
     assert!(size < 1024, "the counting item stays under 1 KB: {size} bytes");
+    assert_eq!(item.len(), 6, "pk, sk, count, ttl, this minute's mark and `w` (the minute written): {item:?}");
+}
+
+/// A secret key's minutes are marks on its month item, and a stream record names the minute its
+/// write changed (`w`): a count given back for a minute after the next one began (a request
+/// refused as the minute turned) still reaches that minute's usage, not the newest.
+#[tokio::test]
+async fn a_count_given_back_after_its_minute_ended_reaches_that_minute() {
+    use hatched::domain::ratelimit::Counted;
+    let t = TestApp::new().await.with_customer().await;
+    let (admin, _) = t.issue(Secret, Live, tier(Tier::Enterprise)).await;
+    let (key, prefix) = t.issue(Secret, Live, plain()).await;
+    let hash = hatched::domain::ApiKey::parse(&key).unwrap().hash();
+    let turn = before_the_hour(&t, 1_800);
+    let (late, early) = (hatched::domain::UnixTime::from_secs(turn), hatched::domain::UnixTime::from_secs(turn - 1));
+    let store = &t.app.store;
+    for _ in 0..2 {
+        store.count_request(&Counted::Key(&hash), early).await.unwrap();
+    }
+    store.count_request(&Counted::Key(&hash), late).await.unwrap();
+    // The earlier minute's second request is refused after the later minute's was counted.
+    store.uncount_request(&Counted::Key(&hash), early).await.unwrap();
+    t.roll_up_usage().await;
+    let from = hatched::domain::UnixTime::from_secs(turn - 60).rfc3339();
+    let to = hatched::domain::UnixTime::from_secs(turn + 60).rfc3339();
+    let path = format!("/api/v1/keys/{prefix}/usage?granularity=minute&from={from}&to={to}");
+    let usage = t.send(Call::new("GET", &path).key(&admin)).await;
+    let accepted: Vec<&Value> = usage.body["points"].as_array().unwrap().iter().map(|p| &p["accepted"]).collect();
+    assert_eq!(accepted, [&json!(1), &json!(1)], "{}", usage.body);
+}
+
+/// The `Key` of a write's request body, as the SDK takes it.
+fn body_key(body: &Value) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    ["pk", "sk"]
+        .iter()
+        .map(|k| (k.to_string(), AttributeValue::S(body["Key"][k]["S"].as_str().unwrap().into())))
+        .collect()
 }
 
 /// A publishable key is counted per source IP: a site with many visitors has many windows a
