@@ -131,6 +131,7 @@ pub async fn handle<S: EventSink>(app: &App, sink: &S, event: StreamEvent) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hatched::domain::usage::Span;
 
     #[test]
     fn a_batch_reads_as_the_key_windows_it_changed() {
@@ -138,11 +139,13 @@ mod tests {
         let event: StreamEvent = serde_json::from_str(text).unwrap();
         let readings = readings(&event);
         assert_eq!(event.records.len(), 4);
-        // The anonymous IP window and the removal are not usage.
-        assert_eq!(readings.len(), 2);
-        assert_eq!(readings[0].count, 41);
+        // A secret key's month item: its month and the minute the write changed (`w`), not
+        // the minute before it. The anonymous IP window and the removal are not usage.
+        let seen: Vec<_> = readings.iter().map(|r| (r.span, r.window_start.secs(), r.count)).collect();
+        assert_eq!(seen[..2], [(Span::Month, 1_793_491_200, 1041), (Span::Minute, 1_795_608_000, 41)]);
+        assert_eq!(readings.len(), 3);
         assert_eq!(
-            readings[1].source.as_deref(),
+            readings[2].source.as_deref(),
             Some("9f86d081884c7d650f3e4b2a1d0e9c8b7a6f5e4d3c2b1a09f8e7d6c5b4a39281")
         );
     }

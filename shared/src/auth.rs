@@ -19,7 +19,7 @@ use crate::domain::{KeyFormatError, KeyRejection};
 use crate::keys::Manager;
 use crate::roles::Roles;
 use crate::sealing::{Sealer, SealingError};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Tally};
 
 /// Who is calling, as far as authentication cares: the request id (for the audit trail), the
 /// source IP (anonymous budgets) and the `Origin` header (publishable keys' allowlists). The
@@ -47,6 +47,10 @@ pub struct Auth {
     /// Publishable keys this instance has seen holding a monthly quota: their month (a second
     /// item, as they count per source IP) is counted beside the key read, not after it.
     quota_keys: Arc<QuotaKeys>,
+    /// Publishable keys' visitors (key and source IP) this instance has seen over their minute
+    /// limit: their month is not counted early until the minute ends, so one visitor's flood
+    /// of refusals cannot make the key's month item, which every visitor shares, a hot spot.
+    limited_visitors: Arc<IpBlock>,
 }
 
 /// Hashes of publishable keys with a monthly quota, as this instance has seen them. Only a cost
@@ -75,7 +79,7 @@ impl QuotaKeys {
 
 impl Auth {
     pub fn new(store: Store, clock: Clock, ip_block: Arc<IpBlock>, sealer: Arc<Sealer>, roles: Roles) -> Auth {
-        Auth { store, clock, ip_block, sealer, roles, quota_keys: Arc::default() }
+        Auth { store, clock, ip_block, sealer, roles, quota_keys: Arc::default(), limited_visitors: Arc::default() }
     }
 
     /// An over-limit IP gets its 429 before any work is done (the instance remembers it).
@@ -241,6 +245,12 @@ impl Access {
     }
 }
 
+/// A publishable key's visitor, as [`Auth`]'s memory of limited visitors names it: the key's
+/// hash and the source IP's bucket (an IPv6 /64), never the raw address.
+fn visitor(hash: &KeyHash, source_ip: &str) -> String {
+    format!("{}#{}", hash.as_str(), crate::domain::ratelimit::ip_bucket(source_ip))
+}
+
 /// The first of `scopes` the key lacks is `insufficient_scope`.
 pub fn require_scopes(record: &KeyRecord, scopes: &[Scope]) -> Result<(), AuthError> {
     match scopes.iter().find(|s| !record.has_scope(**s)) {
@@ -351,7 +361,10 @@ impl Auth {
                 // before its quota (a wrong origin) gives that count back; a stranger who wants
                 // to spend a public key's quota need not be refused at all (an `Origin` header
                 // is only a browser's word), so the moment's hold gives nobody anything.
-                let early = key_type == KeyType::Publishable && self.quota_keys.holds(hash);
+                let visitor = visitor(hash, &ctx.source_ip);
+                let early = key_type == KeyType::Publishable
+                    && self.quota_keys.holds(hash)
+                    && self.limited_visitors.refusal(&visitor, now).is_none();
                 let early_month = async {
                     match early {
                         true => Some(self.store.count_month(hash, month).await),
@@ -366,11 +379,18 @@ impl Auth {
                 if let Some(Ok(position)) = early_month {
                     (*held, early_position) = (Some((hash.clone(), month)), Some(position));
                 }
+                // A secret key's counting write counted its month: held from here, so a failed
+                // key read gives it back.
+                if let Ok(Tally { month: Some(_), .. }) = tally {
+                    *held = Some((hash.clone(), month));
+                }
                 (record.map_err(AuthError::from)?, tally)
             }
         };
         let Some(record) = record else {
-            // Unknown keys cost a read: hold them to the anonymous per-IP limit.
+            // Unknown keys cost a read: hold them to the anonymous per-IP limit. A month count
+            // under a hash no key has is nobody's: not worth a write to give back.
+            *held = None;
             return Err(self.refuse_anonymous(ctx, AuthError::UnknownKey).await);
         };
         let hash = record.key_hash.clone();
@@ -383,25 +403,31 @@ impl Auth {
             Ok(()) if !caller.record.origin_allowed(origin) => Some(AuthError::OriginNotAllowed),
             Ok(()) => None,
         };
+        let secret = caller.record.key_type == KeyType::Secret;
         if let Some(error) = refusal {
+            // A secret key's month is given back with its minute, in one write.
+            if secret {
+                *held = None;
+            }
             return Err(self.refuse_for_key(&caller.key_count(), ctx, error).await);
         }
-        let capped = caller.record.monthly_quota.is_some();
-        match caller.record.key_type {
+        match tally.month {
+            // A secret key's month counts the requests it accepts, with a quota or without:
+            // held from here, given back on any later refusal or failure.
+            Some(position) => (*held, early_position) = (Some((hash.clone(), month)), Some(position)),
             // Only live keys are remembered: a revoked one with a quota costs no early count.
-            KeyType::Publishable => self.quota_keys.note(&hash, capped),
-            // The month this write counted is held from here: given back on any later failure.
-            KeyType::Secret => {
-                if let (true, Some(position)) = (capped, tally.month) {
-                    (*held, early_position) = (Some((hash.clone(), month)), Some(position));
-                }
-            }
+            None => self.quota_keys.note(&hash, caller.record.monthly_quota.is_some()),
         }
         if !caller.rate.allowed {
+            if !secret {
+                self.limited_visitors.remember(&visitor(&hash, &ctx.source_ip), &caller.rate, now);
+            }
             return Err(Rejected { error: AuthError::limited(&caller.rate), rate: Some(caller.rate) });
         }
         match caller.record.monthly_quota {
-            None => self.give_back_month(&hash, held.take().map(|(_, month)| month)).await,
+            // A publishable key that lost its quota: its early count is given back.
+            None if !secret => self.give_back_month(&hash, held.take().map(|(_, month)| month)).await,
+            None => {}
             Some(limit) => {
                 let position = match early_position {
                     Some(position) => position,
@@ -432,21 +458,12 @@ impl Auth {
         if let Err(e) = self.roles.resolve(&mut caller.record).await {
             return Err(Rejected { error: e.into(), rate: Some(caller.rate) });
         }
-        // Bookkeeping only: a failure here must not fail an otherwise good request. Minute
-        // marks gather on the month item only over silences, after which `last_used_at` is
-        // mostly stale too: the sweep goes beside that write.
-        let touch = async {
-            match caller.record.last_used_is_stale(now) {
-                true => self.store.touch_key_last_used(&caller.record, now, LAST_USED_RESOLUTION_SECS).await,
-                false => Ok(()),
+        if caller.record.last_used_is_stale(now) {
+            // Bookkeeping only: a failure here must not fail an otherwise good request.
+            let touched = self.store.touch_key_last_used(&caller.record, now, LAST_USED_RESOLUTION_SECS).await;
+            if let Err(e) = touched {
+                tracing::warn!(prefix = %caller.record.prefix, cause = %e, "last_used_at not recorded");
             }
-        };
-        let (touched, swept) = futures::join!(touch, self.store.sweep_minutes(&hash, now, &tally.stale));
-        if let Err(e) = touched {
-            tracing::warn!(prefix = %caller.record.prefix, cause = %e, "last_used_at not recorded");
-        }
-        if let Err(e) = swept {
-            tracing::warn!(prefix = %caller.record.prefix, cause = %e, "stale minute marks not swept");
         }
         Ok(caller)
     }

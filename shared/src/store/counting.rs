@@ -5,9 +5,12 @@
 //!   limit) from one write. An update expression cannot reset a counter when a minute turns,
 //!   so each minute has its own attribute: `m<i>`, `i` the minute of the month. The write also
 //!   sets `w` to the minute it changed (the usage roll-up reads that minute from the stream
-//!   record's image, and only that one), and removes minute `i - 2`'s marks (the previous minute stays, for a request still in flight
-//!   across the turn); a minute left behind by a silence is swept once 32 have gathered, by
-//!   the first request of a minute.
+//!   record's image, and only that one), and removes minute `i - 2`'s marks (the previous
+//!   minute stays, for a request still in flight across the turn).
+//! - A silence leaves the last busy minute's marks behind. The write returns the whole item, so
+//!   the instance sees them and removes them with its next counting write to that item: no
+//!   write of their own. Should 32 gather anyway (each request served by a new instance), the
+//!   minute's first request removes them with one more write, whatever its verdict.
 //! - A publishable key is counted per key and source IP and minute,
 //!   `RL#KIP#<hash>#<ip digest>#<minute start>`, so one visitor cannot spend the others' minute;
 //!   that item cannot carry the month, so a key with a quota also counts its month item.
@@ -24,9 +27,34 @@ use crate::domain::quota::Month;
 use crate::domain::ratelimit::{Counted, window_expiry, window_start};
 use crate::domain::{KeyHash, UnixTime};
 
-/// Stale minute marks a month item may gather before a request sweeps them: about 300 bytes,
-/// so the item stays far under the 1 KB one write unit covers.
+/// Stale minute marks a month item may gather before a request sweeps them with a write of
+/// its own: about 300 bytes, so the item stays far under the 1 KB one write unit covers.
 pub const STALE_MARKS_SWEPT_AT: usize = 32;
+
+/// The most stale marks one write removes: its expression stays far under DynamoDB's 4 KB.
+const MARKS_PER_WRITE: usize = 64;
+
+/// Month items whose stale marks this instance saw: removed by its next counting write to the
+/// same item. Bounded, so a flood of keys cannot grow it; a mark it forgets is swept later.
+#[derive(Debug, Default)]
+pub struct StaleMarks(std::sync::Mutex<HashMap<String, Vec<String>>>);
+
+const STALE_MARKS_ITEMS: usize = 10_000;
+
+impl StaleMarks {
+    fn take(&self, pk: &str) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(pk).unwrap_or_default()
+    }
+
+    fn note(&self, pk: &str, marks: Vec<String>) {
+        let mut items = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if marks.is_empty() {
+            items.remove(pk);
+        } else if items.len() < STALE_MARKS_ITEMS || items.contains_key(pk) {
+            items.insert(pk.to_owned(), marks);
+        }
+    }
+}
 
 /// The month item's attribute naming the minute whose marks its last write changed.
 pub const WRITTEN_MINUTE: &str = "w";
@@ -39,10 +67,6 @@ pub struct Tally {
     /// The month's count, this request included: counted by the same write for a secret key,
     /// `None` for a publishable key (its month is counted apart) or an anonymous IP.
     pub month: Option<u64>,
-    /// Minute marks of the month item older than the previous minute, once there are
-    /// [`STALE_MARKS_SWEPT_AT`] of them, told to the minute's first request only: for
-    /// [`Store::sweep_minutes`].
-    pub stale: Vec<String>,
 }
 
 /// A minute's mark on a month item: its count (`m<i>`) or its quota refusals (`q<i>`).
@@ -123,14 +147,13 @@ fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
     item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok())
 }
 
-/// The marks of minutes before `minute - 1` on a month item, if there are enough to sweep.
+/// The marks of minutes before `minute - 1` on a month item, oldest first: no request changes
+/// them again (a give-back follows its count within the function's 10 s timeout).
 fn stale_marks(item: &HashMap<String, AttributeValue>, minute: i64) -> Vec<String> {
-    let stale: Vec<String> =
-        item.keys().filter(|name| Mark::parse(name).is_some_and(|m| m.minute() < minute - 1)).cloned().collect();
-    match stale.len() >= STALE_MARKS_SWEPT_AT {
-        true => stale,
-        false => Vec::new(),
-    }
+    let mut stale: Vec<Mark> =
+        item.keys().filter_map(|name| Mark::parse(name)).filter(|m| m.minute() < minute - 1).collect();
+    stale.sort_unstable_by_key(|m| (m.minute(), m.name()));
+    stale.into_iter().map(Mark::name).collect()
 }
 
 impl Store {
@@ -147,36 +170,61 @@ impl Store {
         }
     }
 
-    /// `ADD count :1, m<i> :1 REMOVE m<i-2>, q<i-2>` on a secret key's month item.
+    /// `ADD count :1, m<i> :1 SET w = :i REMOVE m<i-2>, q<i-2>, <stale marks seen before>` on a
+    /// secret key's month item.
     async fn count_in_month(&self, hash: &KeyHash, now: UnixTime) -> Result<Tally, StoreError> {
         let month = Month::of(now);
         let minute = minute_of_month(month, now);
+        let pk = month_pk(hash, month);
+        let mut removed: Vec<String> = match minute >= 2 {
+            true => vec![Mark::Count(minute - 2).name(), Mark::QuotaRefused(minute - 2).name()],
+            false => Vec::new(),
+        };
+        // Marks seen stale then are stale now, unless the clock went back: checked again, as a
+        // path both added and removed fails the write.
+        let seen: Vec<String> = self
+            .stale_marks
+            .take(&pk)
+            .into_iter()
+            .filter(|name| Mark::parse(name).is_some_and(|m| m.minute() < minute - 2))
+            .take(MARKS_PER_WRITE)
+            .collect();
+        removed.extend(seen);
+        let placeholders: Vec<String> = (0..removed.len()).map(|i| format!("#r{i}")).collect();
+        let mut expression = "ADD #count :one, #m :one SET #ttl = if_not_exists(#ttl, :ttl), #w = :w".to_owned();
+        if !removed.is_empty() {
+            expression = format!("{expression} REMOVE {}", placeholders.join(", "));
+        }
         let mut update = self
             .month_update(hash, month, minute)
+            .update_expression(expression)
             .expression_attribute_names("#m", Mark::Count(minute).name())
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::AllNew);
-        update = match minute >= 2 {
-            true => update
-                .update_expression(
-                    "ADD #count :one, #m :one SET #ttl = if_not_exists(#ttl, :ttl), #w = :w REMOVE #old_m, #old_q",
-                )
-                .expression_attribute_names("#old_m", Mark::Count(minute - 2).name())
-                .expression_attribute_names("#old_q", Mark::QuotaRefused(minute - 2).name()),
-            false => update.update_expression("ADD #count :one, #m :one SET #ttl = if_not_exists(#ttl, :ttl), #w = :w"),
-        };
+        for (placeholder, name) in placeholders.iter().zip(&removed) {
+            update = update.expression_attribute_names(placeholder, name);
+        }
         let out = update.send().await.map_err(|e| classify("count_request", e))?;
         let item = out.attributes.unwrap_or_default();
         let count = |name: &str| number(&item, name).map(|c| c.max(0) as u64);
-        match (count("count"), count(&Mark::Count(minute).name())) {
-            (Some(month), Some(minute_count)) => {
-                // Only the minute's first request sweeps: a burst after a silence sees the same
-                // stale marks in every answer, and one sweep is enough.
-                let stale = if minute_count == 1 { stale_marks(&item, minute) } else { Vec::new() };
-                Ok(Tally { minute: minute_count, month: Some(month), stale })
+        let (Some(month_count), Some(minute_count)) = (count("count"), count(&Mark::Count(minute).name())) else {
+            return Err(internal("count_request", "no count returned"));
+        };
+        let stale = stale_marks(&item, minute);
+        // Only the minute's first request sweeps: a burst sees the same marks in every answer.
+        if stale.len() >= STALE_MARKS_SWEPT_AT && minute_count == 1 {
+            let now_removed = stale.len().min(MARKS_PER_WRITE);
+            match self.remove_marks(&pk, &stale[..now_removed]).await {
+                Ok(()) => self.stale_marks.note(&pk, stale[now_removed..].to_vec()),
+                Err(e) => {
+                    tracing::warn!(cause = %e, "stale minute marks not swept");
+                    self.stale_marks.note(&pk, stale);
+                }
             }
-            _ => Err(internal("count_request", "no count returned")),
+        } else {
+            self.stale_marks.note(&pk, stale);
         }
+        Ok(Tally { minute: minute_count, month: Some(month_count) })
     }
 
     /// Gives back a count taken by [`Store::count_request`] (a request the key refused): a
@@ -249,21 +297,18 @@ impl Store {
         }
     }
 
-    /// Removes minute marks a month item gathered over silences (no request in the minute
-    /// after them removed them): idempotent, and never the current or previous minute's.
-    pub async fn sweep_minutes(&self, hash: &KeyHash, now: UnixTime, stale: &[String]) -> Result<(), StoreError> {
-        if stale.is_empty() {
-            return Ok(());
-        }
-        let names: Vec<String> = (0..stale.len()).map(|i| format!("#s{i}")).collect();
+    /// Removes stale minute marks from a month item: idempotent, and never the current or
+    /// previous minute's.
+    async fn remove_marks(&self, pk: &str, marks: &[String]) -> Result<(), StoreError> {
+        let placeholders: Vec<String> = (0..marks.len()).map(|i| format!("#s{i}")).collect();
         let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(month_pk(hash, Month::of(now))))
+            .key("pk", s(pk))
             .key("sk", s("RL"))
-            .update_expression(format!("REMOVE {}", names.join(", ")));
-        for (placeholder, name) in names.iter().zip(stale) {
+            .update_expression(format!("REMOVE {}", placeholders.join(", ")));
+        for (placeholder, name) in placeholders.iter().zip(marks) {
             update = update.expression_attribute_names(placeholder, name);
         }
         update.send().await.map_err(|e| classify("sweep_minutes", e))?;
@@ -349,19 +394,17 @@ mod tests {
     }
 
     #[test]
-    fn stale_marks_are_swept_only_once_enough_have_gathered() {
-        let item = |minutes: std::ops::Range<i64>| -> HashMap<String, AttributeValue> {
-            let mut item: HashMap<String, AttributeValue> = minutes.map(|i| (Mark::Count(i).name(), n(1))).collect();
-            item.insert("count".into(), n(40));
-            item.insert("q".into(), n(1));
-            item
-        };
-        assert!(stale_marks(&item(0..31), 100).is_empty(), "31 stale: left");
-        assert_eq!(stale_marks(&item(0..32), 100).len(), 32);
-        // The current and previous minutes are never stale.
-        assert!(stale_marks(&item(68..101), 100).is_empty(), "68..=98 stale: 31; 99 and 100 are not");
-        let swept = stale_marks(&item(67..101), 100);
-        assert_eq!(swept.len(), 32);
-        assert!(swept.iter().all(|m| Mark::parse(m).unwrap().minute() < 99), "{swept:?}");
+    fn stale_marks_are_the_minutes_before_the_previous_one_oldest_first() {
+        let mut item: HashMap<String, AttributeValue> =
+            [97, 3, 98, 99, 100].map(|i| (Mark::Count(i).name(), n(1))).into();
+        item.insert(Mark::QuotaRefused(3).name(), n(1));
+        item.insert("count".into(), n(40));
+        item.insert("q".into(), n(1));
+        item.insert("w".into(), n(100));
+        assert_eq!(stale_marks(&item, 100), ["m3", "q3", "m97", "m98"], "99 and 100 are not stale");
+        let marks = StaleMarks::default();
+        marks.note("a", vec!["m3".into()]);
+        assert_eq!(marks.take("a"), ["m3"]);
+        assert!(marks.take("a").is_empty(), "taken once");
     }
 }

@@ -69,6 +69,9 @@ pub mod partition {
 pub struct Store {
     client: Client,
     table: String,
+    /// Stale minute marks this instance saw on month items, removed by its next counting write
+    /// to the same item (`counting.rs`).
+    stale_marks: std::sync::Arc<counting::StaleMarks>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +152,7 @@ pub(crate) fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T,
 
 impl Store {
     pub fn new(client: Client, table: impl Into<String>) -> Store {
-        Store { client, table: table.into() }
+        Store { client, table: table.into(), stale_marks: std::sync::Arc::default() }
     }
 
     pub fn client(&self) -> &Client {

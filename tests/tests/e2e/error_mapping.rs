@@ -255,3 +255,34 @@ async fn unprocessed_keys_are_asked_again_and_never_read_as_missing() {
     assert!(a.header("retry-after").is_some());
     assert_eq!(batches, MAX_ATTEMPTS as usize, "bounded attempts");
 }
+
+/// A secret key's counting write counts its month; when the key read beside it fails, the
+/// request is refused (503) and that month count is given back: a client that retries is not
+/// charged twice. The minute keeps the count (a failed request still came).
+#[tokio::test]
+async fn a_failed_key_read_gives_back_the_month_its_count_took() {
+    let key = ApiKey::generate(KeyKind::SecretLive);
+    let updates = Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let seen = updates.clone();
+    let dynamo = move |op: &str, body: &str| match op {
+        "GetItem" => {
+            (500, json!({ "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": "down" }))
+        }
+        "UpdateItem" => {
+            seen.lock().unwrap().push(serde_json::from_str(body).unwrap());
+            (200, first_count(body))
+        }
+        other => (400, json!({ "__type": "ValidationException", "message": other })),
+    };
+    let app = app(dynamo, no_secrets, TABLE);
+    let a: Answer = functions::list_gates::handle(&app, keyed("GET", "/api/v1/gates", key.expose(), None)).await.into();
+    assert_eq!((a.status, a.code()), (503, "service_unavailable"), "{}", a.body);
+    let updates = updates.lock().unwrap();
+    let month = format!("RL#Q#{}#", key.hash().as_str());
+    let on_month: Vec<&Value> =
+        updates.iter().filter(|u| u["Key"]["pk"]["S"].as_str().is_some_and(|pk| pk.starts_with(&month))).collect();
+    assert_eq!(on_month.len(), 2, "counted, then given back: {updates:?}");
+    assert_eq!(on_month[0]["ExpressionAttributeValues"][":one"]["N"], "1");
+    assert_eq!(on_month[1]["UpdateExpression"], "ADD #count :one SET #ttl = if_not_exists(#ttl, :ttl)");
+    assert_eq!(on_month[1]["ExpressionAttributeValues"][":one"]["N"], "-1", "{:?}", on_month[1]);
+}

@@ -257,62 +257,67 @@ async fn round_trips_of_a_key_with_a_quota_the_counting_write_counts_the_month()
     );
 }
 
-/// A secret key's minutes are attributes of its month item (`m<i>`). Each write removes the
-/// marks of two minutes back; a silence leaves the last busy minute's behind, and once 32 have
-/// gathered a request sweeps them beside its `last_used_at` write. The item stays under 1 KB
-/// (one write unit) through a month of requests every other minute, and every minute's limit
-/// and usage stay exact.
-#[tokio::test]
-async fn a_month_of_silences_leaves_the_month_item_under_one_write_unit() {
-    let t = TestApp::new().await.with_customer().await;
-    let (key, prefix) = t.issue(Secret, Live, capped(1_000_000, Tier::Free)).await;
+/// A secret key's month item, and its marks.
+struct MonthItem<'a> {
+    t: &'a TestApp,
+    pk: String,
+}
+
+impl MonthItem<'_> {
+    /// The item of `key` (a well-formed key, on record or not) in the month starting `start`.
+    fn of<'a>(t: &'a TestApp, key: &str, start: UnixTime) -> MonthItem<'a> {
+        let hash = hatched::domain::ApiKey::parse(key).unwrap().hash();
+        MonthItem { t, pk: format!("RL#Q#{}#{}", hash.as_str(), start.secs()) }
+    }
+
+    /// Its size by names and digits (a number weighs less on DynamoDB) and its minute marks.
+    async fn size_and_marks(&self) -> (usize, usize) {
+        let got = self.t.app.store.client().get_item().table_name(self.t.app.store.table());
+        let got = got.key("pk", AttributeValue::S(self.pk.clone())).key("sk", AttributeValue::S("RL".into()));
+        let item = got.consistent_read(true).send().await.unwrap().item.unwrap_or_default();
+        let size = item.iter().map(|(k, v)| k.len() + v.as_n().map_or_else(|_| 80, |n| n.len())).sum();
+        (size, item.keys().filter(|n| hatched::store::Mark::parse(n).is_some()).count())
+    }
+}
+
+/// The clock stopped at the start of the current month; that month.
+fn month_start(t: &TestApp) -> Month {
     let now = t.app.clock.freeze();
     let month = Month::of(now);
     t.app.clock.advance(month.start.secs() - now.secs());
-    let hash = hatched::domain::ApiKey::parse(&key).unwrap().hash();
-    let pk = format!("RL#Q#{}#{}", hash.as_str(), month.start.secs());
-    let item = || async {
-        let got = t.app.store.client().get_item().table_name(t.app.store.table());
-        let got = got.key("pk", AttributeValue::S(pk.clone())).key("sk", AttributeValue::S("RL".into()));
-        got.consistent_read(true).send().await.unwrap().item.unwrap_or_default()
-    };
-    let marks = |item: &std::collections::HashMap<String, AttributeValue>| {
-        item.keys().filter(|n| hatched::store::Mark::parse(n).is_some()).count()
-    };
-    let (mut largest, mut before, mut swept) = ((0, 0), 0, 0);
+    month
+}
+
+/// A secret key's minutes are attributes of its month item (`m<i>`). Each write removes the
+/// marks of two minutes back; a silence leaves the last busy minute's behind, which the write
+/// returns: the instance removes them with its next counting write, with no write of their
+/// own. The item stays a few marks through a month of silences, and every minute's limit and
+/// usage stay exact.
+#[tokio::test]
+async fn an_instance_removes_the_marks_a_silence_leaves_with_its_next_count() {
+    let t = TestApp::new().await.with_customer().await;
+    let (key, prefix) = t.issue(Secret, Live, capped(1_000_000, Tier::Free)).await;
+    let month = month_start(&t);
+    let item = MonthItem::of(&t, &key, month.start);
+    let mut largest = (0, 0);
     // Three concurrent requests at the start of every third minute for 300 minutes (each busy
-    // minute's mark outlives the write two minutes on), then a burst over the Free tier's 60 a
-    // minute.
+    // minute's mark outlives the write two minutes on), then a burst over the Free tier's 60.
     t.calls.take_writes();
     for _ in 0..100 {
         let answers = statuses(&t, (0..3).map(|_| list_gates(&key)).collect()).await;
         assert!(answers.iter().all(|a| a.status == 200));
-        let held = item().await;
-        let size: usize = held.iter().map(|(k, v)| k.len() + v.as_n().map_or_else(|_| 80, |n| n.len())).sum();
-        largest = largest.max((size, marks(&held)));
-        if marks(&held) < before {
-            swept += 1;
-        }
-        before = marks(&held);
+        largest = largest.max(item.size_and_marks().await);
         t.app.clock.advance(180);
     }
-    println!(
-        "month item over 100 busy minutes among silences: largest {} bytes, {} marks; swept {swept} times",
-        largest.0, largest.1
-    );
-    assert!(
-        largest.1 <= hatched::store::STALE_MARKS_SWEPT_AT + 1,
-        "at most 32 stale marks and the current minute: {largest:?}"
-    );
+    let writes = t.calls.take_writes();
+    let removing = |b: &Value| b["UpdateExpression"].as_str().unwrap_or("").contains("REMOVE");
+    let sweeps =
+        writes.iter().filter(|(_, b)| b["UpdateExpression"].as_str().unwrap_or("").starts_with("REMOVE")).count();
+    println!("one instance, 100 busy minutes among silences: largest {largest:?} (bytes, marks); {sweeps} sweeps");
+    assert_eq!(sweeps, 0, "no write of their own");
+    assert!(writes.iter().filter(|(_, b)| removing(b)).count() >= 99, "removed by counting writes");
+    assert!(largest.1 <= 3, "this minute's mark and the ones the silence left, removed next: {largest:?}");
     assert!(largest.0 < 1024, "under one write unit: {largest:?}");
-    assert_eq!(swept, 3, "32 stale marks gather in 32 busy minutes: swept at the 33rd, 65th and 97th");
-    let sweeps = t
-        .calls
-        .take_writes()
-        .iter()
-        .filter(|(_, b)| b["UpdateExpression"].as_str().unwrap_or("").starts_with("REMOVE"))
-        .count();
-    assert_eq!(sweeps, 3, "one sweep each time, by the minute's first request alone");
     let answers = statuses(&t, (0..70).map(|_| list_gates(&key)).collect()).await;
     assert_eq!(answers.iter().filter(|a| a.status == 200).count(), 60, "the minute's limit is exact");
     assert!(answers.iter().filter(|a| a.status != 200).all(|a| a.code() == "rate_limited"));
@@ -334,6 +339,83 @@ async fn a_month_of_silences_leaves_the_month_item_under_one_write_unit() {
         "the month holds what was accepted: {}",
         v.body
     );
+}
+
+/// Should every request come to a new instance, no instance removes what it saw: once 32 marks
+/// have gathered, the minute's first request removes them with a write of its own, whatever
+/// its verdict. So an accepted key's item and a refused one's (a well-formed key no one holds,
+/// sent once every third minute by an attacker) both stay under 1 KB.
+#[tokio::test]
+async fn marks_left_by_many_instances_are_swept_at_32_on_every_path() {
+    let t = TestApp::new().await.with_customer().await;
+    let (key, _) = t.issue(Secret, Live, capped(1_000_000, Tier::Free)).await;
+    let stranger = hatched::domain::ApiKey::generate(hatched::domain::KeyKind::SecretLive).expose().to_owned();
+    let month = month_start(&t);
+    for (key, expected) in [(&key, 200), (&stranger, 401)] {
+        let item = MonthItem::of(&t, key, month.start);
+        let (mut largest, mut before, mut swept) = ((0, 0), 0, 0);
+        for minute in 0..100 {
+            let fresh = t.cold_instance().await;
+            fresh.clock.freeze();
+            fresh.clock.advance(month.start.secs() + minute * 180 - fresh.clock.now().secs());
+            assert_eq!(list_gates(key).send(&fresh).await.status, expected);
+            let (size, marks) = item.size_and_marks().await;
+            largest = largest.max((size, marks));
+            swept += usize::from(marks < before);
+            before = marks;
+        }
+        println!("a new instance each busy minute: largest {largest:?} (bytes, marks); swept {swept} times");
+        assert_eq!(swept, 3, "32 stale marks gather in 32 busy minutes: swept at the 33rd, 65th and 97th");
+        assert!(largest.1 <= hatched::store::STALE_MARKS_SWEPT_AT, "{largest:?}");
+        assert!(largest.0 < 1024, "under one write unit: {largest:?}");
+    }
+}
+
+/// API.md "Counting": a request refused by the minute limit consumes no quota. A key without a
+/// quota keeps its month's count too (so a quota given to it later counts the month): what its
+/// minute limit refused is not in it.
+#[tokio::test]
+async fn what_the_minute_limit_refused_is_not_in_the_month_of_a_key_without_a_quota() {
+    let t = TestApp::new().await.with_customer().await;
+    let (admin, _) = t.issue(Secret, Live, tier(Tier::Enterprise)).await;
+    let (key, prefix) = t.issue(Secret, Live, tier(Tier::Free)).await;
+    before_month_end(&t, 3_600);
+    let answers = statuses(&t, (0..70).map(|_| list_gates(&key)).collect()).await;
+    assert_eq!(answers.iter().filter(|a| a.status == 200).count(), 60);
+    t.app.clock.advance(60);
+    let patch = Call::new("PATCH", &format!("{KEYS}/{prefix}")).key(&admin).json(&json!({ "monthly_quota": 100 }));
+    assert_eq!(t.send(patch).await.status, 200);
+    let v = t.send(validate(&key)).await;
+    assert_eq!(v.body["quota"]["remaining"], json!(100 - 60 - 1), "{}", v.body);
+}
+
+/// A publishable key's visitor over its minute limit stops counting the key's month beside the
+/// key read until the minute ends: one visitor's flood of refusals cannot make the month item,
+/// which every visitor shares, a hot spot (each refusal would add to it and give back).
+#[tokio::test]
+async fn a_limited_visitor_of_a_publishable_key_stops_touching_its_month() {
+    const ORIGIN: &str = "https://app.example.com";
+    let t = TestApp::new().await.with_customer().await;
+    let options = KeyOptions { allowed_origins: vec![ORIGIN.into()], ..capped(1_000, Tier::Free) };
+    let pk = t.issue_key(Publishable, Live, options).await;
+    before_month_end(&t, 3_600);
+    let gates = || list_gates(&pk.key).header("origin", ORIGIN).from_ip("198.51.100.9");
+    assert_eq!(t.send(gates()).await.status, 200, "the instance sees the quota");
+    t.calls.take_writes();
+    let mut codes = Vec::new();
+    for _ in 0..70 {
+        codes.push(t.send(gates()).await.status);
+    }
+    assert_eq!(codes.iter().filter(|s| **s == 200).count(), 59, "{codes:?}");
+    let months = t
+        .calls
+        .take_writes()
+        .into_iter()
+        .filter(|(_, b)| b["Key"]["pk"]["S"].as_str().unwrap_or("").starts_with("RL#Q#"))
+        .count();
+    assert_eq!(months, 59 + 2, "59 accepted; the first refusal counted and gave back; then none");
+    let other_visitor = t.send(list_gates(&pk.key).header("origin", ORIGIN).from_ip("198.51.100.10")).await;
+    assert_eq!(other_visitor.status, 200, "another visitor is not limited by it");
 }
 
 #[tokio::test]
