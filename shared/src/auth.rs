@@ -47,9 +47,10 @@ pub struct Auth {
     /// Publishable keys this instance has seen holding a monthly quota: their month (a second
     /// item, as they count per source IP) is counted beside the key read, not after it.
     quota_keys: Arc<QuotaKeys>,
-    /// Publishable keys' visitors (key and source IP) this instance has seen over their minute
-    /// limit: their month is not counted early until the minute ends, so one visitor's flood
-    /// of refusals cannot make the key's month item, which every visitor shares, a hot spot.
+    /// Callers this instance has seen over their minute limit, until the minute ends: a secret
+    /// key (by hash) counts its minute only, a publishable key's visitor (key and source IP)
+    /// does not count the key's month early. So a flood of refusals costs one write each and
+    /// cannot make a month item, which a publishable key's visitors share, a hot spot.
     limited_visitors: Arc<IpBlock>,
 }
 
@@ -245,6 +246,25 @@ impl Access {
     }
 }
 
+/// What a request's counting leaves for [`Auth::check`] to settle once the verdict is known.
+#[derive(Debug, Default)]
+struct Counting {
+    /// The counts the request holds, given back if it is refused or fails.
+    held: Option<Held>,
+    /// Stale minute marks to sweep from the month item of this key, at this time.
+    swept_in: Option<(KeyHash, UnixTime)>,
+    sweep: Vec<String>,
+}
+
+/// A month count a request holds, taken at `at`; `with_minute` for a secret key, whose minute
+/// and month are one item (a failure gives both back in one write).
+#[derive(Debug)]
+struct Held {
+    hash: KeyHash,
+    at: UnixTime,
+    with_minute: bool,
+}
+
 /// A publishable key's visitor, as [`Auth`]'s memory of limited visitors names it: the key's
 /// hash and the source IP's bucket (an IPv6 /64), never the raw address.
 fn visitor(hash: &KeyHash, source_ip: &str) -> String {
@@ -311,28 +331,65 @@ impl Auth {
     }
 
     async fn check(&self, lookup: Lookup<'_>, ctx: &RequestCtx, origin: Option<&str>) -> Result<Caller, Rejected> {
-        let mut held = None;
+        let mut counting = Counting::default();
         // Boxed: its SDK futures are large, and every keyed handler's future holds this one.
-        let verdict = Box::pin(self.check_key_counting(lookup, ctx, origin, &mut held)).await;
-        if verdict.is_err()
-            && let Some((hash, month)) = held
-        {
-            self.give_back_month(&hash, Some(month)).await;
-        }
+        let verdict = Box::pin(self.check_key_counting(lookup, ctx, origin, &mut counting)).await;
+        // The bookkeeping the verdict leaves, at once: `last_used_at` for an accepted request,
+        // or the counts a refused or failed one holds given back; and stale minute marks swept.
+        let settle = async {
+            match (&verdict, counting.held) {
+                (Ok(caller), _) if caller.record.last_used_is_stale(caller.counted_at) => {
+                    // Bookkeeping only: a failure here must not fail an otherwise good request.
+                    let (record, at) = (&caller.record, caller.counted_at);
+                    if let Err(e) = self.store.touch_key_last_used(record, at, LAST_USED_RESOLUTION_SECS).await {
+                        tracing::warn!(prefix = %record.prefix, cause = %e, "last_used_at not recorded");
+                    }
+                }
+                (Ok(_), _) | (Err(_), None) => {}
+                // A request its minute limit refused stays counted in its minute.
+                (Err(rejected), Some(held)) => self.give_back(&held, rejected).await,
+            }
+        };
+        let sweep = async {
+            if let Some((hash, at)) = &counting.swept_in
+                && let Err(e) = self.store.sweep_marks(hash, *at, &counting.sweep).await
+            {
+                unrecorded("stale minute marks not swept", &e);
+            }
+        };
+        Box::pin(async { futures::join!(settle, sweep) }).await;
         verdict
     }
 
-    /// [`Auth::check`]'s checks; `held` is the month whose count this request holds, if any.
+    /// Gives back the counts a refused or failed request holds: its month, and a secret key's
+    /// minute too unless its minute limit refused it (it stays counted there).
+    async fn give_back(&self, held: &Held, rejected: &Rejected) {
+        let minute_too = held.with_minute && !matches!(rejected.error, AuthError::RateLimited { .. });
+        let given = match minute_too {
+            true => self.store.uncount_request(&Counted::Key(&held.hash), held.at).await,
+            false => self.store.uncount_month(&held.hash, Month::of(held.at)).await.map(|_| ()),
+        };
+        if let Err(e) = given {
+            unrecorded("a month's count not given back", &e);
+        }
+    }
+
+    /// [`Auth::check`]'s checks; `counting` says what the request holds and what to sweep.
     async fn check_key_counting(
         &self,
         lookup: Lookup<'_>,
         ctx: &RequestCtx,
         origin: Option<&str>,
-        held: &mut Option<(KeyHash, Month)>,
+        counting: &mut Counting,
     ) -> Result<Caller, Rejected> {
+        let held = &mut counting.held;
         let now = self.clock.now();
         let month = Month::of(now);
         let mut early_position = None;
+        let looked_up = match lookup {
+            Lookup::Key(hash, _) => Some(hash.clone()),
+            Lookup::Portal(_) => None,
+        };
         let (record, tally) = match lookup {
             // A portal token names its key by prefix: the read comes first, as the hash to
             // count under is on the record.
@@ -361,10 +418,14 @@ impl Auth {
                 // before its quota (a wrong origin) gives that count back; a stranger who wants
                 // to spend a public key's quota need not be refused at all (an `Origin` header
                 // is only a browser's word), so the moment's hold gives nobody anything.
-                let visitor = visitor(hash, &ctx.source_ip);
+                let limited = |visitor: &str| self.limited_visitors.refusal(visitor, now).is_some();
                 let early = key_type == KeyType::Publishable
                     && self.quota_keys.holds(hash)
-                    && self.limited_visitors.refusal(&visitor, now).is_none();
+                    && !limited(&visitor(hash, &ctx.source_ip));
+                // A secret key this instance has seen over its minute limit counts its minute
+                // only, until the minute ends: each refusal is one write, not a count and a
+                // give-back, so a runaway client cannot make its month item a hot spot.
+                let minute_only = key_type == KeyType::Secret && limited(hash.as_str());
                 let early_month = async {
                     match early {
                         true => Some(self.store.count_month(hash, month).await),
@@ -372,21 +433,35 @@ impl Auth {
                     }
                 };
                 let counted = Counted::key(hash, key_type, &ctx.source_ip);
-                let (record, tally, early_month) =
-                    futures::join!(self.store.get_key(hash), self.store.count_request(&counted, now), early_month);
+                let count = async {
+                    match minute_only {
+                        true => self.store.count_key_minute(hash, now).await,
+                        false => self.store.count_request(&counted, now).await,
+                    }
+                };
+                let (record, tally, early_month) = futures::join!(self.store.get_key(hash), count, early_month);
                 // A count whose write failed may or may not have been made: it is never given
                 // back (the quota errs towards refusing, never towards more).
                 if let Some(Ok(position)) = early_month {
-                    (*held, early_position) = (Some((hash.clone(), month)), Some(position));
+                    *held = Some(Held { hash: hash.clone(), at: now, with_minute: false });
+                    early_position = Some(position);
                 }
                 // A secret key's counting write counted its month: held from here, so a failed
                 // key read gives it back.
                 if let Ok(Tally { month: Some(_), .. }) = tally {
-                    *held = Some((hash.clone(), month));
+                    *held = Some(Held { hash: hash.clone(), at: now, with_minute: true });
                 }
                 (record.map_err(AuthError::from)?, tally)
             }
         };
+        // Stale marks are swept whatever the verdict, an unknown key's included: nothing else
+        // would keep a month item that an attacker repeats a random key against small.
+        if let Ok(Tally { sweep, .. }) = &tally
+            && !sweep.is_empty()
+            && let Some(hash) = looked_up.or_else(|| record.as_ref().map(|r| r.key_hash.clone()))
+        {
+            (counting.swept_in, counting.sweep) = (Some((hash, now)), sweep.clone());
+        }
         let Some(record) = record else {
             // Unknown keys cost a read: hold them to the anonymous per-IP limit. A month count
             // under a hash no key has is nobody's: not worth a write to give back.
@@ -395,6 +470,7 @@ impl Auth {
         };
         let hash = record.key_hash.clone();
         let tally = tally.map_err(AuthError::from)?;
+        let held = &mut counting.held;
         let rate = RateLimitStatus::decide(record.tier.per_minute(), tally.minute, now);
         let mut caller = Caller { record, rate, quota: None, counted_at: now, portal_actor: None };
         let refusal = match caller.record.usable_at(now) {
@@ -411,22 +487,33 @@ impl Auth {
             }
             return Err(self.refuse_for_key(&caller.key_count(), ctx, error).await);
         }
-        match tally.month {
+        match (secret, tally.month) {
             // A secret key's month counts the requests it accepts, with a quota or without:
             // held from here, given back on any later refusal or failure.
-            Some(position) => (*held, early_position) = (Some((hash.clone(), month)), Some(position)),
+            (true, Some(position)) => {
+                *held = Some(Held { hash: hash.clone(), at: now, with_minute: true });
+                early_position = Some(position);
+            }
+            // Counted in its minute only: its month is counted below, once its minute admits it.
+            (true, None) => {}
             // Only live keys are remembered: a revoked one with a quota costs no early count.
-            None => self.quota_keys.note(&hash, caller.record.monthly_quota.is_some()),
+            (false, _) => self.quota_keys.note(&hash, caller.record.monthly_quota.is_some()),
         }
         if !caller.rate.allowed {
-            if !secret {
-                self.limited_visitors.remember(&visitor(&hash, &ctx.source_ip), &caller.rate, now);
-            }
+            let limited = if secret { hash.as_str().to_owned() } else { visitor(&hash, &ctx.source_ip) };
+            self.limited_visitors.remember(&limited, &caller.rate, now);
             return Err(Rejected { error: AuthError::limited(&caller.rate), rate: Some(caller.rate) });
+        }
+        if secret && early_position.is_none() {
+            // Its minute admits it after all (a count given back since this instance saw the
+            // limit): its month, now.
+            let position = self.store.count_month(&hash, month).await.map_err(AuthError::from)?;
+            *held = Some(Held { hash: hash.clone(), at: now, with_minute: true });
+            early_position = Some(position);
         }
         match caller.record.monthly_quota {
             // A publishable key that lost its quota: its early count is given back.
-            None if !secret => self.give_back_month(&hash, held.take().map(|(_, month)| month)).await,
+            None if !secret => self.give_back_month(&hash, held.take().map(|held| Month::of(held.at))).await,
             None => {}
             Some(limit) => {
                 let position = match early_position {
@@ -435,7 +522,7 @@ impl Auth {
                     // counting write returned it.
                     None => {
                         let position = self.store.count_month(&hash, month).await.map_err(AuthError::from)?;
-                        *held = Some((hash.clone(), month));
+                        *held = Some(Held { hash: hash.clone(), at: now, with_minute: false });
                         position
                     }
                 };
@@ -457,13 +544,6 @@ impl Auth {
         // One consistent read, only for a key that holds custom roles.
         if let Err(e) = self.roles.resolve(&mut caller.record).await {
             return Err(Rejected { error: e.into(), rate: Some(caller.rate) });
-        }
-        if caller.record.last_used_is_stale(now) {
-            // Bookkeeping only: a failure here must not fail an otherwise good request.
-            let touched = self.store.touch_key_last_used(&caller.record, now, LAST_USED_RESOLUTION_SECS).await;
-            if let Err(e) = touched {
-                tracing::warn!(prefix = %caller.record.prefix, cause = %e, "last_used_at not recorded");
-            }
         }
         Ok(caller)
     }

@@ -10,7 +10,8 @@
 //! - A silence leaves the last busy minute's marks behind. The write returns the whole item, so
 //!   the instance sees them and removes them with its next counting write to that item: no
 //!   write of their own. Should 32 gather anyway (each request served by a new instance), the
-//!   minute's first request removes them with one more write, whatever its verdict.
+//!   minute's first request removes them with one more write, whatever its verdict, beside its
+//!   other bookkeeping (`Auth::check`).
 //! - A publishable key is counted per key and source IP and minute,
 //!   `RL#KIP#<hash>#<ip digest>#<minute start>`, so one visitor cannot spend the others' minute;
 //!   that item cannot carry the month, so a key with a quota also counts its month item.
@@ -50,9 +51,14 @@ impl StaleMarks {
         let mut items = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if marks.is_empty() {
             items.remove(pk);
-        } else if items.len() < STALE_MARKS_ITEMS || items.contains_key(pk) {
-            items.insert(pk.to_owned(), marks);
+            return;
         }
+        // Full (a flood of keys, or months gone by): start again. A mark forgotten is swept by
+        // a minute's first request once 32 have gathered.
+        if items.len() >= STALE_MARKS_ITEMS && !items.contains_key(pk) {
+            items.clear();
+        }
+        items.insert(pk.to_owned(), marks);
     }
 }
 
@@ -65,8 +71,12 @@ pub struct Tally {
     /// The minute's count, this request included.
     pub minute: u64,
     /// The month's count, this request included: counted by the same write for a secret key,
-    /// `None` for a publishable key (its month is counted apart) or an anonymous IP.
+    /// `None` for a publishable key (its month is counted apart), an anonymous IP, or a secret
+    /// key counted in its minute only ([`Store::count_key_minute`]).
     pub month: Option<u64>,
+    /// Stale minute marks for [`Store::sweep_marks`], told to a minute's first request once
+    /// [`STALE_MARKS_SWEPT_AT`] have gathered (the instance had not seen them to remove them).
+    pub sweep: Vec<String>,
 }
 
 /// A minute's mark on a month item: its count (`m<i>`) or its quota refusals (`q<i>`).
@@ -161,7 +171,7 @@ impl Store {
     /// in its minute window.
     pub async fn count_request(&self, counted: &Counted<'_>, now: UnixTime) -> Result<Tally, StoreError> {
         match (counted, window_pk(counted, now)) {
-            (Counted::Key(hash), _) => self.count_in_month(hash, now).await,
+            (Counted::Key(hash), _) => self.count_in_month(hash, now, true).await,
             (_, Some(pk)) => {
                 let minute = self.add_to_counter(pk, window_expiry(now), 1, 0).await?;
                 Ok(Tally { minute, ..Tally::default() })
@@ -170,9 +180,17 @@ impl Store {
         }
     }
 
+    /// Counts a request of a secret key in its minute only (`ADD m<i> :1`, no month): for a key
+    /// this instance has seen over its minute limit, whose refusals then cost one write each
+    /// instead of a count and a give-back. A request its minute then admits counts its month
+    /// with [`Store::count_month`].
+    pub async fn count_key_minute(&self, hash: &KeyHash, now: UnixTime) -> Result<Tally, StoreError> {
+        self.count_in_month(hash, now, false).await
+    }
+
     /// `ADD count :1, m<i> :1 SET w = :i REMOVE m<i-2>, q<i-2>, <stale marks seen before>` on a
-    /// secret key's month item.
-    async fn count_in_month(&self, hash: &KeyHash, now: UnixTime) -> Result<Tally, StoreError> {
+    /// secret key's month item (without `count` when `with_month` is false).
+    async fn count_in_month(&self, hash: &KeyHash, now: UnixTime, with_month: bool) -> Result<Tally, StoreError> {
         let month = Month::of(now);
         let minute = minute_of_month(month, now);
         let pk = month_pk(hash, month);
@@ -191,7 +209,8 @@ impl Store {
             .collect();
         removed.extend(seen);
         let placeholders: Vec<String> = (0..removed.len()).map(|i| format!("#r{i}")).collect();
-        let mut expression = "ADD #count :one, #m :one SET #ttl = if_not_exists(#ttl, :ttl), #w = :w".to_owned();
+        let added = if with_month { "#count :one, #m :one" } else { "#m :one" };
+        let mut expression = format!("ADD {added} SET #ttl = if_not_exists(#ttl, :ttl), #w = :w");
         if !removed.is_empty() {
             expression = format!("{expression} REMOVE {}", placeholders.join(", "));
         }
@@ -201,30 +220,30 @@ impl Store {
             .expression_attribute_names("#m", Mark::Count(minute).name())
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::AllNew);
+        if with_month {
+            update = update.expression_attribute_names("#count", "count");
+        }
         for (placeholder, name) in placeholders.iter().zip(&removed) {
             update = update.expression_attribute_names(placeholder, name);
         }
         let out = update.send().await.map_err(|e| classify("count_request", e))?;
         let item = out.attributes.unwrap_or_default();
         let count = |name: &str| number(&item, name).map(|c| c.max(0) as u64);
-        let (Some(month_count), Some(minute_count)) = (count("count"), count(&Mark::Count(minute).name())) else {
+        let Some(minute_count) = count(&Mark::Count(minute).name()) else {
             return Err(internal("count_request", "no count returned"));
         };
-        let stale = stale_marks(&item, minute);
+        let month_count = match with_month {
+            true => Some(count("count").ok_or_else(|| internal("count_request", "no count returned"))?),
+            false => None,
+        };
+        let mut stale = stale_marks(&item, minute);
+        let mut sweep = Vec::new();
         // Only the minute's first request sweeps: a burst sees the same marks in every answer.
         if stale.len() >= STALE_MARKS_SWEPT_AT && minute_count == 1 {
-            let now_removed = stale.len().min(MARKS_PER_WRITE);
-            match self.remove_marks(&pk, &stale[..now_removed]).await {
-                Ok(()) => self.stale_marks.note(&pk, stale[now_removed..].to_vec()),
-                Err(e) => {
-                    tracing::warn!(cause = %e, "stale minute marks not swept");
-                    self.stale_marks.note(&pk, stale);
-                }
-            }
-        } else {
-            self.stale_marks.note(&pk, stale);
+            sweep = stale.drain(..stale.len().min(MARKS_PER_WRITE)).collect();
         }
-        Ok(Tally { minute: minute_count, month: Some(month_count) })
+        self.stale_marks.note(&pk, stale);
+        Ok(Tally { minute: minute_count, month: month_count, sweep })
     }
 
     /// Gives back a count taken by [`Store::count_request`] (a request the key refused): a
@@ -236,6 +255,7 @@ impl Store {
                 let minute = minute_of_month(month, now);
                 self.month_update(hash, month, minute)
                     .update_expression("ADD #count :minus, #m :minus SET #ttl = if_not_exists(#ttl, :ttl), #w = :w")
+                    .expression_attribute_names("#count", "count")
                     .expression_attribute_names("#m", Mark::Count(minute).name())
                     .expression_attribute_values(":minus", n(-1))
                     .send()
@@ -248,8 +268,8 @@ impl Store {
         }
     }
 
-    /// Counts one request of a publishable key with a monthly quota in its month; the month's
-    /// new count.
+    /// Counts one request in its key's month: a publishable key's with a quota, or a secret
+    /// key's counted in its minute only; the month's new count.
     pub async fn count_month(&self, hash: &KeyHash, month: Month) -> Result<u64, StoreError> {
         self.add_to_counter(month_pk(hash, month), month_expiry(month), 1, 0).await
     }
@@ -278,6 +298,7 @@ impl Store {
                     .update_expression(
                         "ADD #count :minus, #q :one, #qm :one SET #ttl = if_not_exists(#ttl, :ttl), #w = :w",
                     )
+                    .expression_attribute_names("#count", "count")
                     .expression_attribute_names("#q", "q")
                     .expression_attribute_names("#qm", Mark::QuotaRefused(minute).name())
                     .expression_attribute_values(":minus", n(-1))
@@ -297,8 +318,21 @@ impl Store {
         }
     }
 
-    /// Removes stale minute marks from a month item: idempotent, and never the current or
-    /// previous minute's.
+    /// Removes stale minute marks a counting write told of ([`Tally::sweep`]) from the key's
+    /// month item: idempotent, and never the current or previous minute's. Marks it could not
+    /// remove are remembered for the next counting write.
+    pub async fn sweep_marks(&self, hash: &KeyHash, at: UnixTime, marks: &[String]) -> Result<(), StoreError> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let pk = month_pk(hash, Month::of(at));
+        let swept = self.remove_marks(&pk, marks).await;
+        if swept.is_err() {
+            self.stale_marks.note(&pk, marks.to_vec());
+        }
+        swept
+    }
+
     async fn remove_marks(&self, pk: &str, marks: &[String]) -> Result<(), StoreError> {
         let placeholders: Vec<String> = (0..marks.len()).map(|i| format!("#s{i}")).collect();
         let mut update = self
@@ -315,8 +349,8 @@ impl Store {
         Ok(())
     }
 
-    /// An update of a key's month item that changes `minute`'s marks, with `#count`, `#ttl`,
-    /// `:ttl`, and `#w`/`:w` (the minute) bound.
+    /// An update of a key's month item that changes `minute`'s marks, with `#ttl`, `:ttl`, and
+    /// `#w`/`:w` (the minute) bound (DynamoDB refuses a name bound but not used).
     fn month_update(
         &self,
         hash: &KeyHash,
@@ -328,7 +362,6 @@ impl Store {
             .table_name(&self.table)
             .key("pk", s(month_pk(hash, month)))
             .key("sk", s("RL"))
-            .expression_attribute_names("#count", "count")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_names("#w", WRITTEN_MINUTE)
             .expression_attribute_values(":ttl", n(month_expiry(month).secs()))

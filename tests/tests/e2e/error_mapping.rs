@@ -257,8 +257,8 @@ async fn unprocessed_keys_are_asked_again_and_never_read_as_missing() {
 }
 
 /// A secret key's counting write counts its month; when the key read beside it fails, the
-/// request is refused (503) and that month count is given back: a client that retries is not
-/// charged twice. The minute keeps the count (a failed request still came).
+/// request is refused (503) and its counts are given back: a client that retries is not
+/// charged twice, and usage does not show the failure as accepted.
 #[tokio::test]
 async fn a_failed_key_read_gives_back_the_month_its_count_took() {
     let key = ApiKey::generate(KeyKind::SecretLive);
@@ -283,6 +283,11 @@ async fn a_failed_key_read_gives_back_the_month_its_count_took() {
         updates.iter().filter(|u| u["Key"]["pk"]["S"].as_str().is_some_and(|pk| pk.starts_with(&month))).collect();
     assert_eq!(on_month.len(), 2, "counted, then given back: {updates:?}");
     assert_eq!(on_month[0]["ExpressionAttributeValues"][":one"]["N"], "1");
-    assert_eq!(on_month[1]["UpdateExpression"], "ADD #count :one SET #ttl = if_not_exists(#ttl, :ttl)");
-    assert_eq!(on_month[1]["ExpressionAttributeValues"][":one"]["N"], "-1", "{:?}", on_month[1]);
+    // Month and minute, in one write: a request that failed is not in either.
+    assert_eq!(
+        on_month[1]["UpdateExpression"],
+        "ADD #count :minus, #m :minus SET #ttl = if_not_exists(#ttl, :ttl), #w = :w"
+    );
+    assert_eq!(on_month[1]["ExpressionAttributeValues"][":minus"]["N"], "-1", "{:?}", on_month[1]);
+    assert_eq!(on_month[1]["ExpressionAttributeNames"]["#m"], on_month[0]["ExpressionAttributeNames"]["#m"]);
 }

@@ -68,6 +68,8 @@ async fn base64_bodies_decode_and_broken_base64_is_a_400() {
 
 /// Every other function's fixtures, with the fixture key replaced by a real one and the
 /// fixture session id by a real session where the case needs it.
+/// (Each handler's future boxed: in one `vec!` expression they would all be held at once in the
+/// test's future, which the test thread's 2 MB stack holds.)
 #[tokio::test]
 async fn token_function_fixtures() {
     let t = TestApp::new().await.with_customer().await;
@@ -78,21 +80,26 @@ async fn token_function_fixtures() {
         hatched::lambda_http::request::from_str(&text).expect("fixture parses")
     };
     let a: Answer =
-        functions::create_widget_session::handle(&t.app, load("create-widget-session/valid.json")).await.into();
+        Box::pin(functions::create_widget_session::handle(&t.app, load("create-widget-session/valid.json")))
+            .await
+            .into();
     assert_eq!(a.status, 201, "{}", a.body);
     let token = a.body["token"].as_str().unwrap().to_owned();
     let cases: Vec<(&str, Answer, u16, &str)> = vec![
         (
             "create-widget-session/missing-scopes.json",
-            functions::create_widget_session::handle(&t.app, load("create-widget-session/missing-scopes.json"))
-                .await
-                .into(),
+            Box::pin(functions::create_widget_session::handle(
+                &t.app,
+                load("create-widget-session/missing-scopes.json"),
+            ))
+            .await
+            .into(),
             400,
             "scopes_required",
         ),
         (
             "create-widget-session/missing-key.json",
-            functions::create_widget_session::handle(&t.app, load("create-widget-session/missing-key.json"))
+            Box::pin(functions::create_widget_session::handle(&t.app, load("create-widget-session/missing-key.json")))
                 .await
                 .into(),
             401,
@@ -100,25 +107,31 @@ async fn token_function_fixtures() {
         ),
         (
             "revoke-widget-session/valid.json",
-            functions::revoke_widget_session::handle(&t.app, load("revoke-widget-session/valid.json")).await.into(),
+            Box::pin(functions::revoke_widget_session::handle(&t.app, load("revoke-widget-session/valid.json")))
+                .await
+                .into(),
             404,
             "session_not_found",
         ),
         (
             "revoke-widget-session/bad-id.json",
-            functions::revoke_widget_session::handle(&t.app, load("revoke-widget-session/bad-id.json")).await.into(),
+            Box::pin(functions::revoke_widget_session::handle(&t.app, load("revoke-widget-session/bad-id.json")))
+                .await
+                .into(),
             400,
             "invalid_request",
         ),
         (
             "create-embed-token/with-scopes.json",
-            functions::create_embed_token::handle(&t.app, load("create-embed-token/with-scopes.json")).await.into(),
+            Box::pin(functions::create_embed_token::handle(&t.app, load("create-embed-token/with-scopes.json")))
+                .await
+                .into(),
             400,
             "scopes_not_allowed",
         ),
         (
             "introspect-token/bad-body.json",
-            functions::introspect_token::handle(&t.app, load("introspect-token/bad-body.json")).await.into(),
+            Box::pin(functions::introspect_token::handle(&t.app, load("introspect-token/bad-body.json"))).await.into(),
             400,
             "invalid_request",
         ),
@@ -126,21 +139,25 @@ async fn token_function_fixtures() {
     for (name, a, status, code) in cases {
         assert_eq!((a.status, a.code()), (status, code), "{name}");
     }
-    let a: Answer = functions::create_embed_token::handle(&t.app, load("create-embed-token/valid.json")).await.into();
+    let a: Answer =
+        Box::pin(functions::create_embed_token::handle(&t.app, load("create-embed-token/valid.json"))).await.into();
     assert_eq!((a.status, a.body["mode"].as_str()), (201, Some("read-only")));
-    let a: Answer = functions::introspect_token::handle(&t.app, load("introspect-token/garbage.json")).await.into();
+    let a: Answer =
+        Box::pin(functions::introspect_token::handle(&t.app, load("introspect-token/garbage.json"))).await.into();
     assert_eq!((a.status, a.body.clone()), (200, json!({ "active": false })));
-    let a: Answer = functions::jwks::handle(&t.app, load("jwks/valid.json")).await.into();
+    let a: Answer = Box::pin(functions::jwks::handle(&t.app, load("jwks/valid.json"))).await.into();
     assert_eq!(a.body["keys"].as_array().map(Vec::len), Some(2), "the current and the standby key");
     // The revoke fixture with a real session id.
     let sid = a_session_id(&token);
     let text = fixture("revoke-widget-session/valid.json")
         .replace(FIXTURE_KEY, &key)
         .replace("ws_000000000000000000000000", &sid);
-    let a: Answer =
-        functions::revoke_widget_session::handle(&t.app, hatched::lambda_http::request::from_str(&text).unwrap())
-            .await
-            .into();
+    let a: Answer = Box::pin(functions::revoke_widget_session::handle(
+        &t.app,
+        hatched::lambda_http::request::from_str(&text).unwrap(),
+    ))
+    .await
+    .into();
     assert_eq!((a.status, a.body["revoked"].as_bool()), (200, Some(true)));
 }
 
