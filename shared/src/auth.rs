@@ -346,7 +346,6 @@ impl Auth {
                     }
                 }
                 (Ok(_), _) | (Err(_), None) => {}
-                // A request its minute limit refused stays counted in its minute.
                 (Err(rejected), Some(held)) => self.give_back(&held, rejected).await,
             }
         };
