@@ -252,8 +252,7 @@ struct Counting {
     /// The counts the request holds, given back if it is refused or fails.
     held: Option<Held>,
     /// Stale minute marks to sweep from the month item of this key, at this time.
-    swept_in: Option<(KeyHash, UnixTime)>,
-    sweep: Vec<String>,
+    sweep: Option<(KeyHash, UnixTime, Vec<String>)>,
 }
 
 /// A month count a request holds, taken at `at`; `with_minute` for a secret key, whose minute
@@ -350,8 +349,8 @@ impl Auth {
             }
         };
         let sweep = async {
-            if let Some((hash, at)) = &counting.swept_in
-                && let Err(e) = self.store.sweep_marks(hash, *at, &counting.sweep).await
+            if let Some((hash, at, marks)) = &counting.sweep
+                && let Err(e) = self.store.sweep_marks(hash, *at, marks).await
             {
                 unrecorded("stale minute marks not swept", &e);
             }
@@ -459,7 +458,7 @@ impl Auth {
             && !sweep.is_empty()
             && let Some(hash) = looked_up.or_else(|| record.as_ref().map(|r| r.key_hash.clone()))
         {
-            (counting.swept_in, counting.sweep) = (Some((hash, now)), sweep.clone());
+            counting.sweep = Some((hash, now, sweep.clone()));
         }
         let Some(record) = record else {
             // Unknown keys cost a read: hold them to the anonymous per-IP limit. A month count

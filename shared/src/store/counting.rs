@@ -336,18 +336,20 @@ impl Store {
 
     async fn remove_marks(&self, pk: &str, marks: &[String]) -> Result<(), StoreError> {
         let placeholders: Vec<String> = (0..marks.len()).map(|i| format!("#s{i}")).collect();
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s("RL"))
-            .update_expression(format!("REMOVE {}", placeholders.join(", ")));
+        let mut update = self.counter_update(pk).update_expression(format!("REMOVE {}", placeholders.join(", ")));
         for (placeholder, name) in placeholders.iter().zip(marks) {
             update = update.expression_attribute_names(placeholder, name);
         }
-        update.send().await.map_err(|e| classify("sweep_minutes", e))?;
+        update.send().await.map_err(|e| classify("sweep_marks", e))?;
         Ok(())
+    }
+
+    /// An update of the counter item `pk` (every counter's sort key is `RL`).
+    fn counter_update(
+        &self,
+        pk: impl Into<String>,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client.update_item().table_name(&self.table).key("pk", s(pk)).key("sk", s("RL"))
     }
 
     /// An update of a key's month item that changes `minute`'s marks, with `#ttl`, `:ttl`, and
@@ -358,11 +360,7 @@ impl Store {
         month: Month,
         minute: i64,
     ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(month_pk(hash, month)))
-            .key("sk", s("RL"))
+        self.counter_update(month_pk(hash, month))
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_names("#w", WRITTEN_MINUTE)
             .expression_attribute_values(":ttl", n(month_expiry(month).secs()))
@@ -372,11 +370,7 @@ impl Store {
     /// `ADD count :delta, q :refused` on a counter item; its new count.
     async fn add_to_counter(&self, pk: String, expires: UnixTime, delta: i64, refused: i64) -> Result<u64, StoreError> {
         let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s("RL"))
+            .counter_update(pk)
             .expression_attribute_names("#count", "count")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":one", n(delta))

@@ -30,6 +30,12 @@ fn before_month_end(t: &TestApp, secs_before: i64) -> UnixTime {
     t.app.clock.now()
 }
 
+/// Writes to a key's month item (`RL#Q#…`) since the last `take_writes`.
+fn month_writes(t: &TestApp) -> usize {
+    let writes = t.calls.take_writes();
+    writes.iter().filter(|(_, b)| b["Key"]["pk"]["S"].as_str().unwrap_or("").starts_with("RL#Q#")).count()
+}
+
 async fn statuses(t: &TestApp, calls: Vec<Call>) -> Vec<Answer> {
     futures::future::join_all(calls.into_iter().map(|c| t.send(c))).await
 }
@@ -388,12 +394,7 @@ async fn what_the_minute_limit_refused_is_not_in_the_month_of_a_key_without_a_qu
     }
     assert_eq!(codes.iter().filter(|c| *c == "<no error code>").count(), 60, "{codes:?}");
     assert!(codes[60..].iter().all(|c| c == "rate_limited"), "{codes:?}");
-    let months = t
-        .calls
-        .take_writes()
-        .into_iter()
-        .filter(|(_, b)| b["Key"]["pk"]["S"].as_str().unwrap_or("").starts_with("RL#Q#"))
-        .count();
+    let months = month_writes(&t);
     assert_eq!(
         months,
         60 + 2 + 9,
@@ -424,12 +425,7 @@ async fn a_limited_visitor_of_a_publishable_key_stops_touching_its_month() {
         codes.push(t.send(gates()).await.status);
     }
     assert_eq!(codes.iter().filter(|s| **s == 200).count(), 59, "{codes:?}");
-    let months = t
-        .calls
-        .take_writes()
-        .into_iter()
-        .filter(|(_, b)| b["Key"]["pk"]["S"].as_str().unwrap_or("").starts_with("RL#Q#"))
-        .count();
+    let months = month_writes(&t);
     assert_eq!(months, 59 + 2, "59 accepted; the first refusal counted and gave back; then none");
     let other_visitor = t.send(list_gates(&pk.key).header("origin", ORIGIN).from_ip("198.51.100.10")).await;
     assert_eq!(other_visitor.status, 200, "another visitor is not limited by it");
